@@ -1,0 +1,116 @@
+"""The latency benchmark's table (markdown) and plot (p50 latency against accuracy)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .device import describe
+from .report import fmt, machine_title, markdown_table, new_figure, save_figure
+
+MARKERS = {"float32": "o", "float16": "s", "dynamic": "D", "int8": "^", "peer": "*"}
+# Label offsets (points) per variant, so that variants with the same figures stay readable.
+OFFSETS = {"float32": (7, 7), "float16": (7, -12), "dynamic": (-7, 7), "int8": (-7, -12), "peer": (8, 0)}
+
+
+def _threads_label(count: int) -> str:
+    return f"{count} thread" + ("s" if count != 1 else "")
+
+
+def _accuracy_cell(row: dict[str, Any]) -> str | None:
+    if row.get("accuracy") is None:
+        return None
+    text = f"{row['accuracy'] * 100:.2f}"
+    return text + " (recorded)" if row["accuracy_source"] == "recorded" else text
+
+
+def _groups(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], dict[int, dict[str, Any]]]:
+    """Rows by (model, variant, file), then by thread count, in run order."""
+    groups: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["model"], row["variant"], row["file"]), {})[row["threads"]] = row
+    return groups
+
+
+def latency_markdown(result: dict[str, Any]) -> str:
+    """The whole ``latency.md``: machine, settings, the table and what its columns mean."""
+    threads = result["settings"]["threads"]
+    headers = ["Model", "Variant", "Size (KiB)", "Accuracy (%)", "Δ vs float32 (pt)"]
+    for count in threads:
+        headers += [f"p50 / p90 / p99 ms, {_threads_label(count)}", f"faces/s, {_threads_label(count)}"]
+    headers += ["p50 ours/peer (" + " / ".join(str(c) for c in threads) + " thr)", "accuracy ours/peer"]
+    lines = []
+    for (model, variant, _file), by_threads in _groups(result["rows"]).items():
+        first = next(iter(by_threads.values()))
+        line: list[Any] = [model, "peer (fer)" if variant == "peer" else variant,
+                           f"{first['size_bytes'] / 1024:.0f}", _accuracy_cell(first),
+                           fmt(first.get("accuracy_delta_pt"), 2, signed=True)]
+        for count in threads:
+            row = by_threads.get(count)
+            line += [None, None] if row is None else [
+                f"{row['p50_ms']:.3f} / {row['p90_ms']:.3f} / {row['p99_ms']:.3f}",
+                f"{row['throughput_fps']:.0f}"]
+        ratios = [by_threads[c].get("p50_ratio_vs_peer") if c in by_threads else None for c in threads]
+        line.append(None if variant == "peer" or all(r is None for r in ratios)
+                    else " / ".join("—" if r is None else f"{r:.2f}×" for r in ratios))
+        acc_ratio, acc_pt = first.get("accuracy_ratio_vs_peer"), first.get("accuracy_vs_peer_pt")
+        line.append(None if acc_ratio is None else f"{acc_ratio:.2f}× ({acc_pt:+.1f} pt)")
+        lines.append(line)
+    table = markdown_table(headers, lines, [False, False] + [True] * (len(headers) - 2))
+    settings, device = result["settings"], result["device"]
+    peer = result.get("peer")
+    notes = [
+        f"Machine: {describe(device)}; load average at start {device.get('load_average_1_5_15min')}.",
+        f"Latency: {settings['latency_scope']}; {settings['runs']} timed runs per model and thread "
+        f"count ({settings['clock']}) over {settings['latency_inputs']}, in {settings['rounds']} round(s) "
+        f"of the sweep over all models; one model loaded at a time, {settings['warmup']} warm-up runs "
+        "excluded after each load. faces/s = 1000 / mean ms.",
+        ("Accuracy: measured on " + f"{settings['data']} ({settings['split']} split)." if settings["data"]
+         else "Accuracy: recorded in each model card (no --data given); the peer has no card, so no figure."),
+        "Δ vs float32: accuracy minus the float32 variant's, in percentage points.",
+    ]
+    if peer:
+        notes.append(f"Peer: {peer['name']} ({Path(peer['file']).name}), its own preprocessing "
+                     f"({peer['preprocessing']}), scored over each model's classes ({peer['scoring']}). "
+                     "Ratios are ours/peer from this run at the same thread count.")
+    return (f"# Latency against accuracy\n\n{table}\n\n" + "\n".join(f"- {n}" for n in notes)
+            + f"\n\nCommand: `{result['command']}` ({result['duration_s']} s)\n")
+
+
+def plot_latency(result: dict[str, Any], path: Path) -> None:
+    """``latency.png``: p50 latency (x) against accuracy (y), one labelled point per variant and
+    the peer, one panel per thread count."""
+    threads = result["settings"]["threads"]
+    fig, axes = new_figure(len(threads))
+    families = list(dict.fromkeys(r["model"] for r in result["rows"]))
+    colours = {f: f"C{i}" for i, f in enumerate(families)}
+    for ax, count in zip(axes, threads, strict=True):
+        shown = 0
+        for row in result["rows"]:
+            if row["threads"] != count or row.get("accuracy") is None:
+                continue
+            y = row["accuracy"] * 100
+            ax.scatter(row["p50_ms"], y, marker=MARKERS.get(row["variant"], "o"),
+                       s=140 if row["variant"] == "peer" else 60, color=colours[row["model"]],
+                       edgecolors="black", linewidths=0.5)
+            if row["variant"] == "peer":
+                label = f"peer (fer) over {row['model']} classes"
+            else:
+                label = f"{row['model']} {row['variant']}" + (" (recorded)" if row["accuracy_source"] ==
+                                                              "recorded" else "")
+            dx, dy = OFFSETS.get(row["variant"], (7, 7))
+            ax.annotate(label, (row["p50_ms"], y), textcoords="offset points", xytext=(dx, dy), fontsize=8,
+                        ha="left" if dx > 0 else "right", va="center")
+            shown += 1
+        if shown == 0:
+            ax.text(0.5, 0.5, "no accuracy figures\n(pass --data)", ha="center", va="center",
+                    transform=ax.transAxes)
+        ax.set_xlabel("p50 latency per face (ms)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{_threads_label(count)}")
+        ax.grid(True, alpha=0.3)
+        ax.margins(x=0.3, y=0.15)
+        ax.set_xlim(left=0)
+    machine_title(fig, describe(result["device"]), 160)
+    save_figure(fig, path)

@@ -1,0 +1,163 @@
+"""Our .tflite models, driven by their model cards: input preparation, output scores, batched inference.
+
+Everything model-specific (labels, input size, value range, quantization) is read from the card
+beside the model; the pixel contract is applied by :func:`edge_runtime.preprocessing.input_tensor`,
+the same code the device runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_runtime.classifier import check_card
+from edge_runtime.litert_runtime import make_interpreter
+from edge_runtime.model_card import VARIANTS, ModelCard, load_card
+from edge_runtime.preprocessing import input_tensor
+
+from .errors import BenchmarkError
+
+log = logging.getLogger(__name__)
+
+
+def label_columns(model_labels: Sequence[str], wanted: Sequence[str], model_name: str) -> np.ndarray:
+    """Column index in the model's output of each ``wanted`` label (an error if one is missing)."""
+    missing = [label for label in wanted if label not in model_labels]
+    if missing:
+        raise BenchmarkError(f"{model_name} has no output for {', '.join(missing)} "
+                             f"(its labels: {', '.join(model_labels)})")
+    return np.array([list(model_labels).index(label) for label in wanted], dtype=np.int64)
+
+
+def load_interpreter(path: Path, threads: int | None) -> Any:
+    """Load a .tflite file with the device's runtime; a clear error if it is not a model."""
+    try:
+        return make_interpreter(str(path), num_threads=threads)
+    except (ValueError, RuntimeError) as exc:
+        raise BenchmarkError(f"cannot load {path} as a TFLite model ({exc})") from exc
+
+
+@dataclass
+class CardModel:
+    """One of our .tflite variants and its card."""
+
+    path: Path
+    card: ModelCard
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> CardModel:
+        """The model at ``path`` with the card beside it (clear errors if either is missing)."""
+        path = Path(path)
+        if not path.is_file():
+            raise BenchmarkError(f"model file {path} not found; pass --model with an existing .tflite "
+                                 "file (its card .json beside it) or --models with their folder")
+        return cls(path, load_card(path))
+
+    @property
+    def name(self) -> str:
+        """Model family, e.g. ``fer4``."""
+        return self.card.name
+
+    @property
+    def variant(self) -> str:
+        """``float32``, ``float16``, ``dynamic`` or ``int8``."""
+        return self.card.variant
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Output order, from the card."""
+        return self.card.labels
+
+    @property
+    def size_bytes(self) -> int:
+        """Size of the model file."""
+        return self.path.stat().st_size
+
+    @cached_property
+    def _output_quantization(self) -> tuple[float, int] | None:
+        quant = (self.card.raw.get("output") or {}).get("quantization") or {}
+        if quant.get("scale") is None:
+            return None
+        return float(quant["scale"]), int(quant.get("zero_point", 0))
+
+    def load(self, threads: int | None) -> Any:
+        """Load the model with ``threads`` threads, checked against its card."""
+        interpreter = load_interpreter(self.path, threads)
+        problems = check_card(self.card, self.path, interpreter)
+        if problems:
+            raise BenchmarkError(f"{self.path} does not match its card {self.card.path}: "
+                                 + "; ".join(problems))
+        return interpreter
+
+    def prepare(self, faces: np.ndarray) -> np.ndarray:
+        """Model inputs ``N x H x W x C`` for uint8 face crops ``N x h x w``, as the card says."""
+        return np.concatenate([input_tensor(face, self.card.input) for face in faces])
+
+    def scores(self, outputs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        """Raw outputs ``N x classes`` -> float scores in the order of ``labels`` (dequantized)."""
+        values = outputs.astype(np.float32)
+        if self._output_quantization is not None:
+            scale, zero_point = self._output_quantization
+            values = (values - zero_point) * scale
+        return values[:, label_columns(self.labels, labels, self.path.name)]
+
+    def recorded_metrics(self) -> dict[str, Any]:
+        """The card's test metrics (``accuracy``, ``accuracy_delta_pt``, ``n``, ``split``), if any."""
+        return dict(self.card.raw.get("metrics") or {})
+
+
+def variant_order(variant: str) -> int:
+    """Sort key: float32, float16, dynamic, int8, then anything else."""
+    return VARIANTS.index(variant) if variant in VARIANTS else len(VARIANTS)
+
+
+def discover_models(models_dir: Path | None, model_files: Sequence[str | Path]) -> list[CardModel]:
+    """The models to benchmark: the ``--model`` files, else every ``*.tflite`` in ``models_dir``."""
+    if model_files:
+        models = [CardModel.from_path(p) for p in model_files]
+    else:
+        if models_dir is None or not models_dir.is_dir():
+            raise BenchmarkError(f"model folder {models_dir} not found; pass --models DIR or --model FILE")
+        files = sorted(models_dir.glob("*.tflite"))
+        if not files:
+            raise BenchmarkError(f"no .tflite model in {models_dir}; make them with `python -m convert` "
+                                 "or pass --models DIR / --model FILE")
+        models = [CardModel.from_path(p) for p in files]
+    return sorted(models, key=lambda m: (m.name, variant_order(m.variant), m.path.name))
+
+
+def run_batched(interpreter: Any, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Raw outputs for all ``inputs`` (``N x H x W x C``), in batches when the model allows it.
+
+    Used for accuracy only (latency is timed one face at a time). Falls back to one face per
+    invoke if the model's batch dimension cannot be resized.
+    """
+    input_index = interpreter.get_input_details()[0]["index"]
+    output_index = interpreter.get_output_details()[0]["index"]
+    current = int(interpreter.get_input_details()[0]["shape"][0])
+    outputs = []
+    start = 0
+    while start < len(inputs):
+        chunk = inputs[start:start + batch_size]
+        if len(chunk) != current:
+            try:
+                interpreter.resize_tensor_input(input_index, list(chunk.shape), strict=False)
+                interpreter.allocate_tensors()
+                current = len(chunk)
+            except (ValueError, RuntimeError) as exc:
+                if batch_size == 1:
+                    raise
+                log.info("cannot batch this model (%s); running one face per invoke", exc)
+                batch_size = 1
+                continue
+        interpreter.set_tensor(input_index, np.ascontiguousarray(chunk))
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(output_index).copy())
+        start += len(chunk)
+    return np.concatenate(outputs)

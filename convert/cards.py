@@ -1,0 +1,103 @@
+"""Model cards of the converted .tflite variants (schema in edge_runtime/model_card.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from edge_runtime.model_card import SCHEMA_VERSION
+
+from .quantize import DESCRIPTIONS
+
+# Fields of the Keras model's card carried over unchanged to every variant.
+COPIED_FIELDS = ("face_crop", "architecture", "parameters", "macs_per_face", "training")
+TOOL_PACKAGES = ("tensorflow", "keras", "ai-edge-litert", "numpy", "opencv-python-headless", "fer-edge")
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of the file at ``path``, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the packages that made the model, and Python's."""
+    tools = {"python": platform.python_version()}
+    for package in TOOL_PACKAGES:
+        try:
+            tools[package] = version(package)
+        except PackageNotFoundError:
+            tools[package] = "not installed"
+    return tools
+
+
+def expected_card(keras_card: dict, variant: str, file_name: str) -> dict:
+    """The contract a variant must meet, before its numbers are known: labels, input, output."""
+    spec = keras_card["input"]
+    dtype = "int8" if variant == "int8" else "float32"
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": keras_card.get("name", Path(file_name).stem.rsplit("_", 1)[0]),
+        "variant": variant,
+        "file": file_name,
+        "labels": list(keras_card["labels"]),
+        "input": {"height": int(spec["height"]), "width": int(spec["width"]),
+                  "channels": int(spec["channels"]),
+                  "color": spec.get("color", "grayscale"), "dtype": dtype,
+                  "value_range": list(spec.get("value_range", [0, 255]))},
+        "output": {"dtype": dtype, "kind": keras_card.get("output", {}).get("kind", "probabilities")},
+    }
+
+
+def build_card(keras_card: dict, variant: str, file_name: str, model_bytes: bytes, io: dict, *,
+               source_file: str, source_sha256: str, ops: dict, metrics: dict,
+               calibration: dict | None, quantization: dict) -> dict:
+    """The full card of one converted variant.
+
+    ``io`` comes from :func:`convert.verify.io_details` (the quantization the converter
+    chose); everything else is measured by the caller.
+    """
+    card = expected_card(keras_card, variant, file_name)
+    if io["input"]["quantization"] is not None:
+        card["input"]["quantization"] = io["input"]["quantization"]
+    if io["output"]["quantization"] is not None:
+        card["output"]["quantization"] = io["output"]["quantization"]
+    for key in COPIED_FIELDS:
+        if key in keras_card:
+            card[key] = keras_card[key]
+    card.update({
+        "description": DESCRIPTIONS[variant],
+        "source_model": {"file": source_file, "sha256": source_sha256,
+                         "metrics": keras_card.get("metrics")},
+        "sha256": sha256_bytes(model_bytes),
+        "size_bytes": len(model_bytes),
+        "quantization": quantization,
+        "calibration": calibration,
+        "ops": ops,
+        "metrics": metrics,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "tools": tool_versions(),
+    })
+    return card
+
+
+def summary_line(card: dict[str, Any]) -> str:
+    """One summary line for logs: file, size, accuracy and difference from float32."""
+    m = card["metrics"]
+    delta = m.get("accuracy_delta_pt")
+    delta_text = ("" if delta is None else
+                  f" ({delta:+.2f} pt vs float32, agreement {m['agreement_with_float32']:.4f})")
+    return (f"{card['file']}: {card['size_bytes'] / 1024:.0f} KiB, "
+            f"test accuracy {m['accuracy']:.4f}{delta_text}")

@@ -1,0 +1,73 @@
+"""``python -m convert``: trained Keras model -> verified int8/float32/float16/dynamic .tflite + cards."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from edge_runtime.paths import shared_dir
+from train.errors import UserError
+
+from .calibration import MIN_SAMPLES
+from .quantize import VARIANTS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m convert", description=__doc__)
+    p.add_argument("--model", required=True, nargs="+", metavar="KERAS",
+                   help="trained .keras model(s), each with its card (.json) beside it")
+    p.add_argument("--data", default=str(shared_dir() / "data" / "fer2013"),
+                   help="FER2013 folder (train/<class>/, test/<class>/) or fer2013.csv: calibration images "
+                        "come from train, accuracy is measured on test (default: %(default)s)")
+    p.add_argument("--out", help="output folder (default: the model's folder)")
+    p.add_argument("--calibration-samples", type=int, default=500, metavar="N",
+                   help=f"representative images for int8 calibration, at least {MIN_SAMPLES} "
+                        "(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the calibration sample (default: %(default)s)")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), metavar="VARIANT",
+                   help=f"variants to write: {', '.join(VARIANTS)} (default: all; float32 is always "
+                        "converted as the accuracy reference)")
+    p.add_argument("--max-int8-drop", type=float, default=0.5,
+                   help="largest test accuracy loss of int8 against float32, in percentage points "
+                        "(default: %(default)s)")
+    p.add_argument("--max-int8-mb", type=float, default=2.0,
+                   help="largest int8 file size in MiB (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size of the test-split evaluation")
+    p.add_argument("--threads", type=int, default=2, help="LiteRT threads for the evaluation")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default: %(default)s)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (0 ok, 2 bad input or failed verification, 1 unexpected)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    log = logging.getLogger("convert")
+    try:
+        if args.max_int8_drop < 0 or args.max_int8_mb <= 0 or args.batch_size < 1 or args.threads < 1:
+            raise UserError("--max-int8-drop must be >= 0 and --max-int8-mb, --batch-size, --threads > 0")
+        from .pipeline import Options, convert_model  # TensorFlow is imported only when needed
+
+        options = Options(calibration_samples=args.calibration_samples, seed=args.seed,
+                          variants=tuple(args.variants), max_int8_drop_pt=args.max_int8_drop,
+                          max_int8_bytes=int(args.max_int8_mb * 1024 * 1024),
+                          batch_size=args.batch_size, threads=args.threads)
+        for model in args.model:
+            out = Path(args.out or Path(model).parent)
+            for card in convert_model(model, args.data, out, options):
+                m = card["metrics"]
+                print(f"{out / card['file']}\t{card['size_bytes']} bytes\taccuracy {m['accuracy']:.4f}"
+                      f"\t{m['accuracy_delta_pt']:+.2f} pt vs float32")
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback, from a CLI
+        log.debug("unexpected failure", exc_info=True)
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        print(f"error: unexpected {type(exc).__name__}: {reason} (run with --log-level DEBUG for details)",
+              file=sys.stderr)
+        return 1
+    return 0

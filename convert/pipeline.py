@@ -1,0 +1,314 @@
+"""Convert one trained Keras model into its verified .tflite variants and their cards.
+
+Everything is converted and verified in a temporary folder first; only when every
+variant has passed are the files published to the output folder (each written
+atomically, the .tflite before its card), so a failure leaves no new file behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_runtime.atomic_io import atomic_write_bytes, atomic_write_json
+from edge_runtime.model_card import ModelCardError, card_path_for, load_card, parse_card
+from train.errors import UserError
+
+from . import calibration, cards, quantize, verify
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "test")
+# Calibration sizes tried in turn (multiples of --calibration-samples) while int8 loses too much.
+CALIBRATION_GROWTH = (1, 4, 16)
+
+
+@dataclass
+class Options:
+    """Settings of one conversion (the CLI's arguments)."""
+
+    calibration_samples: int = 500
+    seed: int = 0
+    variants: tuple[str, ...] = quantize.VARIANTS
+    max_int8_drop_pt: float = 0.5
+    max_int8_bytes: int = 2 * 1024 * 1024
+    batch_size: int = 64
+    threads: int | None = 2
+
+
+@dataclass
+class Converted:
+    """One verified variant, ready to publish."""
+
+    variant: str
+    data: bytes
+    card: dict
+    predicted: np.ndarray = field(repr=False)
+
+
+def prepare_out_dir(out: str | Path) -> Path:
+    """Create ``out`` if needed and prove it is writable (by writing a temporary file)."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise UserError(f"output directory {out} is not writable ({exc.strerror or exc}); "
+                        "choose another --out") from exc
+    return out
+
+
+def check_model_file(model_path: str | Path) -> Path:
+    """The model file must exist and be a ``.keras`` file."""
+    path = Path(model_path)
+    if not path.is_file():
+        raise UserError(f"model file {path} not found; train it first (python -m train) or fix --model")
+    if path.suffix != ".keras":
+        raise UserError(f"{path} is not a Keras model (.keras file); give the .keras file training wrote")
+    return path
+
+
+def read_keras_card(model_path: Path) -> dict:
+    """The card training wrote beside the Keras model (labels, input contract)."""
+    card_path = card_path_for(model_path)
+    if not card_path.is_file():
+        raise UserError(f"model card {card_path} not found: the Keras model needs the card training wrote "
+                        "beside it (same name, .json) for its labels and input contract")
+    try:
+        card = load_card(card_path).raw
+    except ModelCardError as exc:
+        raise UserError(str(exc).splitlines()[0]) from exc
+    if card.get("variant", "keras") != "keras":
+        raise UserError(f"model card {card_path} is for variant {card.get('variant')!r}, not a Keras model")
+    return card
+
+
+def check_data(data: str | Path, labels: tuple[str, ...]) -> None:
+    """A folder-per-class tree must hold a train/ and test/ folder for every label."""
+    data = Path(data)
+    if not data.exists():
+        raise UserError(f"--data {data} does not exist; give the FER2013 folder (train/, test/) "
+                        "or fer2013.csv")
+    if data.is_file():
+        return
+    for split in SPLITS:
+        split_dir = data / split
+        present = sorted(p.name for p in split_dir.iterdir() if p.is_dir()) if split_dir.is_dir() else []
+        missing = [name for name in labels if name not in present]
+        if missing:
+            raise UserError(f"the classes in {split_dir} do not match the model's labels: no folder for "
+                            f"{', '.join(missing)} (model labels: {', '.join(labels)}; found: "
+                            f"{', '.join(present) or 'nothing'}); give --data with a folder per label")
+
+
+def load_images(data: str | Path, split: str, labels: tuple[str, ...], size: tuple[int, int]):
+    """Load one split as a ``train.data_loading.FaceSet`` resized to the model's ``size`` (h, w)."""
+    import cv2
+
+    from train.data_loading import load_split
+
+    faces = load_split(data, split, labels)
+    if faces.images.shape[1:3] != size:
+        faces.images = np.stack([cv2.resize(im, size[::-1], interpolation=cv2.INTER_AREA)
+                                 for im in faces.images])
+    return faces
+
+
+def load_keras_model(path: Path, card: dict):
+    """Load the Keras model and check it against its card (input shape, one output per label)."""
+    import keras
+
+    try:
+        model = keras.models.load_model(str(path), compile=False)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path} is not a loadable Keras model ({reason[:200]}); give the .keras file "
+                        "training wrote") from exc
+    spec = card["input"]
+    want = (int(spec["height"]), int(spec["width"]), int(spec["channels"]))
+    if tuple(model.input_shape[1:]) != want or model.output_shape[-1] != len(card["labels"]):
+        raise UserError(f"{path} (input {model.input_shape}, output {model.output_shape}) does not match "
+                        f"its card (input {want}, {len(card['labels'])} labels); re-export the model "
+                        "with its card")
+    return model
+
+
+def calibration_sizes(requested: int, available: int) -> list[int]:
+    """Calibration sizes to try: ``requested``, then larger ones while the int8 model loses too much."""
+    sizes = []
+    for factor in CALIBRATION_GROWTH:
+        n = min(requested * factor, available)
+        if n not in sizes:
+            sizes.append(n)
+    return sizes
+
+
+class Converter:
+    """Converts and verifies the variants of one Keras model (see :func:`convert_model`)."""
+
+    def __init__(self, model_path: Path, keras_card: dict, data: str, options: Options, workdir: Path):
+        self.model_path = model_path
+        self.keras_card = keras_card
+        self.labels = tuple(keras_card["labels"])
+        self.data = data
+        self.options = options
+        self.workdir = workdir
+        self.stem = model_path.stem
+        self.source_sha256 = cards.sha256_file(model_path)
+        self.reference: tuple[np.ndarray, float] | None = None
+
+    def file_name(self, variant: str) -> str:
+        return f"{self.stem}_{variant}.tflite"
+
+    def verify(self, variant: str, data: bytes, test, quantization: dict,
+               calibration_summary: dict | None) -> Converted:
+        """Load the flatbuffer with LiteRT, check it, measure it, and build its card."""
+        path = self.workdir / self.file_name(variant)
+        path.write_bytes(data)
+        interpreter = verify.load(str(path), self.options.threads)
+        io = verify.io_details(interpreter)
+        ops = verify.op_report(interpreter)
+        if variant == "int8":
+            if ops["float_ops"] or ops["not_builtin"]:
+                raise verify.ContractError(f"{path.name} is not full-integer: float ops {ops['float_ops']}, "
+                                           f"non-builtin ops {ops['not_builtin']}")
+            quantization["weights"] = ("int8 per channel" if verify.per_channel_weights(interpreter)
+                                       else "int8 per tensor")
+        predicted = verify.predict(interpreter, test.images, self.options.batch_size).argmax(1)
+        ref_pred, ref_acc = self.reference if self.reference else (None, None)
+        metrics = verify.metrics(predicted, test.labels, self.labels, ref_pred, ref_acc)
+        if variant == "float32":
+            metrics.update(float32_accuracy=metrics["accuracy"], accuracy_delta_pt=0.0,
+                           agreement_with_float32=1.0)
+        card = cards.build_card(self.keras_card, variant, path.name, data, io,
+                                source_file=self.model_path.name, source_sha256=self.source_sha256,
+                                ops=ops, metrics=metrics, calibration=calibration_summary,
+                                quantization=quantization)
+        verify.check_contract(interpreter, card)
+        log.info("verified %s", cards.summary_line(card))
+        return Converted(variant, data, card, predicted)
+
+    def convert_plain(self, saved_model: Path, variant: str, test) -> Converted:
+        data = quantize.convert(saved_model, variant)
+        quantization = {"method": quantize.METHODS[variant]}
+        unused = {"used": False, "reason": f"the {variant} variant needs no representative data"}
+        converted = self.verify(variant, data, test, quantization, unused)
+        if variant == "float32":
+            accuracy = float((converted.predicted == test.labels).mean())
+            self.reference = (converted.predicted, accuracy)
+            keras_accuracy = (self.keras_card.get("metrics") or {}).get("accuracy")
+            if keras_accuracy is not None and abs(keras_accuracy - accuracy) > 0.002:
+                log.warning("float32 .tflite test accuracy %.4f differs from the Keras card's %.4f: "
+                            "different test data, or a conversion problem", accuracy, keras_accuracy)
+        return converted
+
+    def convert_int8(self, saved_model: Path, train, test) -> Converted:
+        """Full-integer conversion; more calibration images while it loses more than allowed."""
+        opts = self.options
+        attempts: list[dict[str, Any]] = []
+        converted = None
+        for n in calibration_sizes(opts.calibration_samples, len(train)):
+            index = calibration.stratified_sample(train.labels, n, opts.seed)
+            images, pinned = calibration.pin_extremes(train.images[index])
+            summary = calibration.summary(train.labels[index], self.labels, [train.ids[i] for i in index],
+                                          images, requested=opts.calibration_samples, seed=opts.seed,
+                                          data=str(self.data), pinned=pinned)
+            data = quantize.convert(saved_model, "int8", calibration.representative_dataset(images))
+            quantization = {"method": quantize.METHODS["int8"], "activations": "int8",
+                            "max_accuracy_drop_pt": opts.max_int8_drop_pt}
+            converted = self.verify("int8", data, test, quantization, summary)
+            m = converted.card["metrics"]
+            attempts.append({"samples": n, "accuracy": m["accuracy"],
+                             "accuracy_delta_pt": m["accuracy_delta_pt"],
+                             "agreement_with_float32": m["agreement_with_float32"]})
+            log.info("int8 with %d calibration images: %+.2f pt vs float32", n, m["accuracy_delta_pt"])
+            if m["accuracy_delta_pt"] >= -opts.max_int8_drop_pt:
+                break
+        assert converted is not None
+        card = converted.card
+        card["calibration"]["attempts"] = attempts
+        delta = attempts[-1]["accuracy_delta_pt"]
+        if delta < -opts.max_int8_drop_pt:
+            raise UserError(f"{self.file_name('int8')} loses {-delta:.2f} pt of test accuracy against "
+                            f"float32 (allowed: {opts.max_int8_drop_pt} pt) even with "
+                            f"{attempts[-1]['samples']} calibration images; retrain (e.g. "
+                            "quantization-aware) or raise --max-int8-drop")
+        card["quantization"]["fix"] = ("none needed: the first calibration met the accuracy bound"
+                                       if len(attempts) == 1 else
+                                       f"calibration grown from {attempts[0]['samples']} to "
+                                       f"{attempts[-1]['samples']} images to meet the accuracy bound")
+        q = card["input"]["quantization"]
+        card["quantization"]["input_is_pixel_minus_128"] = (q["scale"] == 1.0 and q["zero_point"] == -128)
+        if not card["quantization"]["input_is_pixel_minus_128"]:
+            log.warning("int8 input quantization is %s, not scale 1.0 / zero point -128", q)
+        if len(converted.data) > opts.max_int8_bytes:
+            raise UserError(f"{self.file_name('int8')} is {len(converted.data)} bytes, more than the "
+                            f"{opts.max_int8_bytes} allowed; use a smaller architecture")
+        return converted
+
+
+def publish(out_dir: Path, converted: list[Converted]) -> list[Path]:
+    """Write each verified variant and its card atomically; re-check the written pair."""
+    for item in converted:                 # the runtime must be able to read every card
+        parse_card(item.card, card_path_for(out_dir / item.card["file"]))
+    written = []
+    for item in converted:
+        model_path = out_dir / item.card["file"]
+        card_path = card_path_for(model_path)
+        atomic_write_bytes(model_path, item.data)
+        atomic_write_json(card_path, item.card)
+        written += [model_path, card_path]
+    for item in converted:                 # the published files, as the runtime will see them
+        card = load_card(out_dir / item.card["file"])
+        if cards.sha256_file(card.model_path) != card.raw["sha256"]:
+            raise UserError(f"{card.model_path} does not match the sha256 of its card; re-run the conversion")
+        verify.check_contract(verify.load(str(card.model_path), 1), card.raw)
+    return written
+
+
+def convert_model(model_path: str | Path, data: str | Path, out_dir: str | Path,
+                  options: Options | None = None) -> list[dict]:
+    """Convert ``model_path`` (a .keras with its card) to every requested variant in ``out_dir``.
+
+    Returns the cards written. Raises :class:`train.errors.UserError` on bad input or when
+    a variant fails verification (then nothing is written).
+    """
+    options = options or Options()
+    model_path = check_model_file(model_path)
+    keras_card = read_keras_card(model_path)
+    labels = tuple(keras_card["labels"])
+    unknown = [v for v in options.variants if v not in quantize.VARIANTS]
+    if unknown:
+        raise UserError(f"unknown variant(s) {', '.join(unknown)}; "
+                        f"choose from {', '.join(quantize.VARIANTS)}")
+    if options.calibration_samples < calibration.MIN_SAMPLES:
+        raise UserError(f"too few calibration images: --calibration-samples {options.calibration_samples} is "
+                        f"below the minimum of {calibration.MIN_SAMPLES}")
+    check_data(data, labels)
+    out = prepare_out_dir(out_dir)
+    size = (int(keras_card["input"]["height"]), int(keras_card["input"]["width"]))
+    train = load_images(data, "train", labels, size)
+    calibration.allocate(np.bincount(train.labels, minlength=len(labels)), options.calibration_samples)
+    test = load_images(data, "test", labels, size)
+    model = load_keras_model(model_path, keras_card)
+
+    with tempfile.TemporaryDirectory(prefix="convert-") as tmp:
+        workdir = Path(tmp)
+        saved_model = quantize.export_saved_model(model, workdir / "saved_model")
+        converter = Converter(model_path, keras_card, str(data), options, workdir)
+        results = {"float32": converter.convert_plain(saved_model, "float32", test)}
+        for variant in quantize.VARIANTS:
+            if variant in options.variants and variant not in results:
+                results[variant] = (converter.convert_int8(saved_model, train, test) if variant == "int8"
+                                    else converter.convert_plain(saved_model, variant, test))
+        chosen = [results[v] for v in quantize.VARIANTS if v in options.variants]
+        publish(out, chosen)
+    for item in chosen:
+        log.info("wrote %s", cards.summary_line(item.card))
+    return [item.card for item in chosen]

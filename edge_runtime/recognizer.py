@@ -1,0 +1,135 @@
+"""FaceRecognizer: detect faces in a frame, crop them like the training data, classify their expression."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .classifier import ExpressionClassifier
+from .detectors import DEFAULT_MARGINS, FaceDetector, detect_scaled, make_detector
+from .model_card import ModelCard
+from .preprocessing import Box, check_frame, crop_face, to_gray
+from .results import Detection, Expression, Face
+
+log = logging.getLogger(__name__)
+
+
+def card_margin(card: ModelCard, detector_name: str) -> float | None:
+    """The crop margin a card asks for: ``face_crop.by_detector[<name>]``, else ``face_crop.margin``."""
+    per_detector = (card.raw.get("face_crop") or {}).get("by_detector") or {}
+    if per_detector.get(detector_name) is not None:
+        return float(per_detector[detector_name])
+    return card.face_margin
+
+
+def clip_box(box: tuple[float, float, float, float], width: int, height: int) -> Box | None:
+    """Round a float box to pixels and clip it to the frame; ``None`` if nothing is left."""
+    x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
+    x1, y1 = min(width, int(round(box[0] + box[2]))), min(height, int(round(box[1] + box[3])))
+    return (x0, y0, x1 - x0, y1 - y0) if x1 > x0 and y1 > y0 else None
+
+
+class FaceRecognizer:
+    """Facial expression recognition on frames: a face detector plus the expression classifier.
+
+    Parameters:
+        model_path: the .tflite model (its card ``X.json`` beside it); default ``models/fer4_int8.tflite``.
+        card_path: a card elsewhere than beside the model.
+        detector: ``"haar"`` (default), ``"blazeface"`` or any object with ``name`` and ``detect(frame)``.
+        detector_model: the cascade .xml / BlazeFace .tflite, when not the default one.
+        num_threads: interpreter threads (classifier and BlazeFace).
+        margin: fraction of the face box added on each side before cropping; default: the card's
+            ``face_crop``, else the value measured for the detector (``DEFAULT_MARGINS``).
+        min_confidence: below this top probability a face's ``label`` is ``None``.
+        detect_max_side: frames larger than this (longer side, pixels) are downscaled for detection
+            only; faces are still cropped from the full frame. ``0`` disables it.
+    """
+
+    def __init__(self, model_path: str | Path | None = None, *, card_path: str | Path | None = None,
+                 detector: str | FaceDetector = "haar", detector_model: str | Path | None = None,
+                 num_threads: int | None = None, margin: float | None = None,
+                 min_confidence: float = 0.0, detect_max_side: int = 640) -> None:
+        self.classifier = ExpressionClassifier(model_path, card_path, num_threads=num_threads,
+                                               min_confidence=min_confidence)
+        self.detector = make_detector(detector, detector_model, num_threads) \
+            if isinstance(detector, str) else detector
+        if margin is None:
+            margin = card_margin(self.card, self.detector.name)
+        if margin is None:
+            margin = DEFAULT_MARGINS.get(self.detector.name, 0.0)
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0 (got {margin})")
+        self.margin = float(margin)
+        self.detect_max_side = int(detect_max_side)
+        log.info("recognizer: model %s (%s, labels %s), runtime %s, detector %s, margin %.2f",
+                 self.classifier.model_path, self.card.variant, ",".join(self.labels),
+                 self.runtime_name, self.detector.name, self.margin)
+
+    @property
+    def card(self) -> ModelCard:
+        """The model card."""
+        return self.classifier.card
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Expression labels, in the model's output order (from the card)."""
+        return self.classifier.labels
+
+    @property
+    def runtime_name(self) -> str:
+        """The TFLite runtime in use (``ai_edge_litert``, ``tflite_runtime`` or ``tensorflow``)."""
+        return self.classifier.runtime_name
+
+    @property
+    def min_confidence(self) -> float:
+        """Top probability below which a face's label is ``None``."""
+        return self.classifier.min_confidence
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        """Faces in ``frame`` (boxes in its pixels), detected on a downscaled copy of large frames."""
+        return detect_scaled(self.detector, frame, self.detect_max_side)
+
+    def crop(self, frame: np.ndarray, box: Box) -> np.ndarray:
+        """The grayscale crop the classifier sees for a face ``box`` (x, y, w, h) of ``frame``."""
+        return crop_face(to_gray(frame), box, self.margin)
+
+    def classify_face(self, crop: np.ndarray) -> Expression:
+        """Expression of one face crop (grayscale, BGR or BGRA, any size; square crops are not distorted).
+
+        For callers with their own detector; :meth:`crop` frames a box like :meth:`recognize` does.
+        """
+        return self.classifier.classify(crop)
+
+    def classify_faces(self, crops: Sequence[np.ndarray]) -> list[Expression]:
+        """Expressions of several face crops (the same answers as one at a time)."""
+        return self.classifier.classify_many(crops)
+
+    def recognize(self, frame: np.ndarray, timings: dict[str, float] | None = None) -> list[Face]:
+        """Faces in ``frame`` (grayscale, BGR or BGRA, any size) with their expressions.
+
+        ``timings``, when given, receives the milliseconds spent per stage
+        (``preprocess``, ``detect``, ``classify``).
+        """
+        t0 = time.perf_counter()
+        frame = check_frame(frame)
+        gray = to_gray(frame)
+        t1 = time.perf_counter()
+        detections = self.detect(frame if getattr(self.detector, "uses_color", True) else gray)
+        t2 = time.perf_counter()
+        faces = []
+        height, width = gray.shape
+        for detection in detections:
+            box = clip_box(detection.box, width, height)
+            if box is None:
+                continue
+            expression = self.classifier.classify(crop_face(gray, box, self.margin))
+            faces.append(Face(box=box, label=expression.label, scores=expression.scores,
+                              detector_score=detection.score, keypoints=detection.keypoints))
+        t3 = time.perf_counter()
+        if timings is not None:
+            timings.update(preprocess=(t1 - t0) * 1e3, detect=(t2 - t1) * 1e3, classify=(t3 - t2) * 1e3)
+        return faces

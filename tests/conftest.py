@@ -1,0 +1,21 @@
+"""Shared test settings: quiet TensorFlow, and where ../shared is (skip when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("FER_SHARED", PROJECT_ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The ../shared assets folder; tests that need it skip when it is absent."""
+    if not (SHARED / "data" / "fer2013").is_dir():
+        pytest.skip(f"../shared not found at {SHARED} (set FER_SHARED to its path to run this test)")
+    return SHARED

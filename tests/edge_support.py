@@ -1,0 +1,203 @@
+"""Test helpers for edge_runtime: a tiny int8 model with its card, shared-media paths, a fake Picamera2.
+
+The tiny model is a real Keras model converted to int8/float32 TFLite by the real converter (in a
+subprocess, so the test process never imports TensorFlow) and cached in pytest's cache folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FER_SHARED") or ROOT.parent / "shared")
+MEDIA = SHARED / "media"
+VIDEO = MEDIA / "video" / "short_hamilton_clip.mp4"
+PHOTOS = MEDIA / "photos"
+BLAZEFACE = SHARED / "models" / "face_detection" / "face_detection_short_range.tflite"
+REAL_MODEL = ROOT / "models" / "fer4_int8.tflite"
+TINY_LABELS = ("happy", "neutral", "sad", "surprise")
+TINY_VERSION = "3"  # bump to rebuild the cached tiny models
+
+BUILD_SCRIPT = textwrap.dedent('''
+    import hashlib, json, sys
+    from pathlib import Path
+    import numpy as np
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    out, labels = Path(sys.argv[1]), sys.argv[2].split(",")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((48, 48, 1), name="pixels")
+    x = layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = layers.Conv2D(8, 5, strides=2, activation="relu")(x)
+    x = layers.Conv2D(8, 3, strides=2, activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(len(labels), kernel_initializer=keras.initializers.RandomNormal(stddev=3.0))(x)
+    model = keras.Model(inputs, layers.Softmax()(x))
+    rng = np.random.default_rng(0)
+
+    def representative():
+        for i in range(64):
+            image = rng.integers(0, 256, (1, 48, 48, 1)).astype(np.float32)
+            image[0, 0, 0, 0], image[0, 0, 1, 0] = 0.0, 255.0  # pin the input range to 0..255
+            yield [image]
+
+    for variant in ("int8", "float32"):
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if variant == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        data = converter.convert()
+        path = out / f"tiny_{variant}.tflite"
+        path.write_bytes(data)
+        interpreter = tf.lite.Interpreter(model_content=data)
+        inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        card = {"schema_version": 1, "name": "tiny", "variant": variant, "file": path.name,
+                "labels": labels,
+                "input": {"height": 48, "width": 48, "channels": 1, "color": "grayscale",
+                          "dtype": np.dtype(inp["dtype"]).name, "value_range": [0, 255]},
+                "output": {"dtype": np.dtype(outp["dtype"]).name, "kind": "probabilities"},
+                "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data)}
+        if variant == "int8":
+            card["input"]["quantization"] = {"scale": float(inp["quantization"][0]),
+                                             "zero_point": int(inp["quantization"][1])}
+            card["output"]["quantization"] = {"scale": float(outp["quantization"][0]),
+                                              "zero_point": int(outp["quantization"][1])}
+        path.with_suffix(".json").write_text(json.dumps(card, indent=2))
+''')
+
+
+def build_tiny_models(folder: Path, labels: tuple[str, ...] = TINY_LABELS) -> dict[str, Path]:
+    """Build (or reuse) ``tiny_int8.tflite`` and ``tiny_float32.tflite`` with their cards in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {v: folder / f"tiny_{v}.tflite" for v in ("int8", "float32")}
+    stamp = folder / "version"
+    if all(p.is_file() and p.with_suffix(".json").is_file() for p in paths.values()) and \
+            stamp.is_file() and stamp.read_text() == TINY_VERSION:
+        return paths
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    done = subprocess.run([sys.executable, "-c", BUILD_SCRIPT, str(folder), ",".join(labels)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    if done.returncode != 0:
+        pytest.fail(f"building the tiny test model failed:\n{done.stderr[-3000:]}")
+    stamp.write_text(TINY_VERSION)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_models(request) -> dict[str, Path]:
+    """Paths of the tiny int8 and float32 models (cards beside them), cached across sessions."""
+    return build_tiny_models(Path(request.config.cache.mkdir("edge_runtime_tiny_models")))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_models) -> Path:
+    """The tiny int8 model."""
+    return tiny_models["int8"]
+
+
+@pytest.fixture(scope="session")
+def pipeline_model(tiny_model) -> Path:
+    """The bundled model when it exists, else the tiny one (for tests of the whole pipeline)."""
+    return REAL_MODEL if REAL_MODEL.is_file() and REAL_MODEL.with_suffix(".json").is_file() else tiny_model
+
+
+def need(path: Path) -> Path:
+    """Skip the test with a clear reason when a shared asset is missing."""
+    if not path.exists():
+        pytest.skip(f"{path} not found (shared assets; set FER_SHARED to their folder)")
+    return path
+
+
+def copy_model(model: Path, folder: Path, card_edit=None) -> Path:
+    """Copy a model and its card into ``folder``, optionally editing the card dict in place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / model.name
+    target.write_bytes(model.read_bytes())
+    card = json.loads(model.with_suffix(".json").read_text())
+    if card_edit is not None:
+        card_edit(card)
+    target.with_suffix(".json").write_text(json.dumps(card))
+    return target
+
+
+def run_cli(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m edge_runtime ARGS`` from the project root."""
+    return subprocess.run([sys.executable, "-m", "edge_runtime", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, **kwargs)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Every line of a JSONL file, parsed."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class FakePicamera2:
+    """A thin stand-in for ``picamera2.Picamera2``: serves ``frames`` (grayscale) as YUV420 lores buffers.
+
+    Like the real one, ``capture_array("lores")`` returns a ``(h * 3 / 2, stride)`` array whose
+    rows are padded to ``stride`` bytes; the padding is filled with 255 so a source that forgets
+    the stride gets a visibly different frame.
+    """
+
+    instances: list[FakePicamera2] = []
+
+    def __init__(self, camera_num: int = 0, frames: list[np.ndarray] | None = None, stride_pad: int = 64,
+                 fail_after: int | None = None) -> None:
+        self.camera_num = camera_num
+        self.frames = frames if frames is not None else FakePicamera2.default_frames
+        self.stride_pad = stride_pad
+        self.fail_after = fail_after
+        self.started = self.closed = False
+        self.captured = 0
+        self.config: dict | None = None
+        FakePicamera2.instances.append(self)
+
+    default_frames: list[np.ndarray] = []
+
+    def create_video_configuration(self, main=None, lores=None, controls=None, queue=True, **_):
+        return {"main": dict(main or {}), "lores": dict(lores or {}), "controls": controls or {},
+                "queue": queue}
+
+    def configure(self, config: dict) -> None:
+        height, width = self.frames[0].shape
+        config["lores"]["size"] = (width, height)
+        config["lores"]["stride"] = width + self.stride_pad
+        self.config = config
+
+    def camera_configuration(self) -> dict:
+        return self.config
+
+    def start(self) -> None:
+        self.started = True
+
+    def capture_array(self, name: str = "main") -> np.ndarray:
+        assert name == "lores" and self.started and not self.closed
+        if self.fail_after is not None and self.captured >= self.fail_after:
+            raise RuntimeError("camera unplugged")
+        gray = self.frames[self.captured % len(self.frames)]
+        self.captured += 1
+        height, width = gray.shape
+        stride = self.config["lores"]["stride"]
+        buffer = np.full((height * 3 // 2, stride), 255, np.uint8)
+        buffer[:height, :width] = gray
+        buffer[height:, :width] = 128  # chroma
+        return buffer
+
+    def stop(self) -> None:
+        self.started = False
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,215 @@
+"""benchmarks.latency on a tiny model in four variants and tiny fake peers (real TFLite, real files)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.latency import main, parse_threads
+from benchmarks.peer import PEER_LABELS, peer_input
+from benchmarks.tflite_model import CardModel, label_columns, load_interpreter
+from benchmarks.timing import summarize, time_invokes
+from tests.bench_support import LABELS, PEER_ORDER, VARIANTS, bench_setup  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+ROW_FIELDS = ("model", "variant", "threads", "p50_ms", "p90_ms", "p99_ms", "size_bytes", "accuracy",
+              "accuracy_source", "accuracy_delta_pt", "throughput_fps", "runs", "warmup")
+DEVICE_FIELDS = ("cpu_model", "cores", "architecture", "os", "python", "runtime", "runtime_version")
+TINY = ["--runs", "20", "--warmup", "3", "--latency-faces", "16", "--threads", "1,2"]
+
+
+def run_cli(args: list[str]) -> subprocess.CompletedProcess:
+    """``python -m benchmarks.latency ARGS`` in a subprocess (for exit codes and stderr)."""
+    return subprocess.run([sys.executable, "-m", "benchmarks.latency", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def measured(bench_setup, tmp_path_factory):  # noqa: F811
+    """One run with --data and the image-reading fake peer, written to --out."""
+    out = tmp_path_factory.mktemp("latency_out")
+    code = main(["--models", str(bench_setup.models), "--data", str(bench_setup.data),
+                 "--peer", str(bench_setup.peer), "--out", str(out), *TINY])
+    assert code == 0
+    return out, json.loads((out / "latency.json").read_text())
+
+
+def rows_by(result: dict) -> dict[tuple[str, int], dict]:
+    return {(r["variant"], r["threads"]): r for r in result["rows"]}
+
+
+def test_json_has_device_and_every_row_field(measured):
+    out, result = measured
+    assert set(DEVICE_FIELDS) <= set(result["device"])
+    assert result["device"]["cores"] == os.cpu_count()
+    rows = rows_by(result)
+    assert set(rows) == {(v, t) for v in (*VARIANTS, "peer") for t in (1, 2)}
+    for row in result["rows"]:
+        missing = [f for f in ROW_FIELDS if f not in row]
+        assert not missing, f"row {row['variant']}@{row['threads']} lacks {missing}"
+        assert row["model"] == "tiny" and row["runs"] == 20 and row["warmup"] == 3
+        assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
+        assert row["accuracy_source"] == "measured"
+    sizes = {v: rows[(v, 1)]["size_bytes"] for v in VARIANTS}
+    assert sizes["int8"] < sizes["float32"] and sizes["dynamic"] < sizes["float32"]
+
+
+def test_outputs_written_table_and_plot(measured):
+    out, result = measured
+    table = (out / "latency.md").read_text()
+    assert "| Model | Variant |" in table and "p50 / p90 / p99 ms, 1 thread" in table
+    for variant in VARIANTS:
+        assert f"| tiny | {variant} |" in table
+    assert "| tiny | peer (fer) |" in table
+    assert result["device"]["cpu_model"] in table
+    assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_measured_accuracy_matches_keras_and_deltas_from_same_run(measured, bench_setup):  # noqa: F811
+    _, result = measured
+    rows = rows_by(result)
+    n = len(bench_setup.test_targets)
+    assert rows[("float32", 1)]["accuracy_n"] == n
+    assert abs(rows[("float32", 1)]["accuracy"] - bench_setup.keras_accuracy) <= 1 / n + 1e-9
+    assert 0.5 < rows[("int8", 1)]["accuracy"]  # int8 input quantized per the card, not garbage
+    for variant in VARIANTS:
+        row = rows[(variant, 1)]
+        expected = (row["accuracy"] - rows[("float32", 1)]["accuracy"]) * 100
+        assert row["accuracy_delta_pt"] == pytest.approx(expected, abs=1e-3)
+        assert row["accuracy"] != bench_setup.recorded[variant]["accuracy"]  # not the card's figure
+
+
+def test_ratios_come_from_the_same_run(measured):
+    _, result = measured
+    rows = rows_by(result)
+    for variant in VARIANTS:
+        for threads in (1, 2):
+            ours, peer = rows[(variant, threads)], rows[("peer", threads)]
+            assert ours["p50_ratio_vs_peer"] == pytest.approx(ours["p50_ms"] / peer["p50_ms"], rel=2e-3)
+            assert ours["accuracy_ratio_vs_peer"] == pytest.approx(ours["accuracy"] / peer["accuracy"],
+                                                                   rel=1e-3)
+            assert ours["accuracy_vs_peer_pt"] == pytest.approx(
+                (ours["accuracy"] - peer["accuracy"]) * 100, abs=1e-3)
+    assert rows[("peer", 1)]["accuracy_delta_pt"] is None
+
+
+def test_peer_is_scored_over_our_classes_in_its_label_order(bench_setup, tmp_path):  # noqa: F811
+    # The biased peer answers angry > sad > happy > the rest whatever the image: over our 4 classes
+    # (happy, neutral, sad, surprise) that is always "sad", right on exactly the sad quarter.
+    code = main(["--model", str(bench_setup.models / "tiny_int8.tflite"), "--data", str(bench_setup.data),
+                 "--peer", str(bench_setup.biased_peer), "--out", str(tmp_path), *TINY])
+    assert code == 0
+    rows = rows_by(json.loads((tmp_path / "latency.json").read_text()))
+    assert rows[("peer", 1)]["accuracy"] == pytest.approx(0.25)
+    assert rows[("peer", 1)]["labels"] == list(LABELS)
+    assert rows[("int8", 1)]["accuracy_delta_pt"] is None  # no float32 in this run
+
+
+def test_peer_label_mapping_and_preprocessing():
+    assert PEER_LABELS == PEER_ORDER
+    assert label_columns(PEER_LABELS, LABELS, "peer").tolist() == [3, 6, 4, 5]
+    faces = np.stack([np.zeros((48, 48), np.uint8), np.full((48, 48), 255, np.uint8)])
+    x = peer_input(faces)
+    assert x.shape == (2, 64, 64, 1) and x.dtype == np.float32
+    assert np.allclose(x[0], -1.0) and np.allclose(x[1], 1.0)
+
+
+def test_without_data_the_cards_accuracy_is_shown_as_recorded(bench_setup, tmp_path):  # noqa: F811
+    code = main(["--models", str(bench_setup.models), "--peer", str(bench_setup.peer),
+                 "--out", str(tmp_path), *TINY])
+    assert code == 0
+    result = json.loads((tmp_path / "latency.json").read_text())
+    rows = rows_by(result)
+    for variant in VARIANTS:
+        row = rows[(variant, 2)]
+        assert row["accuracy_source"] == "recorded"
+        assert row["accuracy"] == bench_setup.recorded[variant]["accuracy"]
+        assert row["accuracy_delta_pt"] == bench_setup.recorded[variant]["accuracy_delta_pt"]
+        assert row["accuracy_ratio_vs_peer"] is None and row["p50_ratio_vs_peer"] > 0
+    assert rows[("peer", 1)]["accuracy"] is None
+    assert "random faces" in result["settings"]["latency_inputs"]
+    assert "(recorded)" in (tmp_path / "latency.md").read_text()
+
+
+def test_int8_input_follows_the_card(bench_setup):  # noqa: F811
+    model = CardModel.from_path(bench_setup.models / "tiny_int8.tflite")
+    spec = model.card.input
+    x = model.prepare(bench_setup.test_images[:3])
+    assert x.dtype == np.int8 and x.shape == (3, 48, 48, 1)
+    back = (x.astype(np.float32) - spec.zero_point) * spec.scale
+    assert np.abs(back[..., 0] - bench_setup.test_images[:3]).max() <= spec.scale / 2 + 1e-3
+
+
+def test_timing_excludes_warmup_and_counts_runs(bench_setup):  # noqa: F811
+    interpreter = load_interpreter(bench_setup.models / "tiny_float32.tflite", 1)
+
+    class Counting:
+        """The real interpreter, counting invokes."""
+
+        def __init__(self, inner):
+            self.inner, self.invokes = inner, 0
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def invoke(self):
+            self.invokes += 1
+            self.inner.invoke()
+
+    counting = Counting(interpreter)
+    inputs = [np.zeros((1, 48, 48, 1), np.float32)]
+    samples = time_invokes(counting, inputs, runs=25, warmup=7)
+    assert counting.invokes == 32 and len(samples) == 25 and (samples > 0).all()
+
+
+def test_summarize_percentiles():
+    stats = summarize(np.arange(1, 101) * 1_000_000, warmup=5)
+    assert (stats.p50_ms, stats.p90_ms, stats.p99_ms) == pytest.approx((50.5, 90.1, 99.01))
+    assert stats.mean_ms == pytest.approx(50.5) and stats.throughput_fps == pytest.approx(1000 / 50.5)
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+def test_parse_threads():
+    assert parse_threads("1,all") == list(dict.fromkeys([1, os.cpu_count()]))
+    assert parse_threads("2, 1,2") == [2, 1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--no-peer", "--data", "/nonexistent/fer2013"], "--data /nonexistent/fer2013 does not exist"),
+    (["--peer", "/nonexistent/peer.tflite"], "peer model /nonexistent/peer.tflite not found"),
+    (["--no-peer", "--model", "/nonexistent/fer4_int8.tflite"],
+     "model file /nonexistent/fer4_int8.tflite not found"),
+    (["--no-peer", "--threads", "0"], "--threads '0'"),
+])
+def test_bad_paths_give_one_clear_line(bench_setup, args, message):  # noqa: F811
+    proc = run_cli(["--models", str(bench_setup.models), "--runs", "2", *args])
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+
+
+def test_empty_model_folder_is_a_clear_error(tmp_path, capsys):
+    assert main(["--models", str(tmp_path), "--no-peer"]) == 2
+    assert "no .tflite model in" in capsys.readouterr().err
+
+
+def test_model_without_card_is_a_clear_error(bench_setup, tmp_path, capsys):  # noqa: F811
+    lone = tmp_path / "lone.tflite"
+    lone.write_bytes((bench_setup.models / "tiny_float32.tflite").read_bytes())
+    assert main(["--model", str(lone), "--no-peer"]) == 2
+    assert "model card" in capsys.readouterr().err
+
+
+def test_benchmarks_do_not_import_tensorflow():
+    code = ("import sys, benchmarks.latency, benchmarks.pipeline; "
+            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60).returncode == 0

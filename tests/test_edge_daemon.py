@@ -1,0 +1,360 @@
+"""The daemon end to end: `python -m edge_runtime` on real media, its JSONL output, its errors, signals,
+dropping stale frames, reconnecting a camera, the Pi camera through a fake Picamera2, flat memory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+import types
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime import Daemon, DaemonConfig, FaceRecognizer
+from edge_runtime.sources import VideoSource
+from edge_runtime.tracking import iou
+from tests import edge_support
+from tests.edge_support import PHOTOS, ROOT, VIDEO, FakePicamera2, copy_model, need, read_jsonl, run_cli
+from tests.test_edge_sources import make_clip, open_fds
+
+tiny_models, tiny_model = edge_support.tiny_models, edge_support.tiny_model  # fixtures
+pipeline_model = edge_support.pipeline_model
+
+
+def check_record(record: dict, labels: tuple[str, ...], video: bool) -> None:
+    """The JSONL schema of one processed frame."""
+    assert isinstance(record["source"], str) and isinstance(record["frame"], int)
+    assert datetime.fromisoformat(record["time"]).tzinfo is not None
+    assert record["width"] > 0 and record["height"] > 0
+    assert {"detect", "classify", "total"} <= set(record["latency_ms"])
+    assert all(isinstance(v, float | int) and v >= 0 for v in record["latency_ms"].values())
+    for face in record["faces"]:
+        x, y, w, h = face["box"]
+        assert all(isinstance(v, int) for v in face["box"]) and w > 0 and h > 0
+        assert 0 <= x and x + w <= record["width"] and 0 <= y and y + h <= record["height"]
+        assert list(face["scores"]) == list(labels)
+        assert all(0.0 <= p <= 1.0 for p in face["scores"].values())
+        assert face["label"] is None or face["label"] == max(face["scores"], key=face["scores"].get)
+        assert isinstance(face["detector_score"], float | int)
+        assert ("track_id" in face) == video
+
+
+def labels_of(model: Path) -> tuple[str, ...]:
+    return tuple(json.loads(model.with_suffix(".json").read_text())["labels"])
+
+
+def assert_tracks_stable(records: list[dict]) -> None:
+    """A face that overlaps (IoU >= 0.5) a face of the previous frame keeps its track id."""
+    for previous, current in zip(records, records[1:], strict=False):
+        for face in current["faces"]:
+            for before in previous["faces"]:
+                if iou(tuple(face["box"]), tuple(before["box"])) >= 0.5:
+                    assert face["track_id"] == before["track_id"], (previous["frame"], current["frame"])
+
+
+def singer_segment(records: list[dict], first: int, last: int) -> tuple[float, float]:
+    """(share of frames first..last with a face, share of those frames held by the most common track)."""
+    segment = [r for r in records if first <= r["frame"] <= last]
+    with_face = [r for r in segment if r["faces"]]
+    ids = Counter(f["track_id"] for r in with_face for f in r["faces"])
+    top = ids.most_common(1)[0][0] if ids else None
+    held = sum(any(f["track_id"] == top for f in r["faces"]) for r in with_face)
+    return len(with_face) / len(segment), held / max(1, len(with_face))
+
+
+# --- the real pipeline on the shared media ---------------------------------------------------------
+
+def test_photos_directory(pipeline_model, tmp_path):
+    out = tmp_path / "photos.jsonl"
+    done = run_cli("--source", str(need(PHOTOS)), "--model", str(pipeline_model), "--output", str(out),
+                   "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    records = read_jsonl(out)
+    assert [r["source"] for r in records] == [str(p) for p in sorted(PHOTOS.iterdir())]
+    assert [r["frame"] for r in records] == list(range(len(records)))
+    for record in records:
+        check_record(record, labels_of(pipeline_model), video=False)
+    faces = {Path(r["source"]).name: len(r["faces"]) for r in records}
+    assert sum(n > 0 for n in faces.values()) >= len(faces) - 1  # all but the partial face
+    assert faces["two_people.jpg"] == 2 and faces["obama_and_biden.jpg"] == 2
+    assert "ai_edge_litert" in done.stderr  # the runtime choice is logged
+
+
+def test_video_with_blazeface_tracks_faces(pipeline_model):
+    done = run_cli("--source", str(need(VIDEO)), "--model", str(pipeline_model), "--detector", "blazeface",
+                   "--output", "-", "--threads", "1", "--log-level", "warning")
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["frame"] for r in records] == list(range(275))
+    for record in records:
+        check_record(record, labels_of(pipeline_model), video=True)
+        assert record["source"] == str(VIDEO)
+    assert records[100]["video_time_ms"] == pytest.approx(100 * 1000 / 29.97, abs=1)
+    assert_tracks_stable(records)
+    found, held = singer_segment(records, 90, 200)  # the singer faces the camera
+    assert found >= 0.95 and held >= 0.9, (found, held)
+
+
+@pytest.mark.slow
+def test_video_with_haar_the_default(pipeline_model):
+    done = run_cli("--source", str(need(VIDEO)), "--model", str(pipeline_model), "--output", "-",
+                   "--threads", "1", "--log-level", "warning", timeout=600)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(records) == 275
+    assert_tracks_stable(records)
+    found, held = singer_segment(records, 140, 190)
+    assert found >= 0.8 and held >= 0.7, (found, held)
+
+
+def test_still_images_are_not_smoothed(tiny_model, tmp_path):
+    folder = tmp_path / "same"
+    folder.mkdir()
+    for name in ("1.jpg", "2.jpg"):
+        shutil.copy(need(PHOTOS / "obama-240p.jpg"), folder / name)
+    done = run_cli("--source", str(folder), "--model", str(tiny_model), "--smoothing", "0.1")
+    assert done.returncode == 0, done.stderr
+    first, second = [json.loads(line) for line in done.stdout.splitlines()]
+    assert first["faces"] and first["faces"] == second["faces"]
+    assert "track_id" not in first["faces"][0]
+
+
+def test_mixed_directory_skips_what_is_not_an_image(tiny_model, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(need(PHOTOS / "obama-240p.jpg"), folder / "a.jpg")
+    shutil.copy(PHOTOS / "obama_small.jpg", folder / "b.png")  # a JPEG named .png
+    (folder / "notes.txt").write_text("hello")
+    (folder / "fake.jpg").write_text("not a jpeg")
+    done = run_cli("--source", str(folder), "--model", str(tiny_model))
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [Path(r["source"]).name for r in records] == ["a.jpg", "b.png"]
+    assert all(len(r["faces"]) == 1 for r in records)
+    assert "skipping" in done.stderr and "fake.jpg" in done.stderr and "notes.txt" in done.stderr
+
+
+# --- errors: one line, exit code 2 -----------------------------------------------------------------
+
+def one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    assert done.stdout == ""
+
+
+def test_error_missing_model(tmp_path):
+    one_line_error(run_cli("--source", str(tmp_path), "--model", str(tmp_path / "none.tflite")),
+                   "not found", "--model")
+
+
+def test_error_card_does_not_match_model(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path, lambda c: c.update(labels=["a", "b", "c"]))
+    one_line_error(run_cli("--source", str(need(PHOTOS)), "--model", str(model)),
+                   "does not match its card", "3 labels")
+
+
+def test_error_empty_directory(tiny_model, tmp_path):
+    one_line_error(run_cli("--source", str(tmp_path), "--model", str(tiny_model)), "has no files")
+
+
+def test_error_corrupt_and_truncated_video(tiny_model, tmp_path):
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(os.urandom(20000))
+    one_line_error(run_cli("--source", str(garbage), "--model", str(tiny_model)), "cannot open video file")
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(need(VIDEO).read_bytes()[:200_000])
+    one_line_error(run_cli("--source", str(truncated), "--model", str(tiny_model)), "cannot open video file")
+
+
+def test_truncated_video_that_still_decodes_is_processed_up_to_the_cut(tiny_model, tmp_path):
+    clip = make_clip(tmp_path / "clip.avi", frames=20)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    done = run_cli("--source", str(cut), "--model", str(tiny_model))
+    assert done.returncode == 0, done.stderr
+    assert 0 < len(done.stdout.splitlines()) < 20 and "truncated or corrupt" in done.stderr
+
+
+def test_error_bad_options(tiny_model, tmp_path):
+    one_line_error(run_cli("--source", str(need(PHOTOS)), "--model", str(tiny_model), "--http", "host:port"),
+                   "--http")
+    done = run_cli("--source", "x", "--detector", "yolo")
+    assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+# --- signals --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly(tiny_model, tmp_path, sig):
+    out = tmp_path / "run.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime", "--source", str(need(VIDEO)), "--realtime",
+                             "--model", str(tiny_model), "--output", str(out), "--threads", "1"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 3):
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert f"received {signal.Signals(sig).name}" in stderr and "Traceback" not in stderr
+    records = read_jsonl(out)  # every line complete (flushed)
+    assert 3 <= len(records) < 275
+
+
+# --- in-process: latest frame wins, reconnect, Pi camera, memory ---------------------------------
+
+@pytest.fixture(scope="module")
+def recognizer(tiny_model) -> FaceRecognizer:
+    return FaceRecognizer(tiny_model, num_threads=1)
+
+
+def run_daemon(recognizer, source, tmp_path, **options) -> tuple[Daemon, list[dict]]:
+    out = tmp_path / "out.jsonl"
+    config = DaemonConfig(source=source.name, output=str(out), **options)
+    daemon = Daemon(config, recognizer=recognizer, source=source)
+    assert daemon.run() == 0
+    return daemon, read_jsonl(out)
+
+
+def test_slow_processing_drops_stale_frames_instead_of_queuing(recognizer, tmp_path):
+    clip = make_clip(tmp_path / "clip.avi", frames=90, size=(320, 180))  # 3 s at 30 fps
+    source = VideoSource(str(clip), realtime=True)
+    started = time.monotonic()
+    daemon, records = run_daemon(recognizer, source, tmp_path, max_fps=5.0, max_frames=8)
+    elapsed = time.monotonic() - started
+    frames = [r["frame"] for r in records]
+    assert len(frames) == 8 and frames == sorted(frames)
+    assert frames[-1] - frames[0] >= 20, frames  # about 6 camera frames per processed one
+    assert daemon.metrics.snapshot()["dropped_frames"] >= 15
+    # the frame processed is the newest one: its index keeps up with the camera clock
+    assert frames[-1] >= 30 * elapsed * 0.6 - 10, (frames, elapsed)
+    assert np.median([r["latency_ms"]["wait"] for r in records]) < 200
+
+
+def test_a_camera_that_disappears_is_reopened_with_backoff_without_leaking(recognizer, tmp_path):
+    clip = make_clip(tmp_path / "cam.avi", frames=6, size=(64, 48))
+    # a "camera": a live source that ends (like an unplugged device) and must be reopened
+    source = VideoSource(str(clip), live=True, reconnect=True)
+    config = DaemonConfig(source=source.name, output=str(tmp_path / "out.jsonl"),
+                          backoff_initial=0.02, backoff_max=0.1)
+    daemon = Daemon(config, recognizer=recognizer, source=source)
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(code=daemon.run()))
+    thread.start()
+    try:
+        def reconnects() -> int:
+            return daemon.metrics.snapshot()["source_reconnects"] if daemon.metrics else 0
+
+        def wait_for(n: int) -> None:
+            deadline = time.monotonic() + 60
+            while reconnects() < n and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert reconnects() >= n
+
+        wait_for(3)
+        fds = open_fds()
+        wait_for(23)
+        assert open_fds() <= fds + 1  # 20 more reopen cycles, no leaked descriptors
+        hidden = clip.with_suffix(".gone")
+        clip.rename(hidden)  # the device vanishes: reopening fails, with growing delays
+        time.sleep(0.5)
+        before = reconnects()
+        time.sleep(0.3)
+        assert reconnects() == before
+        hidden.rename(clip)  # and comes back
+        wait_for(before + 2)
+    finally:
+        daemon.stop()
+        thread.join(30)
+    assert result == {"code": 0} and source._cap is None
+    assert daemon.board.state == "stopping"
+
+
+def test_picamera2_source_through_a_fake_picamera2(recognizer, tmp_path, monkeypatch):
+    gray = cv2.cvtColor(cv2.imread(str(need(PHOTOS / "obama-240p.jpg"))), cv2.COLOR_BGR2GRAY)
+    FakePicamera2.instances.clear()
+    FakePicamera2.default_frames = [gray]
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FakePicamera2))
+    out = tmp_path / "pi.jsonl"
+    daemon = Daemon(DaemonConfig(source="picamera2", output=str(out), max_frames=5, size=(427, 240)),
+                    recognizer=recognizer)
+    assert daemon.run() == 0
+    records = read_jsonl(out)
+    assert len(records) == 5 and all(r["source"] == "picamera2:0" for r in records)
+    assert all((r["width"], r["height"]) == (427, 240) and len(r["faces"]) == 1 for r in records)
+    assert len({r["faces"][0]["track_id"] for r in records}) == 1
+    (camera,) = FakePicamera2.instances
+    assert camera.closed and camera.config["lores"]["format"] == "YUV420"
+
+
+def test_frames_are_not_written_to_disk_unless_annotate_asks(tiny_model, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    clip = make_clip(tmp_path / "clip.avi", frames=5, size=(320, 180))
+    done = run_cli("--source", str(clip), "--model", str(tiny_model), "--output", str(work / "o.jsonl"))
+    assert done.returncode == 0 and sorted(p.name for p in work.iterdir()) == ["o.jsonl"]
+    done = run_cli("--source", str(clip), "--model", str(tiny_model), "--output", "-",
+                   "--annotate", str(work / "debug.avi"))
+    assert done.returncode == 0, done.stderr
+    cap = cv2.VideoCapture(str(work / "debug.avi"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    cap.release()
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    shutil.copy(need(PHOTOS / "obama-240p.jpg"), folder / "x.jpg")
+    done = run_cli("--source", str(folder), "--model", str(tiny_model), "--annotate", str(work / "ann"))
+    assert done.returncode == 0, done.stderr
+    annotated = cv2.imread(str(work / "ann" / "x.jpg"))
+    assert annotated.shape == (240, 427, 3)
+    assert not np.array_equal(annotated, cv2.imread(str(folder / "x.jpg")))  # boxes drawn
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_over_a_long_run(recognizer, tmp_path, caplog):
+    caplog.set_level(logging.ERROR, logger="edge_runtime")  # captured log records would pile up
+    clip = make_clip(tmp_path / "loop.avi", frames=30, size=(160, 90))
+    source = VideoSource(str(clip), live=True, reconnect=True)  # replays forever
+    config = DaemonConfig(source=source.name, output=str(tmp_path / "out.jsonl"), backoff_initial=0.001)
+    daemon = Daemon(config, recognizer=recognizer, source=source)
+    thread = threading.Thread(target=daemon.run)
+    tracemalloc.start()
+    try:
+        thread.start()
+
+        def wait_frames(n: int) -> None:
+            deadline = time.monotonic() + 300
+            while (daemon.metrics is None or daemon.metrics.snapshot()["frames"] < n) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
+
+        wait_frames(200)
+        early = tracemalloc.get_traced_memory()[0]
+        wait_frames(800)
+        late = tracemalloc.get_traced_memory()[0]
+    finally:
+        daemon.stop()
+        thread.join(30)
+        tracemalloc.stop()
+    assert daemon.metrics.snapshot()["frames"] >= 800
+    assert late - early < 512 * 1024, (early, late)

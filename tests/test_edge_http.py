@@ -1,0 +1,129 @@
+"""The status endpoints over real HTTP on loopback, and the Prometheus metrics text."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from edge_runtime import Daemon, DaemonConfig, FaceRecognizer
+from edge_runtime.errors import EdgeRuntimeError
+from edge_runtime.http_server import StatusBoard, StatusServer, is_loopback, parse_bind
+from edge_runtime.metrics import Metrics
+from edge_runtime.sources import VideoSource
+from tests import edge_support
+from tests.test_edge_sources import make_clip
+
+tiny_models, tiny_model = edge_support.tiny_models, edge_support.tiny_model  # fixtures
+
+
+def get(url: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read().decode()
+
+
+def metric(text: str, name: str) -> float:
+    """The value of an unlabelled sample in Prometheus text."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in metrics")
+
+
+def test_parse_bind_defaults_to_loopback():
+    assert parse_bind("8765") == ("127.0.0.1", 8765)
+    assert parse_bind(":8765") == ("127.0.0.1", 8765)
+    assert parse_bind("0.0.0.0:80") == ("0.0.0.0", 80)
+    assert parse_bind("[::1]:9000") == ("::1", 9000)
+    with pytest.raises(ValueError, match="--http"):
+        parse_bind("localhost:http")
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
+
+
+def test_histogram_and_counters_in_prometheus_text():
+    metrics = Metrics(info={"model": "m.tflite", "detector": "haar"})
+    metrics.frame_done(2, {"detect": 3.0, "total": 30.0})
+    metrics.frame_done(0, {"detect": 700.0, "total": 800.0})
+    metrics.inc("dropped_frames", 5)
+    text = metrics.render()
+    assert metric(text, "fer_edge_frames_total") == 2 and metric(text, "fer_edge_faces_total") == 2
+    assert metric(text, "fer_edge_dropped_frames_total") == 5
+    assert 'fer_edge_stage_latency_seconds_bucket{stage="detect",le="0.005"} 1' in text
+    assert 'fer_edge_stage_latency_seconds_bucket{stage="detect",le="0.5"} 1' in text
+    assert 'fer_edge_stage_latency_seconds_bucket{stage="detect",le="1"} 2' in text
+    assert 'fer_edge_stage_latency_seconds_bucket{stage="detect",le="+Inf"} 2' in text
+    assert 'fer_edge_stage_latency_seconds_count{stage="total"} 2' in text
+    assert 'fer_edge_stage_latency_seconds_sum{stage="total"} 0.830000' in text
+    assert 'fer_edge_info{detector="haar",model="m.tflite"} 1' in text
+    assert "# TYPE fer_edge_stage_latency_seconds histogram" in text
+
+
+def test_endpoints_while_the_daemon_runs(tiny_model, tmp_path):
+    clip = make_clip(tmp_path / "clip.avi", frames=300, size=(160, 90))  # 10 s as a live camera
+    source = VideoSource(str(clip), realtime=True)
+    config = DaemonConfig(source=source.name, output=str(tmp_path / "out.jsonl"), http="0")
+    daemon = Daemon(config, recognizer=FaceRecognizer(tiny_model, num_threads=1), source=source)
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while daemon.server is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        host, port = daemon.server.address
+        assert host == "127.0.0.1"  # loopback unless told otherwise
+        base = f"http://{host}:{port}"
+        while (daemon.metrics.snapshot()["frames"] < 3) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        status, kind, body = get(base + "/healthz")
+        assert status == 200 and kind == "application/json"
+        health = json.loads(body)
+        assert health["status"] == "ok" and health["state"] == "running" and health["frames"] >= 3
+        status, kind, body = get(base + "/latest")
+        latest = json.loads(body)
+        assert status == 200 and latest["source"] == str(clip) and latest["frame"] >= 2
+        assert "faces" in latest and "latency_ms" in latest
+        status, kind, text = get(base + "/metrics")
+        assert status == 200 and kind.startswith("text/plain; version=0.0.4")
+        assert metric(text, "fer_edge_frames_total") >= 3
+        assert 'fer_edge_stage_latency_seconds_count{stage="total"}' in text
+        assert "fer_edge_dropped_frames_total" in text
+        assert get(base + "/nope")[0] == 404
+    finally:
+        daemon.stop()
+        thread.join(30)
+    with pytest.raises(OSError):  # the port is released
+        urllib.request.urlopen(base + "/healthz", timeout=2)
+
+
+def test_latest_before_any_frame_and_stalled_health():
+    metrics = Metrics()
+    board = StatusBoard(metrics, stale_after=0.2)
+    server = StatusServer(board, "127.0.0.1", 0)
+    try:
+        base = "http://%s:%d" % server.address
+        assert get(base + "/latest")[0] == 404
+        assert get(base + "/healthz")[0] == 200  # starting up
+        time.sleep(0.3)
+        status, _, body = get(base + "/healthz")
+        assert status == 503 and json.loads(body)["status"] == "stalled"
+        metrics.frame_done(0, {"total": 1.0})
+        assert get(base + "/healthz")[0] == 200
+    finally:
+        server.close()
+
+
+def test_a_port_in_use_is_a_clear_error():
+    board = StatusBoard(Metrics())
+    server = StatusServer(board, "127.0.0.1", 0)
+    try:
+        with pytest.raises(EdgeRuntimeError, match="choose another --http"):
+            StatusServer(board, "127.0.0.1", server.address[1])
+    finally:
+        server.close()

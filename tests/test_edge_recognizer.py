@@ -1,0 +1,148 @@
+"""FaceRecognizer and ExpressionClassifier: model + card loading, checks, consistent answers, any frame."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime import FaceRecognizer, ModelError
+from edge_runtime.classifier import ExpressionClassifier
+from edge_runtime.model_card import ModelCardError
+from tests import edge_support
+from tests.edge_support import PHOTOS, copy_model, need
+
+tiny_models, tiny_model = edge_support.tiny_models, edge_support.tiny_model  # fixtures
+
+
+@pytest.fixture(scope="module")
+def recognizer(tiny_model) -> FaceRecognizer:
+    return FaceRecognizer(tiny_model, num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return cv2.imread(str(need(PHOTOS / "two_people.jpg")))
+
+
+def test_labels_and_input_come_from_the_card(recognizer, tiny_model):
+    assert recognizer.labels == ("happy", "neutral", "sad", "surprise")
+    assert recognizer.card.input.height == 48 and recognizer.card.path == tiny_model.with_suffix(".json")
+    assert recognizer.runtime_name == "ai_edge_litert"
+
+
+def test_runtime_choice_and_threads_are_logged(tiny_model, caplog):
+    with caplog.at_level(logging.INFO, logger="edge_runtime"):
+        FaceRecognizer(tiny_model, num_threads=1)
+    assert "ai_edge_litert" in caplog.text and "threads=1" in caplog.text
+
+
+def test_same_answer_alone_in_a_batch_and_via_recognize(recognizer, photo):
+    faces = recognizer.recognize(photo)
+    assert len(faces) == 2
+    crops = [recognizer.crop(photo, face.box) for face in faces]
+    alone = [recognizer.classify_face(crop) for crop in crops]
+    batch = recognizer.classify_faces([crops[1], crops[0], crops[1]])
+    assert [e.scores for e in batch] == [alone[1].scores, alone[0].scores, alone[1].scores]
+    for face, expression in zip(faces, alone, strict=True):
+        assert face.scores == expression.scores and face.label == expression.label
+        assert set(face.scores) == set(recognizer.labels)
+        assert abs(sum(face.scores.values()) - 1.0) < 0.05
+        assert face.label == max(face.scores, key=face.scores.get)
+    assert faces[0].scores != faces[1].scores  # different faces, different answers
+
+
+def test_int8_and_float32_variants_agree(tiny_models, photo):
+    int8 = FaceRecognizer(tiny_models["int8"], num_threads=1)
+    float32 = FaceRecognizer(tiny_models["float32"], num_threads=1)
+    crop = int8.crop(photo, int8.recognize(photo)[0].box)
+    a = np.array(list(int8.classify_face(crop).scores.values()))
+    b = np.array(list(float32.classify_face(crop).scores.values()))
+    assert np.abs(a - b).max() < 0.03, (a, b)
+
+
+def test_grayscale_bgr_bgra_and_single_channel_frames_give_the_same_faces(recognizer, photo):
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    results = [recognizer.recognize(frame) for frame in
+               (photo, cv2.cvtColor(photo, cv2.COLOR_BGR2BGRA), gray, gray[:, :, None])]
+    assert len(results[0]) == 2
+    for other in results[1:]:
+        assert [(f.box, f.scores) for f in other] == [(f.box, f.scores) for f in results[0]]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5, 3), (20, 20, 4), (47, 48), (2, 900)])
+def test_tiny_frames_give_no_faces_and_no_error(recognizer, shape):
+    assert recognizer.recognize(np.full(shape, 128, np.uint8)) == []
+    assert recognizer.classify_face(np.full(shape, 128, np.uint8)).label in recognizer.labels
+
+
+def test_huge_frames_are_detected_on_a_downscaled_copy(recognizer, photo):
+    huge = cv2.resize(photo, None, fx=4, fy=4, interpolation=cv2.INTER_LINEAR)  # 4504x2644
+    faces = recognizer.recognize(huge)
+    small = recognizer.recognize(photo)
+    assert len(faces) == len(small) == 2
+    for big, ref in zip(sorted(faces, key=lambda f: f.box), sorted(small, key=lambda f: f.box), strict=True):
+        tolerance = 0.05 * 4 * ref.box[2]
+        assert all(abs(b - 4 * r) <= tolerance for b, r in zip(big.box, ref.box, strict=True)), big.box
+
+
+def test_min_confidence_turns_unsure_labels_into_none(tiny_model, photo):
+    unsure = FaceRecognizer(tiny_model, num_threads=1, min_confidence=0.99)
+    faces = unsure.recognize(photo)
+    assert faces and all(face.label is None for face in faces)
+    assert faces[0].to_dict()["label"] is None
+
+
+def test_margin_precedence_argument_card_detector_default(tiny_model, tmp_path):
+    assert FaceRecognizer(tiny_model).margin == 0.0  # Haar's measured default
+    assert FaceRecognizer(tiny_model, margin=0.2).margin == 0.2
+    edited = copy_model(tiny_model, tmp_path, lambda c: c.update(face_crop={"margin": 0.15}))
+    assert FaceRecognizer(edited).margin == 0.15
+    per = copy_model(tiny_model, tmp_path / "per",
+                     lambda c: c.update(face_crop={"margin": 0.15, "by_detector": {"haar": 0.05}}))
+    assert FaceRecognizer(per).margin == 0.05
+    with pytest.raises(ValueError, match="margin"):
+        FaceRecognizer(tiny_model, margin=-0.1)
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match=r"not found.*--model"):
+        FaceRecognizer(tmp_path / "nope.tflite")
+
+
+def test_missing_default_model_tells_the_user_to_pass_model(monkeypatch, tmp_path):
+    monkeypatch.setattr("edge_runtime.classifier.DEFAULT_MODEL", tmp_path / "models" / "fer4_int8.tflite")
+    with pytest.raises(ModelError, match=r"fer4_int8.tflite does not exist yet.*pass --model"):
+        ExpressionClassifier()
+
+
+def test_missing_card_is_a_clear_error(tiny_model, tmp_path):
+    lone = tmp_path / "lone.tflite"
+    lone.write_bytes(tiny_model.read_bytes())
+    with pytest.raises(ModelCardError, match="card .* not found"):
+        FaceRecognizer(lone)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.update(labels=["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]),
+     "4 outputs, the card lists 7 labels"),
+    (lambda c: c["input"].update(height=64, width=64), "input shape"),
+    (lambda c: c["input"]["quantization"].update(zero_point=0), "input quantization"),
+    (lambda c: c["input"].update(dtype="float32"), "input dtype"),
+    (lambda c: c["output"]["quantization"].update(scale=0.5), "output quantization"),
+    (lambda c: c.update(sha256="0" * 64), "sha256"),
+])
+def test_a_card_that_does_not_match_its_model_is_refused(tiny_model, tmp_path, edit, message):
+    model = copy_model(tiny_model, tmp_path, edit)
+    with pytest.raises(ModelError, match="does not match its card") as info:
+        FaceRecognizer(model)
+    assert message in str(info.value)
+
+
+def test_a_file_that_is_not_a_model_is_refused(tiny_model, tmp_path):
+    bogus = copy_model(tiny_model, tmp_path, lambda c: c.pop("sha256"))
+    bogus.write_bytes(b"not a flatbuffer" * 10)
+    with pytest.raises(ModelError, match="cannot load model"):
+        FaceRecognizer(bogus)

@@ -1,0 +1,121 @@
+"""``python -m train`` and ``python -m train.evaluate`` end to end on a tiny data set."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.train_support import make_folder_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--arch", "edge-small", "--batch-size", "16", "--val-fraction", "0.25"]
+
+
+def run_cli(*args: str, module: str = "train", timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fer")
+    make_folder_dataset(root, per_class=12, test_per_class=4)
+    return root
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "{tmp}/missing"], "does not exist"),
+    (["--data", "{data}", "--classes", "happy,bored"], "unknown class name"),
+    (["--data", "{data}", "--classes", "angry,happy"], "angry missing"),
+    (["--data", "{data}", "--drop", "typos"], "unknown --drop"),
+    (["--data", "{data}", "--arch", "resnet"], "unknown --arch"),
+    (["--data", "{data}", "--resume"], "no run to resume"),
+])
+def test_bad_input_gives_one_error_line(tmp_path, data, args, message):
+    args = [a.format(tmp=tmp_path, data=data) for a in args]
+    result = run_cli(*args, "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_existing_run_dir_is_not_overwritten(tmp_path, data):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "precious.txt").write_text("keep me")
+    result = run_cli("--data", str(data), "--out", str(run_dir))
+    assert result.returncode == 2 and "already holds a run" in result.stderr
+    assert (run_dir / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_train_interrupt_resume_and_evaluate(tmp_path, data):
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "train", "--data", str(data), *TINY, "--epochs", "4", "--out", str(run_dir)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    metadata = run_dir / "backup" / "training_metadata.json"
+    deadline = time.time() + 240
+    while not metadata.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)            # a crash after the first epoch's checkpoint
+    proc.wait()
+    assert metadata.exists(), proc.stderr.read()
+    assert not (run_dir / "fer4.keras").exists()
+    done_before = json.loads(metadata.read_text())["epoch"] + 1
+    assert done_before < 4
+
+    result = run_cli("--out", str(run_dir), "--resume", "--data", str(data))
+    assert result.returncode == 0, result.stderr
+    assert f"epoch {done_before + 1}/4" in result.stderr      # resumed where it stopped, not at 1
+    assert "epoch 1/4" not in result.stderr
+    with (run_dir / "history.csv").open() as handle:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
+    assert epochs[-1] == 3
+    for name in ("fer4.keras", "fer4.json", "fer4.eval.json", "fer4.confusion.png", "history.png",
+                 "data_report.json"):
+        assert (run_dir / name).is_file(), name
+    card = json.loads((run_dir / "fer4.json").read_text())
+    assert card["labels"] == ["happy", "neutral", "sad", "surprise"]
+    assert card["input"]["value_range"] == [0, 255] and card["input"]["height"] == 48
+    report = json.loads((run_dir / "fer4.eval.json").read_text())
+    assert report["n"] == 17 and len(report["confusion"]) == 4
+    assert sum(map(sum, report["confusion"])) == 17
+    data_report = json.loads((run_dir / "data_report.json").read_text())
+    assert data_report["leakage"]["train_images_also_in_test"] == 1
+
+    out = tmp_path / "eval"
+    result = run_cli("--model", str(run_dir / "fer4.keras"), "--data", str(data), "--out", str(out),
+                     module="train.evaluate")
+    assert result.returncode == 0, result.stderr
+    again = json.loads((out / "fer4.eval.json").read_text())
+    assert again["confusion"] == report["confusion"]
+    assert (out / "fer4.confusion.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data):
+    result = run_cli("--data", str(data), *TINY, "--epochs", "1", "--strategy", "mirrored",
+                     "--cpu-devices", "2", "--classes", "happy,sad", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert "epoch 1/1" in result.stderr
+    assert (tmp_path / "run" / "fer2.keras").is_file()
+
+
+def test_evaluate_errors(tmp_path, data):
+    result = run_cli("--model", str(tmp_path / "none.keras"), "--data", str(data), module="train.evaluate")
+    assert result.returncode == 2 and "not found" in result.stderr
+    fake = tmp_path / "fake.keras"
+    fake.write_text("not a model")
+    result = run_cli("--model", str(fake), "--data", str(data), module="train.evaluate")
+    assert result.returncode == 2 and "card" in result.stderr and "Traceback" not in result.stderr

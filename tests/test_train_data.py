@@ -1,0 +1,96 @@
+"""Loading, the validation report and the split, on tiny data sets written by the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.train_support import CLASSES, face, make_csv, make_folder_dataset
+from train import validation
+from train.data_loading import load_csv_splits, load_split
+from train.errors import UserError
+from train.labels import FER2013_CLASSES, parse_classes
+from train.splits import stratified_split
+
+
+@pytest.fixture
+def planted(tmp_path):
+    return tmp_path, make_folder_dataset(tmp_path, per_class=6, test_per_class=3)
+
+
+def test_folder_loading_converts_and_skips(planted):
+    root, info = planted
+    train = load_split(root, "train", CLASSES)
+    assert train.images.shape[1:] == (48, 48) and train.images.dtype == np.uint8
+    # 6 per class + dup_same + dup_conflict + colour + big; corrupt and notes.txt skipped
+    assert len(train) == 4 * 6 + 4
+    skipped = {path.rsplit("/", 1)[-1]: why for path, why in train.skipped}
+    assert set(skipped) == {info["corrupt"], info["non_image"]}
+    converted = {path.rsplit("/", 1)[-1]: what for path, what in train.converted}
+    assert "grayscale" in converted[info["colour"]]
+    assert "resized from 64x64" in converted[info["resized"]]
+    assert train.counts()["happy"] == 6 + 2          # dup_same + colour
+
+
+def test_validation_finds_planted_problems(planted):
+    root, info = planted
+    train = load_split(root, "train", CLASSES)
+    test = load_split(root, "test", CLASSES)
+    report, masks = validation.validate(train, test)
+    assert report["duplicates"]["groups"] == info["duplicate_groups"]
+    assert report["conflicts"]["groups"] == info["conflict_groups"]
+    assert report["conflicts"]["images"] == 2
+    assert report["leakage"]["train_images_also_in_test"] == info["leaked"]
+    assert report["skipped"]["count"] == 2
+    kept, drops = validation.apply_drops(train, masks, ("duplicates", "conflicts", "leaked"))
+    assert drops["dropped"] == {"duplicates": 2, "conflicts": 1, "leaked": 1}
+    assert len(kept) == len(train) - 4
+    hashes = validation.pixel_hashes(kept.images)
+    assert len(set(hashes)) == len(hashes)
+    untouched, _ = validation.apply_drops(train, masks, ())
+    assert len(untouched) == len(train)
+
+
+def test_csv_loading_and_errors(tmp_path):
+    rows = [(FER2013_CLASSES.index(name), face(i, i), usage)
+            for i, name in enumerate(CLASSES) for usage in ("Training", "Training", "PublicTest")]
+    rows.append((0, face(0, 50), "Training"))                  # angry: not selected, left out
+    path = make_csv(tmp_path / "fer2013.csv", rows)
+    splits = load_csv_splits(path, CLASSES)
+    assert len(splits["train"]) == 8 and len(splits["test"]) == 4
+    assert splits["train"].counts() == dict.fromkeys(CLASSES, 2)
+    np.testing.assert_array_equal(splits["test"].images[0], face(0, 0))
+    bad = make_csv(tmp_path / "bad.csv", rows[:2], columns=("label", "pixels", "Usage"))
+    with pytest.raises(UserError, match="columns"):
+        load_csv_splits(bad, CLASSES)
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_split(tmp_path / "nowhere", "train", CLASSES)
+    make_folder_dataset(tmp_path, per_class=2, test_per_class=1, plant=False)
+    with pytest.raises(UserError, match="angry.*missing"):
+        load_split(tmp_path, "train", ("angry", "happy"))
+    empty = tmp_path / "train" / "happy"
+    for f in empty.iterdir():
+        f.unlink()
+    with pytest.raises(UserError, match="no readable image"):
+        load_split(tmp_path, "train", CLASSES)
+
+
+def test_class_selection():
+    assert parse_classes("surprise, happy,sad,neutral") == CLASSES
+    assert len(parse_classes("all")) == 7
+    with pytest.raises(ValueError, match="unknown class"):
+        parse_classes("happy,bored")
+
+
+def test_stratified_split_is_deterministic_and_stratified():
+    labels = np.repeat(np.arange(3), [50, 30, 20])
+    a = stratified_split(labels, 0.2, seed=7)
+    b = stratified_split(labels, 0.2, seed=7)
+    c = stratified_split(labels, 0.2, seed=8)
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+    assert np.bincount(labels[a[1]]).tolist() == [10, 6, 4]
+    assert not set(a[0]) & set(a[1]) and len(a[0]) + len(a[1]) == 100

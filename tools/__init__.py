@@ -1,0 +1,1 @@
+"""Developer tools (run from the project root with ``python -m tools.<name>``)."""

@@ -1,0 +1,113 @@
+"""``python -m train``: train a FER model into a run directory (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from .data_loading import check_source
+from .errors import UserError
+from .labels import DEFAULT_CLASSES, parse_classes
+from .validation import parse_drop
+
+CONFIG_FILE = "config.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train", description=__doc__)
+    p.add_argument("--data", required=True, help="FER2013 folder (train/<class>/, test/<class>/) or fer2013.csv")
+    p.add_argument("--classes", default=",".join(DEFAULT_CLASSES),
+                   help="comma list of class names, or 'all' for the 7 FER2013 classes (default: %(default)s)")
+    p.add_argument("--arch", default="edge", help="edge | edge-small | baseline (default: %(default)s)")
+    p.add_argument("--name", help="model name used for the output files (default: fer<number of classes>)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine schedule with warm-up)")
+    p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW decoupled weight decay")
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--class-weight", choices=("none", "sqrt", "balanced"), default="sqrt",
+                   help="loss weights against class imbalance (default: %(default)s)")
+    p.add_argument("--drop", default="all",
+                   help="remove from train: none, all, or a comma list of duplicates,conflicts,leaked "
+                        "(default: %(default)s)")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
+                   help="mixed_bfloat16 is faster on CPUs with AVX-512 BF16 (the saved model is float32)")
+    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
+                   help="tf.distribute strategy: mirrored = all local GPUs (or logical CPUs); "
+                        "multiworker = a cluster described by TF_CONFIG")
+    p.add_argument("--cpu-devices", type=int, default=0, help=argparse.SUPPRESS)  # split the CPU (tests)
+    p.add_argument("--init-from", help="warm-start from a saved .keras model with a card (output layer "
+                                       "sliced to our classes)")
+    p.add_argument("--out", required=True, help="run directory")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    group.add_argument("--force", action="store_true", help="discard any run already in --out and start anew")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def make_config(args: argparse.Namespace) -> dict:
+    """The run's settings, as stored in ``config.json`` and reused by ``--resume``."""
+    try:
+        classes = parse_classes(args.classes)
+        drop = parse_drop(args.drop)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    if args.epochs < 1 or args.batch_size < 1:
+        raise UserError("--epochs and --batch-size must be at least 1")
+    if args.init_from and not Path(args.init_from).is_file():
+        raise UserError(f"--init-from {args.init_from} not found")
+    return {
+        "data": str(args.data), "classes": list(classes), "arch": args.arch,
+        "name": args.name or f"fer{len(classes)}", "epochs": args.epochs, "batch_size": args.batch_size,
+        "lr": args.lr, "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing,
+        "class_weight": args.class_weight, "drop": list(drop), "val_fraction": args.val_fraction,
+        "seed": args.seed, "precision": args.precision, "strategy": args.strategy,
+        "cpu_devices": args.cpu_devices, "init_from": args.init_from,
+        "command": "python -m train " + " ".join(sys.argv[1:]),
+    }
+
+
+def prepare_run_dir(run_dir: Path, config: dict, resume: bool, force: bool) -> dict:
+    """Create or reopen the run dir; never overwrite a run without ``--resume`` or ``--force``."""
+    config_path = run_dir / CONFIG_FILE
+    if resume:
+        if not config_path.is_file():
+            raise UserError(f"--resume: {run_dir} holds no run to resume (no {CONFIG_FILE}); drop --resume")
+        stored = json.loads(config_path.read_text())
+        stored["resumed_with"] = config["command"]
+        return stored
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not force:
+            raise UserError(f"{run_dir} already holds a run; use --resume to continue it, --force to "
+                            "replace it, or choose another --out")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    from edge_runtime.atomic_io import atomic_write_json
+    atomic_write_json(config_path, config)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        if args.arch not in ("edge", "edge-small", "baseline"):
+            raise UserError(f"unknown --arch {args.arch!r}; choose edge, edge-small or baseline")
+        config = make_config(args)
+        run_dir = Path(args.out)
+        config = prepare_run_dir(run_dir, config, args.resume, args.force)
+        check_source(config["data"], ("train", "test"), tuple(config["classes"]))
+        from .training import run  # TensorFlow is imported only once the arguments are known good
+
+        run(config, run_dir, resume=args.resume)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

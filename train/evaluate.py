@@ -1,0 +1,66 @@
+"""``python -m train.evaluate --model M --data D [--split test]``: evaluate a saved model.
+
+Writes ``<model stem>.eval.json`` and ``<model stem>.confusion.png`` (accuracy, per-class
+precision/recall/F1, confusion matrix) into ``--out`` (default: beside the model). The
+label order comes from the model's card (``<model stem>.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from edge_runtime.model_card import ModelCardError, load_card
+
+from .data_loading import load_split
+from .errors import UserError
+
+
+def evaluate(model_path: Path, data: str, split: str, out_dir: Path) -> dict:
+    """Evaluate ``model_path`` on ``split`` of ``data``; write and return the report."""
+    if not model_path.is_file():
+        raise UserError(f"--model {model_path} not found")
+    try:
+        card = load_card(model_path)
+    except ModelCardError as exc:
+        raise UserError(str(exc)) from exc
+    faces = load_split(data, split, card.labels)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from . import evaluation
+
+    try:
+        model = keras.models.load_model(model_path, compile=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--model {model_path} is not a readable Keras model: {exc}") from exc
+    probs = evaluation.predict_probabilities(model, faces.images)
+    report = evaluation.classification_report(faces.labels, probs.argmax(1), card.labels)
+    report.update({"split": split, "data": str(data), "model": model_path.name})
+    evaluation.write_report(report, out_dir, model_path.stem, f"{model_path.stem} on the {split} split")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, type=Path, help="a .keras model with its card beside it")
+    p.add_argument("--data", required=True, help="FER2013 folder or fer2013.csv")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", type=Path, help="output folder (default: the model's folder)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        report = evaluate(args.model, args.data, args.split, args.out or args.model.parent)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.model.name} on {args.split}: accuracy {report['accuracy']:.4f} (n={report['n']}), "
+          f"macro F1 {report['macro_f1']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The evaluation report: accuracy, per-class precision/recall/F1, confusion matrix (JSON + PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
+
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> dict:
+    """Accuracy, per-class precision/recall/F1/support, macro F1 and the confusion matrix.
+
+    ``confusion[i][j]`` counts images of true class ``labels[i]`` predicted as ``labels[j]``.
+    """
+    n = len(labels)
+    confusion = np.zeros((n, n), np.int64)
+    np.add.at(confusion, (y_true, y_pred), 1)
+    per_class = {}
+    for i, name in enumerate(labels):
+        tp = confusion[i, i]
+        predicted, actual = confusion[:, i].sum(), confusion[i, :].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
+                           "f1": round(float(f1), 4), "support": int(actual)}
+    return {
+        "n": int(len(y_true)),
+        "accuracy": round(float((y_true == y_pred).mean()) if len(y_true) else 0.0, 4),
+        "macro_f1": round(float(np.mean([c["f1"] for c in per_class.values()])), 4),
+        "labels": list(labels),
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+    }
+
+
+def plot_confusion(report: dict, path: str | Path, title: str) -> None:
+    """Save the confusion matrix (row-normalized colours, raw counts written in) as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = report["labels"]
+    confusion = np.asarray(report["confusion"])
+    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.1 * len(labels) + 2.5, 1.1 * len(labels) + 2))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{confusion[i, j]}\n{rates[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_title(f"{title}\naccuracy {report['accuracy']:.2%} (n={report['n']})")
+    fig.tight_layout()
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    plt.close(fig)
+
+
+def plot_history(history: dict[str, list[float]], path: str | Path) -> None:
+    """Save training curves (loss and accuracy, train vs validation) as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+            if key in history:
+                ax.plot(range(1, len(history[key]) + 1), history[key], style, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=100))
+    plt.close(fig)
+
+
+def write_report(report: dict, out_dir: str | Path, stem: str, title: str) -> tuple[Path, Path]:
+    """Write ``<stem>.eval.json`` and ``<stem>.confusion.png`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    json_path, png_path = out_dir / f"{stem}.eval.json", out_dir / f"{stem}.confusion.png"
+    atomic_write_json(json_path, report)
+    plot_confusion(report, png_path, title)
+    return json_path, png_path
+
+
+def predict_probabilities(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities of a Keras model for uint8 (N, 48, 48) images."""
+    x = images.astype(np.float32)[..., None]
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))

@@ -1,0 +1,25 @@
+"""A deterministic, stratified validation split carved from the training split."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(train_index, val_index)``: ``fraction`` of every class goes to validation.
+
+    The same labels, fraction and seed always give the same split.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be between 0 and 1, got {fraction}")
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        rng.shuffle(members)
+        n_val = int(round(fraction * members.size))
+        if members.size >= 2:
+            n_val = min(max(n_val, 1), members.size - 1)
+        val_idx.append(members[:n_val])
+        train_idx.append(members[n_val:])
+    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))

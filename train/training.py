@@ -1,0 +1,209 @@
+"""One training run: data, model, fit with per-epoch checkpoints, final float32 model and report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
+
+from . import evaluation, models, pipeline, splits, validation
+from .data_loading import IMAGE_SIZE, FaceSet, load_split
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """One log line per epoch: its number, wall time, learning rate and metrics."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        lr = self.model.optimizer.learning_rate
+        lr = float(lr.numpy() if hasattr(lr, "numpy") else lr)
+        metrics = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k != "learning_rate")
+        log.info("epoch %d/%d %.0fs lr=%.2e %s", epoch + 1, self.params["epochs"],
+                 time.perf_counter() - self._start, lr, metrics)
+
+
+def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
+    """``default`` (one device), ``mirrored`` (all local GPUs, or all logical CPUs) or ``multiworker`` (TF_CONFIG)."""
+    if cpu_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise UserError(f"unknown --strategy {name!r}; use default, mirrored or multiworker")
+
+
+def init_weights_from(model: keras.Model, source_path: str, labels: tuple[str, ...]) -> int:
+    """Copy weights layer by layer (by name) from a saved model; the output layer is sliced to ``labels``.
+
+    The source's card must list labels that include ours: a 7-class model warm-starts a
+    4-class one with the 4 matching output columns. Returns the number of layers copied.
+    """
+    from edge_runtime.model_card import ModelCardError, load_card
+
+    try:
+        source = keras.models.load_model(source_path, compile=False)
+        source_labels = load_card(source_path).labels
+    except (OSError, ValueError, ModelCardError) as exc:
+        raise UserError(f"--init-from {source_path}: {exc}") from exc
+    copied = 0
+    for layer in model.layers:
+        try:
+            src = source.get_layer(layer.name)
+        except ValueError:
+            continue
+        weights = src.get_weights()
+        if layer.name == "probabilities":
+            missing = [name for name in labels if name not in source_labels]
+            if missing:
+                raise UserError(f"--init-from model has no output for {', '.join(missing)}")
+            cols = [source_labels.index(name) for name in labels]
+            weights = [w[..., cols] for w in weights]
+        if [w.shape for w in weights] == [w.shape for w in layer.get_weights()]:
+            layer.set_weights(weights)
+            copied += 1
+    return copied
+
+
+def keras_card(name: str, labels: tuple[str, ...], model: keras.Model, config: dict, extra: dict) -> dict:
+    """The model card of a trained ``.keras`` model (variant ``keras``)."""
+    return {
+        "schema_version": 1,
+        "name": name,
+        "variant": "keras",
+        "file": f"{name}.keras",
+        "labels": list(labels),
+        "input": {"height": IMAGE_SIZE, "width": IMAGE_SIZE, "channels": 1, "color": "grayscale",
+                  "dtype": "float32", "value_range": [0, 255]},
+        "output": {"dtype": "float32", "kind": "probabilities"},
+        "architecture": config["arch"],
+        "parameters": int(model.count_params()),
+        "macs_per_face": models.count_macs(model),
+        "training": {"config": config, **extra},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "tools": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
+    }
+
+
+def load_data(config: dict) -> tuple[FaceSet, FaceSet, FaceSet, dict]:
+    """Load train and test, validate, drop what was asked, carve the validation split."""
+    classes = tuple(config["classes"])
+    train_all = load_split(config["data"], "train", classes)
+    test = load_split(config["data"], "test", classes)
+    report, masks = validation.validate(train_all, test)
+    train_kept, drops = validation.apply_drops(train_all, masks, tuple(config["drop"]))
+    report["applied"] = drops
+    for line in validation.summary_lines(report, drops):
+        log.info("data: %s", line)
+    train_idx, val_idx = splits.stratified_split(train_kept.labels, config["val_fraction"], config["seed"])
+    report["split"] = {"train": int(train_idx.size), "validation": int(val_idx.size), "test": len(test),
+                       "val_fraction": config["val_fraction"], "seed": config["seed"]}
+    return train_kept.subset(train_idx), train_kept.subset(val_idx), test, report
+
+
+def run(config: dict, run_dir: Path, resume: bool) -> dict:
+    """Train per ``config`` into ``run_dir``; return the test report. Resumable per epoch."""
+    keras.utils.set_random_seed(config["seed"])
+    strategy = make_strategy(config["strategy"], config.get("cpu_devices", 0))
+    train, val, test, data_report = load_data(config)
+    atomic_write_json(run_dir / "data_report.json", data_report)
+    labels = tuple(config["classes"])
+    n = len(labels)
+
+    weights = pipeline.class_weights(train.labels, n, config["class_weight"])
+    sample_weights = None if weights is None else weights[train.labels]
+    batch = config["batch_size"]
+    train_ds = pipeline.make_dataset(train.images, train.labels, n, batch, training=True,
+                                     seed=config["seed"], sample_weights=sample_weights)
+    val_ds = pipeline.make_dataset(val.images, val.labels, n, batch, training=False, seed=config["seed"])
+
+    keras.mixed_precision.set_global_policy(config["precision"])
+    steps = int(np.ceil(len(train) / batch)) * config["epochs"]
+    with strategy.scope():
+        model = models.build_model(config["arch"], n)
+        if config.get("init_from") and not resume:
+            log.info("initialised %d layers from %s", init_weights_from(model, config["init_from"], labels),
+                     config["init_from"])
+        warmup = min(steps // 10, int(np.ceil(len(train) / batch)) * 3)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=max(steps - warmup, 1), warmup_target=config["lr"], warmup_steps=warmup, alpha=0.01)
+        model.compile(
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"]),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config["label_smoothing"]),
+            metrics=["accuracy"])
+    log.info("model %s: %d parameters, %.1fM MACs per face; %d train / %d val / %d test images",
+             config["arch"], model.count_params(), models.count_macs(model) / 1e6, len(train), len(val), len(test))
+
+    best_so_far = max(read_history(run_dir / "history.csv").get("val_accuracy", [None]) or [None], key=lambda v: v or 0)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor="val_accuracy",
+                                        save_best_only=True, save_weights_only=True,
+                                        initial_value_threshold=best_so_far if resume else None),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        EpochLogger(),
+    ]
+    started = time.perf_counter()
+    model.fit(train_ds, validation_data=val_ds, epochs=config["epochs"], callbacks=callbacks, verbose=0)
+    train_seconds = time.perf_counter() - started
+
+    # The shipped model: best validation epoch, rebuilt in float32 (converts cleanly after bf16 training).
+    model.load_weights(str(run_dir / "best.weights.h5"))
+    keras.mixed_precision.set_global_policy("float32")
+    final = models.build_model(config["arch"], n)
+    final.set_weights(model.get_weights())
+
+    history = read_history(run_dir / "history.csv")
+    evaluation.plot_history(history, run_dir / "history.png")
+    probs = evaluation.predict_probabilities(final, test.images)
+    report = evaluation.classification_report(test.labels, probs.argmax(1), labels)
+    report.update({"split": "test", "data": str(config["data"]), "model": f"{config['name']}.keras"})
+    val_probs = evaluation.predict_probabilities(final, val.images)
+    val_acc = float((val_probs.argmax(1) == val.labels).mean())
+
+    name = config["name"]
+    atomic_write_with(run_dir / f"{name}.keras", final.save)
+    evaluation.write_report(report, run_dir, name, f"{name} (Keras float32) on the test split")
+    card = keras_card(name, labels, final, config, {
+        "data_report": {k: data_report[k] for k in ("applied", "split") if k in data_report},
+        "best_val_accuracy": round(val_acc, 4),
+        "epochs_run": len(history.get("loss", [])),
+        "last_session_seconds": round(train_seconds, 1),
+    })
+    card["metrics"] = {"split": "test", "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
+                       "n": report["n"], "per_class_recall": {k: v["recall"] for k, v in report["per_class"].items()}}
+    atomic_write_json(run_dir / f"{name}.json", card)
+    log.info("test accuracy %.4f (n=%d); wrote %s", report["accuracy"], report["n"], run_dir / f"{name}.keras")
+    return report
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """The CSVLogger history as ``{metric: [value per epoch]}``."""
+    import csv
+
+    history: dict[str, list[float]] = {}
+    if not path.exists():
+        return history
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            for key, value in row.items():
+                if key != "epoch" and value not in ("", None):
+                    history.setdefault(key, []).append(float(value))
+    return history
