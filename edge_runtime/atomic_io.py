@@ -36,6 +36,9 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[str], Any]) -> 
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".tmp", dir=target.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)       # mkstemp makes 0600; give the file the usual permissions
     try:
         writer(tmp)
         os.replace(tmp, target)
