@@ -22,20 +22,20 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.paths import PROJECT_ROOT
+from edge_runtime.paths import bundled_models_dir
 
 from .accuracy import TestFaces, accuracy, load_test_faces
-from .device import describe, device_facts
-from .errors import USER_ERRORS, BenchmarkError
+from .device import device_facts
+from .errors import BenchmarkError
 from .latency_report import latency_markdown, plot_latency
 from .peer import PEER_LABELS, PEER_NAME, PEER_SIZE, PeerModel, default_peer_path
-from .report import write_outputs
-from .tflite_model import CardModel, discover_models
+from .report import run_and_report
+from .tflite_model import CardModel, discover_models, variant_order
 from .timing import single_inputs, summarize, time_invokes
 
 log = logging.getLogger("benchmarks.latency")
 
-DEFAULT_MODELS = PROJECT_ROOT / "models"
+DEFAULT_MODELS = bundled_models_dir()
 FACE_SIZE = 48  # size of the crops timed without --data (every model resizes to its card's size)
 
 
@@ -252,6 +252,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 family)
             rows.extend(peer_rows(peer, latencies[-1], family, labels, acc, test, latency_inputs))
     add_comparisons(rows)
+    families = list(dict.fromkeys(m.name for m in models))
+    rows.sort(key=lambda r: (families.index(r["model"]), variant_order(r["variant"]), r["threads"]))
     return {
         "benchmark": "latency",
         "command": "python -m benchmarks.latency " + shlex.join(args.argv),
@@ -284,19 +286,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     setup_logging(args.verbose)
-    try:
+
+    def checked_run(args):
         check_args(args)
-        result = run(args)
-        markdown = latency_markdown(result)
-        print(markdown)
-        if args.out is not None:
-            for path in write_outputs(args.out, "latency", result, markdown, plot_latency):
-                log.info("wrote %s", path)
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    log.info("done in %.0f s on %s", result["duration_s"], describe(result["device"]))
-    return 0
+        return run(args)
+
+    return run_and_report(args, checked_run, "latency", latency_markdown, plot_latency)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ from .device import describe
 from .report import fmt, machine_title, markdown_table, new_figure, save_figure
 
 MARKERS = {"float32": "o", "float16": "s", "dynamic": "D", "int8": "^", "peer": "*"}
-# Label offsets (points) per variant, so that variants with the same figures stay readable.
-OFFSETS = {"float32": (7, 7), "float16": (7, -12), "dynamic": (-7, 7), "int8": (-7, -12), "peer": (8, 0)}
 
 
 def _threads_label(count: int) -> str:
@@ -55,7 +53,7 @@ def latency_markdown(result: dict[str, Any]) -> str:
         line.append(None if variant == "peer" or all(r is None for r in ratios)
                     else " / ".join("—" if r is None else f"{r:.2f}×" for r in ratios))
         acc_ratio, acc_pt = first.get("accuracy_ratio_vs_peer"), first.get("accuracy_vs_peer_pt")
-        line.append(None if acc_ratio is None else f"{acc_ratio:.2f}× ({acc_pt:+.1f} pt)")
+        line.append(None if acc_ratio is None else f"{acc_ratio:.3f}× ({acc_pt:+.2f} pt)")
         lines.append(line)
     table = markdown_table(headers, lines, [False, False] + [True] * (len(headers) - 2))
     settings, device = result["settings"], result["device"]
@@ -79,8 +77,8 @@ def latency_markdown(result: dict[str, Any]) -> str:
 
 
 def plot_latency(result: dict[str, Any], path: Path) -> None:
-    """``latency.png``: p50 latency (x) against accuracy (y), one labelled point per variant and
-    the peer, one panel per thread count."""
+    """``latency.png``: p50 latency (x) against accuracy (y), one point per variant and the peer
+    (colour: model, marker: variant, named in the legend), one panel per thread count."""
     threads = result["settings"]["threads"]
     fig, axes = new_figure(len(threads))
     families = list(dict.fromkeys(r["model"] for r in result["rows"]))
@@ -90,18 +88,14 @@ def plot_latency(result: dict[str, Any], path: Path) -> None:
         for row in result["rows"]:
             if row["threads"] != count or row.get("accuracy") is None:
                 continue
-            y = row["accuracy"] * 100
-            ax.scatter(row["p50_ms"], y, marker=MARKERS.get(row["variant"], "o"),
-                       s=140 if row["variant"] == "peer" else 60, color=colours[row["model"]],
-                       edgecolors="black", linewidths=0.5)
             if row["variant"] == "peer":
                 label = f"peer (fer) over {row['model']} classes"
             else:
-                label = f"{row['model']} {row['variant']}" + (" (recorded)" if row["accuracy_source"] ==
-                                                              "recorded" else "")
-            dx, dy = OFFSETS.get(row["variant"], (7, 7))
-            ax.annotate(label, (row["p50_ms"], y), textcoords="offset points", xytext=(dx, dy), fontsize=8,
-                        ha="left" if dx > 0 else "right", va="center")
+                recorded = " (recorded)" if row["accuracy_source"] == "recorded" else ""
+                label = f"{row['model']} {row['variant']}{recorded}"
+            ax.scatter(row["p50_ms"], row["accuracy"] * 100, marker=MARKERS.get(row["variant"], "o"),
+                       s=140 if row["variant"] == "peer" else 60, color=colours[row["model"]],
+                       edgecolors="black", linewidths=0.5, label=label)
             shown += 1
         if shown == 0:
             ax.text(0.5, 0.5, "no accuracy figures\n(pass --data)", ha="center", va="center",
@@ -110,7 +104,9 @@ def plot_latency(result: dict[str, Any], path: Path) -> None:
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{_threads_label(count)}")
         ax.grid(True, alpha=0.3)
-        ax.margins(x=0.3, y=0.15)
+        ax.margins(x=0.1, y=0.15)
         ax.set_xlim(left=0)
+        if shown:
+            ax.legend(fontsize=7, loc="best", ncols=2)
     machine_title(fig, describe(result["device"]), 160)
     save_figure(fig, path)

@@ -29,11 +29,11 @@ from edge_runtime.preprocessing import crop_face, to_gray
 from edge_runtime.recognizer import clip_box
 from edge_runtime.results import Face
 
-from .device import describe, device_facts
-from .errors import USER_ERRORS, BenchmarkError
+from .device import device_facts
+from .errors import BenchmarkError
 from .latency import parse_threads, setup_logging
 from .pipeline_report import pipeline_markdown, plot_pipeline
-from .report import write_outputs
+from .report import run_and_report
 from .timing import PERCENTILES
 
 log = logging.getLogger("benchmarks.pipeline")
@@ -209,18 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     setup_logging(args.verbose)
-    try:
-        result = run(args)
-        markdown = pipeline_markdown(result)
-        print(markdown)
-        if args.out is not None:
-            for path in write_outputs(args.out, "pipeline", result, markdown, plot_pipeline):
-                log.info("wrote %s", path)
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    log.info("done in %.0f s on %s", result["duration_s"], describe(result["device"]))
-    return 0
+    return run_and_report(args, run, "pipeline", pipeline_markdown, plot_pipeline)
 
 
 if __name__ == "__main__":

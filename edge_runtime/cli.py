@@ -10,7 +10,7 @@ import sys
 
 from .daemon import Daemon, DaemonConfig
 from .detectors import DETECTORS
-from .errors import USER_ERRORS
+from .errors import USER_ERRORS, CameraUnavailableError
 
 log = logging.getLogger("edge_runtime")
 
@@ -19,6 +19,7 @@ sources: picamera2[:N] (Raspberry Pi camera), 0 (USB webcam index) or /dev/video
 rtsp:// or http:// stream URL, one image, or a directory of images.
 output: one JSON object per processed frame and line: source, frame, time, width, height,
 faces [{box [x,y,w,h], label, scores {label: p}, detector_score, track_id (video)}], latency_ms.
+exit codes: 0 done or stopped (SIGTERM/SIGINT), 1 failure, 2 bad input, 3 camera unavailable at start.
 examples:
   python -m edge_runtime --source picamera2 --output results.jsonl --http 127.0.0.1:8765
   python -m edge_runtime --source ../shared/media/photos --model models/fer4_int8.tflite
@@ -43,6 +44,13 @@ def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (got {text})")
+    return value
+
+
+def _weight(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be > 0 and <= 1 (got {text})")
     return value
 
 
@@ -78,11 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve /healthz, /latest, /metrics (host defaults to 127.0.0.1)")
     p.add_argument("--annotate", metavar="OUT",
                    help="debug output with boxes drawn: a .mp4/.avi video, a .jpg/.png, or a directory")
+    p.add_argument("--detect-max-side", type=int, default=640, metavar="PIXELS",
+                   help="detect faces on frames downscaled to this longer side (default 640; 0 = never); "
+                        "smaller is faster but misses small faces")
     p.add_argument("--margin", type=float, help="face crop margin, fraction of the box per side "
                                                 "(default: the card's, else measured per detector)")
     p.add_argument("--min-confidence", type=_fraction, default=0.0,
                    help="report label null below this top probability (default 0)")
-    p.add_argument("--smoothing", type=_fraction, default=0.5,
+    p.add_argument("--smoothing", type=_weight, default=0.5,
                    help="video: EMA weight of the newest frame's scores, 1 = none (default 0.5)")
     p.add_argument("--max-frames", type=_positive_int, help="stop after this many processed frames")
     p.add_argument("--realtime", action="store_true",
@@ -100,12 +111,17 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         source=args.source, model=args.model, card=args.card, output=args.output, append=args.append,
         detector=args.detector, detector_model=args.detector_model, threads=args.threads,
         max_fps=args.max_fps, http=args.http, annotate=args.annotate, margin=args.margin,
-        min_confidence=args.min_confidence, smoothing=args.smoothing if args.smoothing > 0 else 1.0,
-        max_frames=args.max_frames, realtime=args.realtime, size=args.size)
+        min_confidence=args.min_confidence, smoothing=args.smoothing,
+        max_frames=args.max_frames, realtime=args.realtime, size=args.size,
+        detect_max_side=max(0, args.detect_max_side))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the daemon; returns the exit code (0 done or stopped by SIGTERM/SIGINT, 2 bad input, 1 failure)."""
+    """Run the daemon and return its exit code.
+
+    0: done, or stopped by SIGTERM/SIGINT; 1: unexpected failure; 2: bad input (options, model, card,
+    file source); 3: the camera/stream could not be opened at start-up (retrying later may work).
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -122,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in handled}
     try:
         return daemon.run()
+    except CameraUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .annotate import Annotator
-from .errors import SourceError
+from .errors import CameraUnavailableError, EdgeRuntimeError, SourceError
 from .http_server import StatusBoard, StatusServer, parse_bind
 from .metrics import Metrics
 from .recognizer import FaceRecognizer
@@ -51,6 +52,7 @@ class DaemonConfig:
     max_frames: int | None = None
     realtime: bool = False
     size: tuple[int, int] | None = None
+    detect_max_side: int = 640
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
 
@@ -153,15 +155,27 @@ class JsonlWriter:
             self._stream: TextIO = sys.stdout
             self._owned = False
         else:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            self._stream = open(target, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+            try:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                self._stream = open(target, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+            except OSError as exc:
+                raise EdgeRuntimeError(f"cannot write --output {target} ({exc.strerror or exc})") from exc
             self._owned = True
 
     def write(self, record: dict) -> str:
-        """Write ``record`` as one line; returns the line (without newline)."""
+        """Write ``record`` as one line; returns the line (without newline).
+
+        Raises ``BrokenPipeError`` when stdout's reader went away (stdout then goes to /dev/null,
+        so the interpreter's exit does not fail on it again).
+        """
         line = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
-        self._stream.write(line + "\n")
-        self._stream.flush()
+        try:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+        except BrokenPipeError:
+            if not self._owned:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+            raise
         return line
 
     def close(self) -> None:
@@ -200,7 +214,8 @@ class Daemon:
         if self.recognizer is None:
             self.recognizer = FaceRecognizer(
                 cfg.model, card_path=cfg.card, detector=cfg.detector, detector_model=cfg.detector_model,
-                num_threads=cfg.threads, margin=cfg.margin, min_confidence=cfg.min_confidence)
+                num_threads=cfg.threads, margin=cfg.margin, min_confidence=cfg.min_confidence,
+                detect_max_side=cfg.detect_max_side)
         if self.source is None:
             self.source = open_source(cfg.source, realtime=cfg.realtime, size=cfg.size, fps=cfg.max_fps)
         rec = self.recognizer
@@ -220,7 +235,12 @@ class Daemon:
             source, rec, metrics = self.source, self.recognizer, self.metrics
             tracker = IoUTracker(rec.labels, smoothing=cfg.smoothing, min_confidence=cfg.min_confidence) \
                 if source.video else None
-            source.open()
+            try:
+                source.open()
+            except SourceError as exc:
+                if source.reconnect:  # a camera/stream: it may come up later (systemd restarts us)
+                    raise CameraUnavailableError(str(exc)) from exc
+                raise
             writer = JsonlWriter(cfg.output, cfg.append)
             if cfg.annotate:
                 annotator = Annotator(cfg.annotate, fps=cfg.max_fps or source.fps)

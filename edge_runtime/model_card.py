@@ -133,15 +133,3 @@ def load_card(path: str | os.PathLike) -> ModelCard:
         raise ModelCardError(f"model card {path} must hold a JSON object")
     return parse_card(raw, path)
 
-
-def bundled_models_dir() -> Path:
-    """Where the shipped models live: ``$FER_MODELS``, else the source tree's ``models/``
-    (a checkout or an editable install), else ``<prefix>/share/fer-edge/models`` (a wheel install)."""
-    import sys
-
-    if os.environ.get("FER_MODELS"):
-        return Path(os.environ["FER_MODELS"])
-    source_tree = Path(__file__).resolve().parent.parent / "models"
-    if source_tree.is_dir():
-        return source_tree
-    return Path(sys.prefix) / "share" / "fer-edge" / "models"

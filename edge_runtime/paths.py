@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 #: The project root (the folder holding ``edge_runtime/`` and ``models/``).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def bundled_models_dir() -> Path:
+    """Where the shipped models live: ``$FER_MODELS``, else the source tree's ``models/``
+    (a checkout or an editable install), else ``<prefix>/share/fer-edge/models`` (a wheel install)."""
+    if os.environ.get("FER_MODELS"):
+        return Path(os.environ["FER_MODELS"])
+    source_tree = PROJECT_ROOT / "models"
+    if source_tree.is_dir():
+        return source_tree
+    return Path(sys.prefix) / "share" / "fer-edge" / "models"
+
+
 #: The model used when none is given.
-DEFAULT_MODEL = PROJECT_ROOT / "models" / "fer4_int8.tflite"
+DEFAULT_MODEL = bundled_models_dir() / "fer4_int8.tflite"
 BLAZEFACE_FILE = "face_detection_short_range.tflite"
 
 

@@ -7,7 +7,7 @@ dtype, value range, quantization) comes from its model card, never from constant
 Face framing: FER2013 faces are tight, centred, square crops. A detector box is turned into the
 model's crop by :func:`crop_box`: a square centred on the box, of side ``max(w, h) * (1 + 2 *
 margin)``; the parts outside the frame are filled by replicating the border. The margin used
-by default is measured per detector by ``tools/measure_crop_margin.py`` (see ``DEFAULT_MARGINS``
+by default is measured per detector by ``benchmarks/crop_margin.py`` (see ``DEFAULT_MARGINS``
 in :mod:`edge_runtime.detectors`).
 """
 

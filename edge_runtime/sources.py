@@ -248,9 +248,9 @@ class PiCameraSource(FrameSource):
     """
 
     def __init__(self, camera_num: int = 0, size: tuple[int, int] = (640, 480), fps: float | None = None,
-                 picamera2_class: type | None = None) -> None:
+                 picamera2_class: type | None = None, name: str | None = None) -> None:
         self.camera_num = camera_num
-        self.name = f"picamera2:{camera_num}"
+        self.name = name or f"picamera2:{camera_num}"
         self.live = self.video = self.reconnect = True
         self.size = size
         self.fps = fps
@@ -334,7 +334,7 @@ def open_source(spec: str | int, *, realtime: bool = False, size: tuple[int, int
         if num and not num.isdigit():
             raise SourceError(f"bad Pi camera number in {text!r}; use picamera2 or picamera2:N")
         return PiCameraSource(int(num or 0), size=size or (640, 480), fps=fps,
-                              picamera2_class=picamera2_class)
+                              picamera2_class=picamera2_class, name=text)
     if text.isdigit():
         return VideoSource(int(text), size=size, fps=fps)
     if text.startswith("/dev/") or urlparse(text).scheme in STREAM_SCHEMES:

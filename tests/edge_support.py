@@ -13,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -142,6 +143,27 @@ def run_cli(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedP
 def read_jsonl(path: Path) -> list[dict]:
     """Every line of a JSONL file, parsed."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def open_fds() -> int:
+    """How many file descriptors this process holds."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+def make_clip(path: Path, frames: int = 12, size=(160, 90), fourcc: str = "MJPG") -> Path:
+    """A short real video cut from the shared clip (or synthetic frames when it is absent)."""
+    cap = cv2.VideoCapture(str(VIDEO))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 30.0, size)
+    for i in range(frames):
+        ok, image = cap.read()
+        if not ok and i:  # past the end: start the clip again
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = cap.read()
+        image = cv2.resize(image, size) if ok else np.full((size[1], size[0], 3), i % 256, np.uint8)
+        writer.write(image)
+    writer.release()
+    cap.release()
+    return path
 
 
 class FakePicamera2:

@@ -26,8 +26,18 @@ from edge_runtime import Daemon, DaemonConfig, FaceRecognizer
 from edge_runtime.sources import VideoSource
 from edge_runtime.tracking import iou
 from tests import edge_support
-from tests.edge_support import PHOTOS, ROOT, VIDEO, FakePicamera2, copy_model, need, read_jsonl, run_cli
-from tests.test_edge_sources import make_clip, open_fds
+from tests.edge_support import (
+    PHOTOS,
+    ROOT,
+    VIDEO,
+    FakePicamera2,
+    copy_model,
+    make_clip,
+    need,
+    open_fds,
+    read_jsonl,
+    run_cli,
+)
 
 tiny_models, tiny_model = edge_support.tiny_models, edge_support.tiny_model  # fixtures
 pipeline_model = edge_support.pipeline_model
@@ -148,8 +158,8 @@ def test_mixed_directory_skips_what_is_not_an_image(tiny_model, tmp_path):
 
 # --- errors: one line, exit code 2 -----------------------------------------------------------------
 
-def one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert done.returncode == 2, done.stderr
+def one_line_error(done: subprocess.CompletedProcess, *fragments: str, code: int = 2) -> None:
+    assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, done.stderr
@@ -191,9 +201,17 @@ def test_truncated_video_that_still_decodes_is_processed_up_to_the_cut(tiny_mode
     assert 0 < len(done.stdout.splitlines()) < 20 and "truncated or corrupt" in done.stderr
 
 
+def test_a_camera_missing_at_start_exits_3_so_systemd_retries(tiny_model):
+    one_line_error(run_cli("--source", "99", "--model", str(tiny_model)), "cannot open camera/stream 99", code=3)
+
+
 def test_error_bad_options(tiny_model, tmp_path):
     one_line_error(run_cli("--source", str(need(PHOTOS)), "--model", str(tiny_model), "--http", "host:port"),
                    "--http")
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    one_line_error(run_cli("--source", str(PHOTOS), "--model", str(tiny_model), "--output",
+                           str(blocked / "out.jsonl")), "cannot write --output")
     done = run_cli("--source", "x", "--detector", "yolo")
     assert done.returncode == 2 and "invalid choice" in done.stderr
 
@@ -301,7 +319,7 @@ def test_picamera2_source_through_a_fake_picamera2(recognizer, tmp_path, monkeyp
                     recognizer=recognizer)
     assert daemon.run() == 0
     records = read_jsonl(out)
-    assert len(records) == 5 and all(r["source"] == "picamera2:0" for r in records)
+    assert len(records) == 5 and all(r["source"] == "picamera2" for r in records)  # as given
     assert all((r["width"], r["height"]) == (427, 240) and len(r["faces"]) == 1 for r in records)
     assert len({r["faces"][0]["track_id"] for r in records}) == 1
     (camera,) = FakePicamera2.instances

@@ -16,7 +16,7 @@ from edge_runtime.http_server import StatusBoard, StatusServer, is_loopback, par
 from edge_runtime.metrics import Metrics
 from edge_runtime.sources import VideoSource
 from tests import edge_support
-from tests.test_edge_sources import make_clip
+from tests.edge_support import make_clip
 
 tiny_models, tiny_model = edge_support.tiny_models, edge_support.tiny_model  # fixtures
 
@@ -107,7 +107,7 @@ def test_latest_before_any_frame_and_stalled_health():
     board = StatusBoard(metrics, stale_after=0.2)
     server = StatusServer(board, "127.0.0.1", 0)
     try:
-        base = "http://%s:%d" % server.address
+        base = "http://{}:{}".format(*server.address)
         assert get(base + "/latest")[0] == 404
         assert get(base + "/healthz")[0] == 200  # starting up
         time.sleep(0.3)

@@ -96,7 +96,7 @@ def test_min_confidence_turns_unsure_labels_into_none(tiny_model, photo):
 
 
 def test_margin_precedence_argument_card_detector_default(tiny_model, tmp_path):
-    assert FaceRecognizer(tiny_model).margin == 0.0  # Haar's measured default
+    assert FaceRecognizer(tiny_model).margin == 0.05  # the measured default
     assert FaceRecognizer(tiny_model, margin=0.2).margin == 0.2
     edited = copy_model(tiny_model, tmp_path, lambda c: c.update(face_crop={"margin": 0.15}))
     assert FaceRecognizer(edited).margin == 0.15

@@ -13,24 +13,7 @@ import pytest
 
 from edge_runtime import SourceError, open_source
 from edge_runtime.sources import DirectorySource, ImageSource, PiCameraSource, VideoSource
-from tests.edge_support import PHOTOS, VIDEO, FakePicamera2, need
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def make_clip(path: Path, frames: int = 12, size=(160, 90), fourcc: str = "MJPG") -> Path:
-    """A short real video cut from the shared clip (or synthetic frames when it is absent)."""
-    cap = cv2.VideoCapture(str(VIDEO))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 30.0, size)
-    for i in range(frames):
-        ok, image = cap.read()
-        image = cv2.resize(image, size) if ok else np.full((size[1], size[0], 3), i * 10, np.uint8)
-        writer.write(image)
-    writer.release()
-    cap.release()
-    return path
+from tests.edge_support import PHOTOS, VIDEO, FakePicamera2, make_clip, need, open_fds
 
 
 @pytest.fixture

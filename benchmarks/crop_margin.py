@@ -6,7 +6,7 @@ is detected, cropped with each margin ``m`` (fraction of the box added on each s
 ``edge_runtime.preprocessing.crop_box``) and classified; the margin with the best accuracy wins.
 The accuracy of the original 48x48 images, classified directly, is the reference.
 
-    python -m tools.measure_crop_margin --model models/fer4_int8.tflite --detector haar blazeface
+    python -m benchmarks.crop_margin --model models/fer4_int8.tflite --detector haar blazeface
 
 Only the card's classes are used. ``--json OUT`` also writes the figures (atomically).
 """

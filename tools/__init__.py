@@ -1,1 +1,0 @@
-"""Developer tools (run from the project root with ``python -m tools.<name>``)."""
