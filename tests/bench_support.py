@@ -66,28 +66,16 @@ def tiny_keras_model(labels: tuple[str, ...] = LABELS):
 
 
 def convert_variant(saved_model: Path, variant: str) -> bytes:
-    """Convert a SavedModel to one of the four variants (as convert/ does, written independently)."""
-    import tensorflow as tf
+    """Convert a SavedModel to one of the four variants with the project's converter."""
+    from convert.quantize import convert
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    if variant == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif variant == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif variant == "int8":
-        rng = np.random.default_rng(2)
+    rng = np.random.default_rng(2)
 
-        def representative():
-            for i in range(32):
-                yield [face_like(i % len(LABELS), rng)[None, :, :, None].astype(np.float32)]
+    def representative():
+        for i in range(32):
+            yield [face_like(i % len(LABELS), rng)[None, :, :, None].astype(np.float32)]
 
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    return converter.convert()
+    return convert(saved_model, variant, representative if variant == "int8" else None)
 
 
 def io_quantization(model_bytes: bytes) -> tuple[dict | None, dict | None]:

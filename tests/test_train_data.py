@@ -94,3 +94,22 @@ def test_stratified_split_is_deterministic_and_stratified():
     assert not np.array_equal(a[1], c[1])
     assert np.bincount(labels[a[1]]).tolist() == [10, 6, 4]
     assert not set(a[0]) & set(a[1]) and len(a[0]) + len(a[1]) == 100
+
+
+@pytest.mark.slow
+def test_real_fer2013_report(shared_dir):
+    """On the real data: every file loads, and the known duplicates, conflicts and leaks are found."""
+    data = shared_dir / "data" / "fer2013"
+    classes = parse_classes("all")
+    train = load_split(data, "train", classes)
+    test = load_split(data, "test", classes)
+    # Counts from ../shared/README.md.
+    assert train.counts() == {"angry": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "neutral": 4965,
+                              "sad": 4830, "surprise": 3171}
+    assert len(test) == 3589 and not train.skipped and not train.converted
+    report, masks = validation.validate(train, test)
+    assert report["duplicates"]["groups"] == 1035
+    assert report["conflicts"]["groups"] == 39
+    assert report["leakage"]["train_images_also_in_test"] == 351
+    kept, drops = validation.apply_drops(train, masks, validation.DROP_CHOICES)
+    assert len(kept) == 27170
