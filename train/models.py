@@ -37,9 +37,9 @@ def build_edge(num_classes: int, width: int = 32, dropout: float = 0.4) -> keras
     """Our edge CNN: four stages of two 3x3 Conv-BN-ReLU each, widths w, 2w, 4w, 8w, max pooling
     between stages, global average pooling and one dense layer (117M MACs, 1.2M parameters at w=32).
 
-    Plain 3x3 convolutions are what XNNPACK's int8 kernels run fastest per MAC on ARM and x86, and
-    what TensorFlow trains fastest on a CPU (in a one-off probe on the 2-core dev machine, a
-    depthwise-separable variant trained 1.3x slower per image for 2.6x fewer MACs); BatchNorm folds into the convolutions at conversion.
+    Plain 3x3 convolutions run in int8 on XNNPACK and train fast with TensorFlow on a CPU (in a
+    one-off probe on the 2-core dev machine, a depthwise-separable variant trained 1.3x slower per
+    image for 2.6x fewer MACs). BatchNorm folds into the convolutions at conversion.
     """
     inputs, x = _inputs()
     for stage, filters in enumerate((width, 2 * width, 4 * width, 8 * width), start=1):
