@@ -40,6 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_runtime.model_card import load_card
+from edge_runtime.paths import shared_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 PINS_FILE = ROOT / "deploy" / "requirements-edge.txt"
 DEFAULT_PHOTOS = ("obama-240p.jpg", "alex-lacamoire.png", "two_people.jpg")  # JPEG, PNG, 2 faces + downscale
@@ -153,11 +156,6 @@ def build_requirements_text(requirements: Sequence[str], pins_file: Path) -> str
 def default_arm64_dir() -> Path:
     """Where the emulated builds go: ``$FER_ARM64_DIR``, else ``<project>/.arm64`` (git-ignored)."""
     return Path(os.environ.get("FER_ARM64_DIR") or ROOT / ".arm64")
-
-
-def default_shared_dir() -> Path:
-    """The shared assets folder: ``$FER_SHARED``, else ``<project>/../shared``."""
-    return Path(os.environ.get("FER_SHARED") or ROOT.parent / "shared")
 
 
 def _sha256(*parts: bytes) -> str:
@@ -289,7 +287,7 @@ class CheckOptions:
     model: Path
     workdir: Path
     summary: Path | None = None
-    shared: Path = field(default_factory=default_shared_dir)
+    shared: Path = field(default_factory=shared_dir)
     arm64_dir: Path = field(default_factory=default_arm64_dir)
     photos: tuple[str, ...] = DEFAULT_PHOTOS
     frames: int = 5
@@ -504,8 +502,7 @@ def meta_problems(side: str, meta: dict[str, Any], project: Path | None) -> list
 
 def output_step(model: Path) -> float:
     """The int8 step of the model's scores: its card's output quantization scale (0 for float outputs)."""
-    card = json.loads(model.with_suffix(".json").read_text(encoding="utf-8"))
-    quant = (card.get("output") or {}).get("quantization") or {}
+    quant = (load_card(model).raw.get("output") or {}).get("quantization") or {}
     return float(quant.get("scale") or 0.0)
 
 
@@ -876,7 +873,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="also write the summary JSON here (always: <arm64 dir>/last-summary.json)")
     p.add_argument("--workdir", type=Path, help="keep the runs' outputs here (default: a temporary folder)")
     p.add_argument("--arm64-dir", type=Path, default=default_arm64_dir(), help="emulated builds (default: .arm64)")
-    p.add_argument("--shared", type=Path, default=default_shared_dir(), help="shared assets (default: ../shared)")
+    p.add_argument("--shared", type=Path, default=shared_dir(), help="shared assets (default: ../shared)")
     p.add_argument("--photos", nargs="+", default=list(DEFAULT_PHOTOS), help="names in shared media/photos")
     p.add_argument("--frames", type=int, default=5, help="first video frames to process (default 5)")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads on every side (default 1)")

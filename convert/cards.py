@@ -23,15 +23,6 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of the file at ``path``, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def tool_versions() -> dict[str, str]:
     """Versions of the packages that made the model, and Python's."""
     tools = {"python": platform.python_version()}

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.atomic_io import atomic_write_bytes, atomic_write_json
-from edge_runtime.model_card import ModelCardError, card_path_for, load_card, parse_card
+from edge_runtime.model_card import ModelCardError, card_path_for, file_sha256, load_card, parse_card
 from train.errors import UserError
 
 from . import calibration, cards, quantize, verify
@@ -160,7 +160,7 @@ class Converter:
         self.options = options
         self.workdir = workdir
         self.stem = model_path.stem
-        self.source_sha256 = cards.sha256_file(model_path)
+        self.source_sha256 = file_sha256(model_path)
         self.reference: tuple[np.ndarray, float] | None = None
 
     def file_name(self, variant: str) -> str:
@@ -266,7 +266,7 @@ def publish(out_dir: Path, converted: list[Converted]) -> list[Path]:
         written += [model_path, card_path]
     for item in converted:                 # the published files, as the runtime will see them
         card = load_card(out_dir / item.card["file"])
-        if cards.sha256_file(card.model_path) != card.raw["sha256"]:
+        if file_sha256(card.model_path) != card.raw["sha256"]:
             raise UserError(f"{card.model_path} does not match the sha256 of its card; re-run the conversion")
         verify.check_contract(verify.load(str(card.model_path), 1), card.raw)
     return written

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -12,7 +11,7 @@ import numpy as np
 
 from .errors import ModelError
 from .litert_runtime import make_interpreter
-from .model_card import ModelCard, load_card
+from .model_card import ModelCard, file_sha256, load_card
 from .paths import DEFAULT_MODEL
 from .preprocessing import input_tensor
 from .results import Expression
@@ -32,15 +31,6 @@ def resolve_model_path(model_path: str | Path | None) -> Path:
         raise ModelError(f"model file {path} not found; pass --model with the path of a .tflite "
                          "file that has its model card (.json) beside it")
     return path
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _quant_matches(card_q: tuple[float | None, int | None], model_q: tuple[float, int]) -> bool:
@@ -74,7 +64,7 @@ def check_card(card: ModelCard, model_path: Path, interpreter) -> list[str]:
     if np.issubdtype(np.dtype(out["dtype"]), np.integer) and out_q and \
             not _quant_matches((out_q.get("scale"), out_q.get("zero_point")), out["quantization"]):
         problems.append(f"output quantization is {out['quantization']}, the card says {out_q}")
-    if card.raw.get("sha256") and card.raw["sha256"] != sha256_of(model_path):
+    if card.raw.get("sha256") and card.raw["sha256"] != file_sha256(model_path):
         problems.append("the card's sha256 is not the model file's (the card belongs to another build)")
     return problems
 

@@ -133,3 +133,13 @@ def load_card(path: str | os.PathLike) -> ModelCard:
         raise ModelCardError(f"model card {path} must hold a JSON object")
     return parse_card(raw, path)
 
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a model file, as recorded in its card's ``sha256``."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from edge_runtime.paths import shared_dir as shared_assets_dir
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("FER_SHARED", PROJECT_ROOT.parent / "shared"))
+SHARED = shared_assets_dir()
 
 
 @pytest.fixture(scope="session")

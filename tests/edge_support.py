@@ -17,8 +17,10 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_runtime.paths import shared_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FER_SHARED") or ROOT.parent / "shared")
+SHARED = shared_dir()
 MEDIA = SHARED / "media"
 VIDEO = MEDIA / "video" / "short_hamilton_clip.mp4"
 PHOTOS = MEDIA / "photos"

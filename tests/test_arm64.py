@@ -113,7 +113,7 @@ def test_pin_problems_catch_a_pin_outside_the_range_a_missing_pin_and_a_loose_on
 
 @pytest.mark.slow
 def test_edge_runtime_on_emulated_pi4_and_pi5_gives_the_same_answers_as_x86(pipeline_model, tmp_path):
-    shared = arm64_check.default_shared_dir()
+    shared = arm64_check.shared_dir()
     if not (shared / "media").is_dir():
         pytest.skip(f"../shared not found at {shared} (set FER_SHARED to its path to run the arm64 check)")
     if os.geteuid() != 0 and not (arm64_check.default_arm64_dir() / "py" / "py-arm64").is_file():
