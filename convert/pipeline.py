@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "test")
 # Calibration sizes tried in turn (multiples of --calibration-samples) while int8 loses too much.
 CALIBRATION_GROWTH = (1, 4, 16)
+# Share of train held out to check int8 when the model's card records no validation split.
+FALLBACK_HOLDOUT_FRACTION = 0.1
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Converted:
     data: bytes
     card: dict
     predicted: np.ndarray = field(repr=False)
+    holdout_accuracy: float | None = None
 
 
 def prepare_out_dir(out: str | Path) -> Path:
@@ -139,6 +142,30 @@ def load_keras_model(path: Path, card: dict):
     return model
 
 
+def split_holdout(train, test, card: dict, seed: int):
+    """``(calibration pool, validation images)`` from the training split.
+
+    When the card records the training run's options (drop, validation fraction, seed),
+    this is that run's own split, so calibration draws only from images the model was
+    fitted on and the int8 check uses images it was not. Otherwise a seeded stratified
+    10 % of train is held out.
+    """
+    from train.splits import carve_training_split, stratified_split
+
+    config = (card.get("training") or {}).get("config") or {}
+    if all(key in config for key in ("drop", "val_fraction", "seed")):
+        fit, holdout, _ = carve_training_split(train, test, tuple(config["drop"]), float(config["val_fraction"]),
+                                               int(config["seed"]))
+        log.info("int8 calibration from %d training images, checked on the run's %d validation images",
+                 len(fit), len(holdout))
+    else:
+        fit_idx, holdout_idx = stratified_split(train.labels, FALLBACK_HOLDOUT_FRACTION, seed)
+        fit, holdout = train.subset(fit_idx), train.subset(holdout_idx)
+        log.info("the card records no validation split; holding out %d of %d training images for the int8 "
+                 "check", len(holdout), len(train))
+    return fit, holdout
+
+
 def calibration_sizes(requested: int, available: int) -> list[int]:
     """Calibration sizes to try: ``requested``, then larger ones while the int8 model loses too much."""
     sizes = []
@@ -152,7 +179,8 @@ def calibration_sizes(requested: int, available: int) -> list[int]:
 class Converter:
     """Converts and verifies the variants of one Keras model (see :func:`convert_model`)."""
 
-    def __init__(self, model_path: Path, keras_card: dict, data: str, options: Options, workdir: Path):
+    def __init__(self, model_path: Path, keras_card: dict, data: str, options: Options, workdir: Path,
+                 holdout=None):
         self.model_path = model_path
         self.keras_card = keras_card
         self.labels = tuple(keras_card["labels"])
@@ -162,6 +190,8 @@ class Converter:
         self.stem = model_path.stem
         self.source_sha256 = file_sha256(model_path)
         self.reference: tuple[np.ndarray, float] | None = None
+        self.holdout = holdout                 # validation images: int8 calibration is tuned on them
+        self.holdout_reference: float | None = None
 
     def file_name(self, variant: str) -> str:
         return f"{self.stem}_{variant}.tflite"
@@ -192,7 +222,11 @@ class Converter:
                                 quantization=quantization)
         verify.check_contract(interpreter, card)
         log.info("verified %s", cards.summary_line(card))
-        return Converted(variant, data, card, predicted)
+        holdout_accuracy = None
+        if self.holdout is not None and variant in ("float32", "int8"):
+            holdout_pred = verify.predict(interpreter, self.holdout.images, self.options.batch_size).argmax(1)
+            holdout_accuracy = float((holdout_pred == self.holdout.labels).mean())
+        return Converted(variant, data, card, predicted, holdout_accuracy)
 
     def convert_plain(self, saved_model: Path, variant: str, test) -> Converted:
         data = quantize.convert(saved_model, variant)
@@ -202,6 +236,7 @@ class Converter:
         if variant == "float32":
             accuracy = float((converted.predicted == test.labels).mean())
             self.reference = (converted.predicted, accuracy)
+            self.holdout_reference = converted.holdout_accuracy
             keras_accuracy = (self.keras_card.get("metrics") or {}).get("accuracy")
             if keras_accuracy is not None and abs(keras_accuracy - accuracy) > 0.002:
                 log.warning("float32 .tflite test accuracy %.4f differs from the Keras card's %.4f: "
@@ -209,7 +244,11 @@ class Converter:
         return converted
 
     def convert_int8(self, saved_model: Path, train, test) -> Converted:
-        """Full-integer conversion; more calibration images while it loses more than allowed."""
+        """Full-integer conversion; more calibration images while it loses more than allowed.
+
+        The loss that decides whether to grow the calibration set is measured on the
+        validation images (``holdout``), never on test; test is only reported and checked.
+        """
         opts = self.options
         attempts: list[dict[str, Any]] = []
         converted = None
@@ -224,21 +263,29 @@ class Converter:
                             "max_accuracy_drop_pt": opts.max_int8_drop_pt}
             converted = self.verify("int8", data, test, quantization, summary)
             m = converted.card["metrics"]
-            attempts.append({"samples": n, "accuracy": m["accuracy"],
-                             "accuracy_delta_pt": m["accuracy_delta_pt"],
-                             "agreement_with_float32": m["agreement_with_float32"]})
-            log.info("int8 with %d calibration images: %+.2f pt vs float32", n, m["accuracy_delta_pt"])
-            if m["accuracy_delta_pt"] >= -opts.max_int8_drop_pt:
+            attempt = {"samples": n, "accuracy": m["accuracy"], "accuracy_delta_pt": m["accuracy_delta_pt"],
+                       "agreement_with_float32": m["agreement_with_float32"]}
+            decisive = m["accuracy_delta_pt"]
+            if converted.holdout_accuracy is not None and self.holdout_reference is not None:
+                decisive = round((converted.holdout_accuracy - self.holdout_reference) * 100, 2)
+                attempt.update(validation_accuracy=round(converted.holdout_accuracy, 4),
+                               validation_delta_pt=decisive)
+            attempts.append(attempt)
+            log.info("int8 with %d calibration images: %+.2f pt vs float32 on %s", n, decisive,
+                     "validation" if "validation_delta_pt" in attempt else "test")
+            if decisive >= -opts.max_int8_drop_pt:
                 break
         assert converted is not None
         card = converted.card
         card["calibration"]["attempts"] = attempts
-        delta = attempts[-1]["accuracy_delta_pt"]
-        if delta < -opts.max_int8_drop_pt:
-            raise UserError(f"{self.file_name('int8')} loses {-delta:.2f} pt of test accuracy against "
-                            f"float32 (allowed: {opts.max_int8_drop_pt} pt) even with "
-                            f"{attempts[-1]['samples']} calibration images; retrain (e.g. "
-                            "quantization-aware) or raise --max-int8-drop")
+        card["calibration"]["decided_on"] = ("validation" if "validation_delta_pt" in attempts[-1] else "test")
+        last = attempts[-1]
+        for split, delta in (("validation", last.get("validation_delta_pt")), ("test", last["accuracy_delta_pt"])):
+            if delta is not None and delta < -opts.max_int8_drop_pt:
+                raise UserError(f"{self.file_name('int8')} loses {-delta:.2f} pt of {split} accuracy against "
+                                f"float32 (allowed: {opts.max_int8_drop_pt} pt) even with "
+                                f"{last['samples']} calibration images; retrain (e.g. "
+                                "quantization-aware) or raise --max-int8-drop")
         card["quantization"]["fix"] = ("none needed: the first calibration met the accuracy bound"
                                        if len(attempts) == 1 else
                                        f"calibration grown from {attempts[0]['samples']} to "
@@ -296,12 +343,13 @@ def convert_model(model_path: str | Path, data: str | Path, out_dir: str | Path,
     train = load_images(data, "train", labels, size)
     calibration.allocate(np.bincount(train.labels, minlength=len(labels)), options.calibration_samples)
     test = load_images(data, "test", labels, size)
+    train, holdout = split_holdout(train, test, keras_card, options.seed)
     model = load_keras_model(model_path, keras_card)
 
     with tempfile.TemporaryDirectory(prefix="convert-") as tmp:
         workdir = Path(tmp)
         saved_model = quantize.export_saved_model(model, workdir / "saved_model")
-        converter = Converter(model_path, keras_card, str(data), options, workdir)
+        converter = Converter(model_path, keras_card, str(data), options, workdir, holdout)
         results = {"float32": converter.convert_plain(saved_model, "float32", test)}
         for variant in quantize.VARIANTS:
             if variant in options.variants and variant not in results:

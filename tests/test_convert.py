@@ -94,6 +94,8 @@ def test_int8_card_records_quantization_calibration_and_xnnpack_ops(converted): 
     assert sum(cal["per_class"].values()) == 64 and set(cal["per_class"]) == set(LABELS)
     assert max(cal["per_class"].values()) - min(cal["per_class"].values()) <= 1   # balanced data
     assert cal["pixel_range"] == [0, 255] and len(cal["attempts"]) >= 1
+    assert cal["decided_on"] == "validation"             # calibration is tuned on held-out train, not test
+    assert {"validation_accuracy", "validation_delta_pt"} <= set(cal["attempts"][0])
     assert raw["ops"]["float_ops"] == {}                 # full-integer
     xnn = raw["ops"]["xnnpack"]
     assert xnn["applied"] and xnn["delegated_nodes"] >= 1
@@ -161,3 +163,38 @@ def test_data_used_matches_the_fixture_sizes(converted):  # noqa: F811
     card = json.loads((converted.out / "tiny_int8.json").read_text())
     assert card["calibration"]["samples"] <= len(LABELS) * TRAIN_PER_CLASS
     assert card["calibration"]["data"] == str(converted.data)
+
+
+def _faces(n_per_class: int, seed: int):
+    from train.data_loading import FaceSet
+
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(LABELS)), n_per_class)
+    images = rng.integers(0, 256, size=(labels.size, 48, 48), dtype=np.uint8)
+    return FaceSet(images, labels, [f"{seed}-{i}" for i in range(labels.size)], LABELS)
+
+
+def test_int8_check_uses_the_training_runs_own_validation_split():
+    """With the run's options on the card, calibration draws from the images training fitted on
+    and the int8 check uses that run's validation images: the same split training carved."""
+    from convert.pipeline import split_holdout
+    from train.splits import carve_training_split
+
+    train, test = _faces(30, 0), _faces(10, 1)
+    train.images[1] = train.images[0]                    # a duplicate, dropped by the run's options
+    test.images[0] = train.images[5]                     # a leaked image, likewise
+    config = {"drop": ["duplicates", "conflicts", "leaked"], "val_fraction": 0.2, "seed": 3}
+    fit, holdout = split_holdout(train, test, {"training": {"config": config}}, seed=0)
+    run_fit, run_val, _ = carve_training_split(train, test, ("duplicates", "conflicts", "leaked"), 0.2, 3)
+    assert holdout.ids == run_val.ids and fit.ids == run_fit.ids
+    assert not set(fit.ids) & set(holdout.ids)
+    assert len(fit) + len(holdout) == len(train) - 2     # one duplicate and one leaked image dropped
+
+
+def test_without_a_recorded_split_a_tenth_of_train_is_held_out():
+    from convert.pipeline import split_holdout
+
+    train, test = _faces(30, 0), _faces(10, 1)
+    fit, holdout = split_holdout(train, test, {"training": {"config": {"arch": "tiny"}}}, seed=0)
+    assert len(holdout) == 9 and len(fit) == 81 and not set(fit.ids) & set(holdout.ids)
+    assert np.bincount(holdout.labels).tolist() == [3, 3, 3]

@@ -107,15 +107,11 @@ def load_data(config: dict) -> tuple[FaceSet, FaceSet, FaceSet, dict]:
     classes = tuple(config["classes"])
     train_all = load_split(config["data"], "train", classes)
     test = load_split(config["data"], "test", classes)
-    report, masks = validation.validate(train_all, test)
-    train_kept, drops = validation.apply_drops(train_all, masks, tuple(config["drop"]))
-    report["applied"] = drops
-    for line in validation.summary_lines(report, drops):
+    train, val, report = splits.carve_training_split(train_all, test, tuple(config["drop"]),
+                                                     config["val_fraction"], config["seed"])
+    for line in validation.summary_lines(report, report["applied"]):
         log.info("data: %s", line)
-    train_idx, val_idx = splits.stratified_split(train_kept.labels, config["val_fraction"], config["seed"])
-    report["split"] = {"train": int(train_idx.size), "validation": int(val_idx.size), "test": len(test),
-                       "val_fraction": config["val_fraction"], "seed": config["seed"]}
-    return train_kept.subset(train_idx), train_kept.subset(val_idx), test, report
+    return train, val, test, report
 
 
 def run(config: dict, run_dir: Path, resume: bool) -> dict:
