@@ -43,3 +43,39 @@ def test_macs_and_sizes():
     assert set(ARCHITECTURES) >= {"edge", "baseline"}
     with pytest.raises(ValueError, match="unknown --arch"):
         build_model("resnet", 4)
+
+
+def test_warm_start_slices_the_output_layer_by_label_name_and_records_its_source(tmp_path):
+    """--init-from: a 7-class model starts a 2-class one; every layer is copied and the output
+    columns are picked by name (happy is column 3 of 7, surprise column 6), not by position."""
+    import json
+
+    from edge_runtime.model_card import file_sha256
+    from train.labels import FER2013_CLASSES
+    from train.training import init_weights_from, keras_card, warm_start_record
+
+    source = build_model("edge-small", 7)
+    source.set_weights([np.random.default_rng(i).normal(size=w.shape).astype(np.float32)
+                        for i, w in enumerate(source.get_weights())])
+    path = tmp_path / "fer7.keras"
+    source.save(path)
+    card = keras_card("fer7", FER2013_CLASSES, source, {"arch": "edge-small", "command": "python -m train ..."},
+                      {"epochs_run": 3})
+    (tmp_path / "fer7.json").write_text(json.dumps(card))
+
+    target = build_model("edge-small", 2)
+    copied = init_weights_from(target, str(path), ("happy", "surprise"))
+    assert copied == len([layer for layer in source.layers if layer.get_weights()])
+    kernel, bias = target.get_layer("probabilities").get_weights()
+    src_kernel, src_bias = source.get_layer("probabilities").get_weights()
+    cols = [FER2013_CLASSES.index("happy"), FER2013_CLASSES.index("surprise")]
+    np.testing.assert_array_equal(kernel, src_kernel[:, cols])
+    np.testing.assert_array_equal(bias, src_bias[cols])
+    first_conv = next(layer for layer in source.layers if "conv" in layer.name)
+    np.testing.assert_array_equal(target.get_layer(first_conv.name).get_weights()[0],
+                                  first_conv.get_weights()[0])
+
+    record = warm_start_record(path)
+    assert record["sha256"] == file_sha256(path) and record["name"] == "fer7"
+    assert record["command"] == "python -m train ..." and record["epochs_run"] == 3
+    assert record["labels"] == list(FER2013_CLASSES)

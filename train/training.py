@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ from .data_loading import IMAGE_SIZE, FaceSet, load_split
 from .errors import UserError
 
 log = logging.getLogger(__name__)
+# Written into the run directory when a run warm-starts (--init-from): see warm_start_record.
+WARM_START_FILE = "init_from.json"
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -70,6 +73,8 @@ def init_weights_from(model: keras.Model, source_path: str, labels: tuple[str, .
         except ValueError:
             continue
         weights = src.get_weights()
+        if not weights:                        # input, pooling, dropout...: nothing to copy
+            continue
         if layer.name == "probabilities":
             missing = [name for name in labels if name not in source_labels]
             if missing:
@@ -80,6 +85,23 @@ def init_weights_from(model: keras.Model, source_path: str, labels: tuple[str, .
             layer.set_weights(weights)
             copied += 1
     return copied
+
+
+def warm_start_record(source_path: str | Path) -> dict:
+    """Where a warm start came from: file, sha256, and the source's own command, accuracy and origin.
+
+    Recorded when a run starts (the source file may be replaced later), so a chain of
+    warm starts stays traceable from the last model's card.
+    """
+    from edge_runtime.model_card import card_path_for, file_sha256
+
+    source_card = json.loads(card_path_for(source_path).read_text())
+    training = source_card.get("training") or {}
+    return {"file": str(source_path), "sha256": file_sha256(source_path), "name": source_card.get("name"),
+            "labels": source_card.get("labels"), "command": (training.get("config") or {}).get("command"),
+            "epochs_run": training.get("epochs_run"),
+            "test_accuracy": (source_card.get("metrics") or {}).get("accuracy"),
+            "init_from": training.get("init_from")}
 
 
 def keras_card(name: str, labels: tuple[str, ...], model: keras.Model, config: dict, extra: dict) -> dict:
@@ -137,6 +159,7 @@ def run(config: dict, run_dir: Path, resume: bool) -> dict:
         if config.get("init_from") and not resume:
             log.info("initialised %d layers from %s", init_weights_from(model, config["init_from"], labels),
                      config["init_from"])
+            atomic_write_json(run_dir / WARM_START_FILE, warm_start_record(config["init_from"]))
         warmup = min(steps // 10, int(np.ceil(len(train) / batch)) * 3)
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0, decay_steps=max(steps - warmup, 1), warmup_target=config["lr"], warmup_steps=warmup, alpha=0.01)
@@ -182,6 +205,8 @@ def run(config: dict, run_dir: Path, resume: bool) -> dict:
         "best_val_accuracy": round(val_acc, 4),
         "epochs_run": len(history.get("loss", [])),
         "last_session_seconds": round(train_seconds, 1),
+        **({"init_from": json.loads((run_dir / WARM_START_FILE).read_text())}
+           if (run_dir / WARM_START_FILE).is_file() else {}),
     })
     card["metrics"] = {"split": "test", "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
                        "n": report["n"], "per_class_recall": {k: v["recall"] for k, v in report["per_class"].items()}}
