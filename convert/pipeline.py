@@ -150,12 +150,12 @@ def split_holdout(train, test, card: dict, seed: int):
     fitted on and the int8 check uses images it was not. Otherwise a seeded stratified
     10 % of train is held out.
     """
-    from train.splits import carve_training_split, stratified_split
+    from train.splits import LEGACY_SPLIT_METHOD, carve_training_split, stratified_split
 
     config = (card.get("training") or {}).get("config") or {}
     if all(key in config for key in ("drop", "val_fraction", "seed")):
         fit, holdout, _ = carve_training_split(train, test, tuple(config["drop"]), float(config["val_fraction"]),
-                                               int(config["seed"]))
+                                               int(config["seed"]), config.get("split_method", LEGACY_SPLIT_METHOD))
         log.info("int8 calibration from %d training images, checked on the run's %d validation images",
                  len(fit), len(holdout))
     else:

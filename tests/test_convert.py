@@ -183,10 +183,15 @@ def test_int8_check_uses_the_training_runs_own_validation_split():
     train, test = _faces(30, 0), _faces(10, 1)
     train.images[1] = train.images[0]                    # a duplicate, dropped by the run's options
     test.images[0] = train.images[5]                     # a leaked image, likewise
-    config = {"drop": ["duplicates", "conflicts", "leaked"], "val_fraction": 0.2, "seed": 3}
+    config = {"drop": ["duplicates", "conflicts", "leaked"], "val_fraction": 0.2, "seed": 3,
+              "split_method": "by-content"}
     fit, holdout = split_holdout(train, test, {"training": {"config": config}}, seed=0)
     run_fit, run_val, _ = carve_training_split(train, test, ("duplicates", "conflicts", "leaked"), 0.2, 3)
     assert holdout.ids == run_val.ids and fit.ids == run_fit.ids
+    del config["split_method"]                           # a run from before split methods: shuffled
+    _, legacy = split_holdout(train, test, {"training": {"config": config}}, seed=0)
+    _, run_legacy, _ = carve_training_split(train, test, ("duplicates", "conflicts", "leaked"), 0.2, 3, "shuffle")
+    assert legacy.ids == run_legacy.ids != run_val.ids
     assert not set(fit.ids) & set(holdout.ids)
     assert len(fit) + len(holdout) == len(train) - 2     # one duplicate and one leaked image dropped
 

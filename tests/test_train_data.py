@@ -113,3 +113,21 @@ def test_real_fer2013_report(shared_dir):
     assert report["leakage"]["train_images_also_in_test"] == 351
     kept, drops = validation.apply_drops(train, masks, validation.DROP_CHOICES)
     assert len(kept) == 27170
+
+
+def test_by_content_split_keeps_each_image_on_its_side_whatever_the_class_set():
+    """A 4-class run warm-started from a 7-class one must not validate on faces the 7-class run
+    trained on: with content keys, the 4-class split is the 7-class split restricted to 4 classes."""
+    from train.splits import stratified_split as split
+
+    rng = np.random.default_rng(0)
+    labels7 = rng.integers(0, 7, 700)
+    keys7 = [f"img{i}" for i in range(labels7.size)]
+    keep = np.flatnonzero(np.isin(labels7, [3, 4, 5, 6]))
+    labels4, keys4 = labels7[keep] - 3, [keys7[i] for i in keep]
+    _, val7 = split(labels7, 0.1, 1, keys7)
+    _, val4 = split(labels4, 0.1, 1, keys4)
+    assert {keys4[i] for i in val4} == {keys7[i] for i in val7 if labels7[i] >= 3}
+    _, shuffled4 = split(labels4, 0.1, 1)                # the legacy shuffle does not have this property
+    _, shuffled7 = split(labels7, 0.1, 1)
+    assert {keys4[i] for i in shuffled4} != {keys7[i] for i in shuffled7 if labels7[i] >= 3}

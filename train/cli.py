@@ -12,6 +12,7 @@ from pathlib import Path
 from .data_loading import check_source
 from .errors import UserError
 from .labels import DEFAULT_CLASSES, parse_classes
+from .splits import DEFAULT_SPLIT_METHOD
 from .validation import parse_drop
 
 CONFIG_FILE = "config.json"
@@ -68,7 +69,7 @@ def make_config(args: argparse.Namespace) -> dict:
         "name": args.name or f"fer{len(classes)}", "epochs": args.epochs, "batch_size": args.batch_size,
         "lr": args.lr, "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing,
         "class_weight": args.class_weight, "drop": list(drop), "val_fraction": args.val_fraction,
-        "seed": args.seed, "precision": args.precision, "strategy": args.strategy,
+        "split_method": DEFAULT_SPLIT_METHOD, "seed": args.seed, "precision": args.precision, "strategy": args.strategy,
         "cpu_devices": args.cpu_devices, "init_from": args.init_from,
         "command": "python -m train " + " ".join(sys.argv[1:]),
     }

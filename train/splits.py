@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from . import validation
 from .data_loading import FaceSet
 
+# How the validation images are chosen within each class:
+#   by-content: ranked by a seeded hash of each image's pixels, so an image lands on the same side
+#               whichever other classes are trained (a 4-class run warm-started from a 7-class one
+#               keeps a validation split the 7-class run never trained on). New runs use it.
+#   shuffle:    a seeded shuffle class after class (runs whose config names no split method).
+SPLIT_METHODS = ("by-content", "shuffle")
+DEFAULT_SPLIT_METHOD = "by-content"
+LEGACY_SPLIT_METHOD = "shuffle"
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+
+def _content_rank(keys: list[str], seed: int) -> np.ndarray:
+    """Sort order of ``keys`` by a seeded hash (stable for a given key and seed)."""
+    digests = [hashlib.sha256(f"{seed}:{key}".encode()).hexdigest() for key in keys]
+    return np.argsort(np.array(digests), kind="stable")
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int,
+                     keys: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(train_index, val_index)``: ``fraction`` of every class goes to validation.
 
-    The same labels, fraction and seed always give the same split.
+    The same labels, fraction and seed always give the same split. With ``keys`` (one
+    content hash per row) an image's side depends on its class, key and seed only.
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation fraction must be between 0 and 1, got {fraction}")
@@ -19,7 +38,10 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     train_idx, val_idx = [], []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        rng.shuffle(members)
+        if keys is None:
+            rng.shuffle(members)
+        else:
+            members = members[_content_rank([keys[i] for i in members], seed)]
         n_val = int(round(fraction * members.size))
         if members.size >= 2:
             n_val = min(max(n_val, 1), members.size - 1)
@@ -29,7 +51,7 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 
 
 def carve_training_split(train_all: FaceSet, test: FaceSet, drop: tuple[str, ...], val_fraction: float,
-                         seed: int) -> tuple[FaceSet, FaceSet, dict]:
+                         seed: int, method: str = DEFAULT_SPLIT_METHOD) -> tuple[FaceSet, FaceSet, dict]:
     """Validate, drop what ``drop`` names, then carve the validation split: ``(train, val, report)``.
 
     Training and conversion both call this, so the same data, options and seed give the
@@ -38,7 +60,10 @@ def carve_training_split(train_all: FaceSet, test: FaceSet, drop: tuple[str, ...
     report, masks = validation.validate(train_all, test)
     kept, drops = validation.apply_drops(train_all, masks, tuple(drop))
     report["applied"] = drops
-    train_idx, val_idx = stratified_split(kept.labels, val_fraction, seed)
+    if method not in SPLIT_METHODS:
+        raise ValueError(f"unknown split method {method!r}; choose from {', '.join(SPLIT_METHODS)}")
+    keys = validation.pixel_hashes(kept.images) if method == "by-content" else None
+    train_idx, val_idx = stratified_split(kept.labels, val_fraction, seed, keys)
     report["split"] = {"train": int(train_idx.size), "validation": int(val_idx.size), "test": len(test),
-                       "val_fraction": val_fraction, "seed": seed}
+                       "val_fraction": val_fraction, "seed": seed, "method": method}
     return kept.subset(train_idx), kept.subset(val_idx), report

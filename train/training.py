@@ -130,7 +130,8 @@ def load_data(config: dict) -> tuple[FaceSet, FaceSet, FaceSet, dict]:
     train_all = load_split(config["data"], "train", classes)
     test = load_split(config["data"], "test", classes)
     train, val, report = splits.carve_training_split(train_all, test, tuple(config["drop"]),
-                                                     config["val_fraction"], config["seed"])
+                                                     config["val_fraction"], config["seed"],
+                                                     config.get("split_method", splits.LEGACY_SPLIT_METHOD))
     for line in validation.summary_lines(report, report["applied"]):
         log.info("data: %s", line)
     return train, val, test, report
