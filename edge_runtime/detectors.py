@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 DETECTORS = ("haar", "blazeface")
 #: Margin (fraction of the box added on each side) that best matches FER2013's framing, measured
 #: per detector with benchmarks/crop_margin.py on the FER2013 test faces: 0.05 was best or within
-#: 0.3 pt of the best for both detectors, both canvas borders and the fer4/fer7 models (see README).
+#: 0.3 pt of the best for both detectors and both canvas borders, with fer4_int8 (README table).
 DEFAULT_MARGINS = {"haar": 0.05, "blazeface": 0.05}
 
 

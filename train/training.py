@@ -93,9 +93,9 @@ def warm_start_record(source_path: str | Path) -> dict:
     Recorded when a run starts (the source file may be replaced later), so a chain of
     warm starts stays traceable from the last model's card.
     """
-    from edge_runtime.model_card import card_path_for, file_sha256
+    from edge_runtime.model_card import file_sha256, load_card
 
-    source_card = json.loads(card_path_for(source_path).read_text())
+    source_card = load_card(source_path).raw
     training = source_card.get("training") or {}
     return {"file": str(source_path), "sha256": file_sha256(source_path), "name": source_card.get("name"),
             "labels": source_card.get("labels"), "command": (training.get("config") or {}).get("command"),
