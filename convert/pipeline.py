@@ -142,7 +142,7 @@ def load_keras_model(path: Path, card: dict):
     return model
 
 
-def split_holdout(train, test, card: dict, seed: int):
+def split_holdout(train, test, card: dict, seed: int, data: str | None = None):
     """``(calibration pool, validation images)`` from the training split.
 
     When the card records the training run's options (drop, validation fraction, seed),
@@ -150,12 +150,12 @@ def split_holdout(train, test, card: dict, seed: int):
     fitted on and the int8 check uses images it was not. Otherwise a seeded stratified
     10 % of train is held out.
     """
-    from train.splits import LEGACY_SPLIT_METHOD, carve_training_split, stratified_split
+    from train.splits import carve_run_split, stratified_split
 
-    config = (card.get("training") or {}).get("config") or {}
+    config = dict((card.get("training") or {}).get("config") or {})
     if all(key in config for key in ("drop", "val_fraction", "seed")):
-        fit, holdout, _ = carve_training_split(train, test, tuple(config["drop"]), float(config["val_fraction"]),
-                                               int(config["seed"]), config.get("split_method", LEGACY_SPLIT_METHOD))
+        config.setdefault("classes", card.get("labels") or list(train.classes))
+        fit, holdout, _ = carve_run_split(config, train, test, data)
         log.info("int8 calibration from %d training images, checked on the run's %d validation images",
                  len(fit), len(holdout))
     else:
@@ -343,7 +343,7 @@ def convert_model(model_path: str | Path, data: str | Path, out_dir: str | Path,
     train = load_images(data, "train", labels, size)
     calibration.allocate(np.bincount(train.labels, minlength=len(labels)), options.calibration_samples)
     test = load_images(data, "test", labels, size)
-    train, holdout = split_holdout(train, test, keras_card, options.seed)
+    train, holdout = split_holdout(train, test, keras_card, options.seed, data)
     model = load_keras_model(model_path, keras_card)
 
     with tempfile.TemporaryDirectory(prefix="convert-") as tmp:

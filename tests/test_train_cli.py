@@ -39,6 +39,7 @@ def data(tmp_path_factory):
     (["--data", "{data}", "--drop", "typos"], "unknown --drop"),
     (["--data", "{data}", "--arch", "resnet"], "unknown --arch"),
     (["--data", "{data}", "--resume"], "no run to resume"),
+    (["--data", "{data}", "--mixup", "-1"], "--mixup must be"),
 ])
 def test_bad_input_gives_one_error_line(tmp_path, data, args, message):
     args = [a.format(tmp=tmp_path, data=data) for a in args]
@@ -101,6 +102,23 @@ def test_train_interrupt_resume_and_evaluate(tmp_path, data):
     again = json.loads((out / "fer4.eval.json").read_text())
     assert again["confusion"] == report["confusion"]
     assert (out / "fer4.confusion.png").stat().st_size > 1000
+
+    # A warm start from that run (2 of its classes, with mixup) validates on its validation faces.
+    warm = tmp_path / "warm"
+    result = run_cli("--data", str(data), "--init-from", str(run_dir / "fer4.keras"), "--classes", "happy,sad",
+                     "--arch", "edge-small", "--batch-size", "16", "--epochs", "1", "--mixup", "0.2",
+                     "--out", str(warm))
+    assert result.returncode == 0, result.stderr
+    assert "validating on" in result.stderr and "epoch 1/1" in result.stderr
+    config = json.loads((warm / "config.json").read_text())
+    assert config["split_classes"] == ["happy", "neutral", "sad", "surprise"]
+    assert config["val_fraction"] == 0.25 and config["split_method"] == "by-content" and config["mixup"] == 0.2
+    split = json.loads((warm / "data_report.json").read_text())["split"]
+    assert split["carved_over"] == config["split_classes"]
+    source_split = data_report["split"]
+    assert split["validation"] < source_split["validation"] and split["test"] == 8
+    card = json.loads((warm / "fer2.json").read_text())
+    assert card["training"]["init_from"]["name"] == "fer4"
 
 
 @pytest.mark.slow

@@ -131,3 +131,84 @@ def test_by_content_split_keeps_each_image_on_its_side_whatever_the_class_set():
     _, shuffled4 = split(labels4, 0.1, 1)                # the legacy shuffle does not have this property
     _, shuffled7 = split(labels7, 0.1, 1)
     assert {keys4[i] for i in shuffled4} != {keys7[i] for i in shuffled7 if labels7[i] >= 3}
+
+
+def test_restrict_keeps_the_named_classes_relabelled_in_their_order(tmp_path):
+    make_folder_dataset(tmp_path, per_class=3, test_per_class=1, plant=False)
+    faces = load_split(tmp_path, "train", CLASSES)                       # happy, neutral, sad, surprise
+    sub = faces.restrict(("sad", "happy"))
+    assert sub.classes == ("sad", "happy") and len(sub) == 6
+    source_labels = [faces.labels[faces.ids.index(i)] for i in sub.ids]
+    for image, label, source_label in zip(sub.images, sub.labels, source_labels, strict=True):
+        assert CLASSES[source_label] == sub.classes[label]
+        assert image.shape == (48, 48)
+    with pytest.raises(ValueError, match="angry"):
+        faces.restrict(("angry", "happy"))
+
+
+@pytest.mark.parametrize("method", ["shuffle", "by-content"])
+def test_inherited_split_validates_only_on_the_sources_validation_faces(tmp_path, method):
+    """A 2-class run warm-started from a 4-class one carves the 4-class split and keeps its 2
+    classes: its validation faces are exactly the source's (never faces the source trained on),
+    whatever the split method, and convert re-carves the same split from the card."""
+    from convert.pipeline import split_holdout
+    from train.splits import carve_run_split, inherited_split
+
+    make_folder_dataset(tmp_path, per_class=20, test_per_class=2)
+    source_config = {"data": str(tmp_path), "classes": list(CLASSES), "drop": ["duplicates", "conflicts", "leaked"],
+                     "val_fraction": 0.25, "seed": 5, "split_method": method}
+    train4, test4 = load_split(tmp_path, "train", CLASSES), load_split(tmp_path, "test", CLASSES)
+    source_fit, source_val, _ = carve_run_split(source_config, train4, test4)
+
+    classes = ("sad", "surprise")
+    config = {"data": str(tmp_path), "classes": list(classes), "drop": [], "val_fraction": 0.5, "seed": 9,
+              **inherited_split(source_config)}
+    assert config["split_seed"] == 5 and config["split_classes"] == list(CLASSES)
+    train2, test2 = load_split(tmp_path, "train", classes), load_split(tmp_path, "test", classes)
+    fit, val, report = carve_run_split(config, train2, test2)
+    wanted = {i for i, label in zip(source_val.ids, source_val.labels, strict=True) if CLASSES[label] in classes}
+    assert set(val.ids) == wanted and len(wanted) > 0
+    assert not set(val.ids) & set(source_fit.ids)
+    assert report["split"]["carved_over"] == list(CLASSES) and report["split"]["validation"] == len(val)
+    assert val.classes == classes
+    # Carving a 2-class split directly (what runs did before) gives other faces for the shuffle method.
+    own = dict(config, split_classes=None)
+    _, own_val, _ = carve_run_split(own, train2, test2)
+    if method == "shuffle":
+        assert set(own_val.ids) != wanted
+
+    _, holdout = split_holdout(train2, test2, {"labels": list(classes), "training": {"config": config}}, seed=0,
+                               data=str(tmp_path))
+    assert holdout.ids == val.ids
+
+
+def test_inherited_split_needs_a_recorded_split():
+    from train.splits import inherited_split
+
+    assert inherited_split({"arch": "edge"}) == {}
+    legacy = inherited_split({"classes": ["happy", "sad"], "drop": [], "val_fraction": 0.1, "seed": 1})
+    assert legacy["split_method"] == "shuffle"           # runs from before split methods were shuffled
+
+
+def test_mixup_blends_faces_labels_and_weights_with_one_factor_per_face():
+    import tensorflow as tf
+
+    from train.pipeline import mixup
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (64, 48, 48, 1)).astype(np.float32)
+    t = np.eye(64, dtype=np.float32)              # one class per face, so every blend is visible in its target
+    w = rng.uniform(0.5, 2.0, 64).astype(np.float32)
+    tf.random.set_seed(3)
+    mixed, mixed_t, mixed_w = (v.numpy() for v in mixup(tf.constant(x), tf.constant(t), tf.constant(w), 0.4))
+    np.testing.assert_allclose(mixed_t.sum(1), 1.0, rtol=1e-6)
+    lam = mixed_t[np.arange(64), np.arange(64)]
+    assert (lam >= 0.5 - 1e-6).all()                                     # the face's own label dominates
+    assert (lam < 0.999).sum() > 32                                      # mixing actually happened
+    for i in range(64):
+        others = mixed_t[i].copy()
+        others[i] = 0
+        j = int(others.argmax()) if others.max() > 0 else i
+        np.testing.assert_allclose(mixed[i], lam[i] * x[i] + (1 - lam[i]) * x[j], atol=1e-2)
+        np.testing.assert_allclose(mixed_w[i], lam[i] * w[i] + (1 - lam[i]) * w[j], rtol=1e-5)
+    assert mixup(tf.constant(x), tf.constant(t), None, 0.4)[2] is None

@@ -12,10 +12,11 @@ from pathlib import Path
 from .data_loading import check_source
 from .errors import UserError
 from .labels import DEFAULT_CLASSES, parse_classes
-from .splits import DEFAULT_SPLIT_METHOD
+from .splits import DEFAULT_SPLIT_METHOD, SPLIT_METHODS, inherited_split
 from .validation import parse_drop
 
 CONFIG_FILE = "config.json"
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="remove from train: none, all, or a comma list of duplicates,conflicts,leaked "
                         "(default: %(default)s)")
     p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--split-method", choices=SPLIT_METHODS, default=DEFAULT_SPLIT_METHOD,
+                   help="how validation faces are chosen per class: by-content (a seeded hash of the pixels, "
+                        "the same whatever the class set) or shuffle (a seeded shuffle, as the first shipped "
+                        "models were trained). With --init-from the source's split is used instead "
+                        "(default: %(default)s)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                   help="mixup: blend pairs of training faces and their labels with a Beta(ALPHA, ALPHA) weight "
+                        "(0 = off; 0.2 is a common choice) (default: %(default)s)")
     p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
                    help="mixed_bfloat16 is faster on CPUs with AVX-512 BF16 (the saved model is float32)")
     p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
@@ -44,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "multiworker = a cluster described by TF_CONFIG")
     p.add_argument("--cpu-devices", type=int, default=0, help=argparse.SUPPRESS)  # split the CPU (tests)
     p.add_argument("--init-from", help="warm-start from a saved .keras model with a card (output layer "
-                                       "sliced to our classes)")
+                                       "sliced to our classes); validation then uses the source's own "
+                                       "validation faces, so it never holds faces the source trained on")
     p.add_argument("--out", required=True, help="run directory")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
@@ -62,17 +72,42 @@ def make_config(args: argparse.Namespace) -> dict:
         raise UserError(str(exc)) from exc
     if args.epochs < 1 or args.batch_size < 1:
         raise UserError("--epochs and --batch-size must be at least 1")
+    if args.mixup < 0:
+        raise UserError(f"--mixup must be 0 (off) or positive, got {args.mixup}")
     if args.init_from and not Path(args.init_from).is_file():
         raise UserError(f"--init-from {args.init_from} not found")
-    return {
+    config = {
         "data": str(args.data), "classes": list(classes), "arch": args.arch,
         "name": args.name or f"fer{len(classes)}", "epochs": args.epochs, "batch_size": args.batch_size,
         "lr": args.lr, "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing,
-        "class_weight": args.class_weight, "drop": list(drop), "val_fraction": args.val_fraction,
-        "split_method": DEFAULT_SPLIT_METHOD, "seed": args.seed, "precision": args.precision, "strategy": args.strategy,
+        "mixup": args.mixup, "class_weight": args.class_weight, "drop": list(drop), "val_fraction": args.val_fraction,
+        "split_method": args.split_method, "seed": args.seed, "precision": args.precision, "strategy": args.strategy,
         "cpu_devices": args.cpu_devices, "init_from": args.init_from,
         "command": "python -m train " + " ".join(sys.argv[1:]),
     }
+    if args.init_from:
+        config.update(warm_start_split(args.init_from))
+    return config
+
+
+def warm_start_split(source_path: str) -> dict:
+    """The source's validation split, which a warm start inherits (see ``splits.inherited_split``)."""
+    from edge_runtime.model_card import ModelCardError, load_card
+
+    try:
+        source_config = (load_card(source_path).raw.get("training") or {}).get("config") or {}
+    except ModelCardError as exc:
+        raise UserError(f"--init-from {source_path}: {exc}") from exc
+    inherited = inherited_split(source_config)
+    if inherited:
+        log.info("--init-from: validating on %s's own validation faces (split over %s, %s, seed %d, "
+                 "fraction %g; --drop/--val-fraction/--split-method follow the source)", source_path,
+                 ",".join(inherited["split_classes"]), inherited["split_method"], inherited["split_seed"],
+                 inherited["val_fraction"])
+    else:
+        log.warning("--init-from %s: its card records no validation split, so validation may hold faces "
+                    "it was trained on", source_path)
+    return inherited
 
 
 def prepare_run_dir(run_dir: Path, config: dict, resume: bool, force: bool) -> dict:

@@ -45,6 +45,19 @@ class FaceSet:
         return FaceSet(self.images[index], self.labels[index], [self.ids[i] for i in index],
                        self.classes, self.skipped, self.converted)
 
+    def restrict(self, classes: tuple[str, ...]) -> FaceSet:
+        """Only the rows of ``classes`` (a subset of ours), relabelled in the order of ``classes``."""
+        missing = [c for c in classes if c not in self.classes]
+        if missing:
+            raise ValueError(f"cannot restrict to {', '.join(missing)}: not among {', '.join(self.classes)}")
+        if tuple(classes) == self.classes:
+            return self
+        remap = np.array([classes.index(c) if c in classes else -1 for c in self.classes])
+        new_labels = remap[self.labels]
+        keep = np.flatnonzero(new_labels >= 0)
+        return FaceSet(self.images[keep], new_labels[keep], [self.ids[i] for i in keep],
+                       tuple(classes), self.skipped, self.converted)
+
     def counts(self) -> dict[str, int]:
         """Images per class name."""
         return {c: int((self.labels == i).sum()) for i, c in enumerate(self.classes)}

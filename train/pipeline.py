@@ -37,9 +37,33 @@ def random_erasing(images: tf.Tensor, probability: float = 0.5, max_fraction: fl
     return tf.where(mask, noise, images)
 
 
+def mixup(images: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor | None, alpha: float):
+    """Blend every face of a batch with another face of the same batch (Zhang et al., 2018).
+
+    One Beta(alpha, alpha) draw per face, folded to >= 0.5 so the first face dominates; labels
+    and sample weights are blended with the same factor. Returns ``(images, targets, weights)``.
+    """
+    batch = tf.shape(images)[0]
+    gamma1 = tf.random.gamma([batch], alpha)
+    gamma2 = tf.random.gamma([batch], alpha)
+    lam = gamma1 / (gamma1 + gamma2 + 1e-12)
+    lam = tf.maximum(lam, 1.0 - lam)
+    partner = tf.random.shuffle(tf.range(batch))
+
+    def blend(t: tf.Tensor) -> tf.Tensor:
+        share = tf.reshape(lam, [-1] + [1] * (len(t.shape) - 1))
+        return share * t + (1.0 - share) * tf.gather(t, partner)
+
+    return blend(images), blend(targets), None if weights is None else blend(weights)
+
+
 def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int, *,
-                 training: bool, seed: int, sample_weights: np.ndarray | None = None) -> tf.data.Dataset:
-    """Batches of (float32 pixels 0..255 shaped (B, 48, 48, 1), one-hot labels[, weights])."""
+                 training: bool, seed: int, sample_weights: np.ndarray | None = None,
+                 mixup_alpha: float = 0.0) -> tf.data.Dataset:
+    """Batches of (float32 pixels 0..255 shaped (B, 48, 48, 1), one-hot labels[, weights]).
+
+    Training batches are augmented, then mixed up when ``mixup_alpha`` > 0.
+    """
     x = images.astype(np.float32)[..., None]
     y = np.eye(num_classes, dtype=np.float32)[labels]
     parts = (x, y) if sample_weights is None else (x, y, sample_weights.astype(np.float32))
@@ -50,10 +74,13 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch
     if training:
         augment = face_augmenter(seed)
 
-        def _augment(x, *rest):
+        def _augment(x, y, *weights):
             x = augment(x, training=True)
             x = tf.clip_by_value(random_erasing(x), 0.0, 255.0)
-            return (x, *rest)
+            if mixup_alpha > 0:
+                x, y, w = mixup(x, y, weights[0] if weights else None, mixup_alpha)
+                weights = (w,) if weights else ()
+            return (x, y, *weights)
 
         ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 
 from . import validation
-from .data_loading import FaceSet
+from .data_loading import FaceSet, load_split
 
 # How the validation images are chosen within each class:
 #   by-content: ranked by a seeded hash of each image's pixels, so an image lands on the same side
@@ -67,3 +67,53 @@ def carve_training_split(train_all: FaceSet, test: FaceSet, drop: tuple[str, ...
     report["split"] = {"train": int(train_idx.size), "validation": int(val_idx.size), "test": len(test),
                        "val_fraction": val_fraction, "seed": seed, "method": method}
     return kept.subset(train_idx), kept.subset(val_idx), report
+
+
+def split_settings(config: dict) -> dict:
+    """What defines a run's validation split, read from its config (older configs included).
+
+    ``classes`` is the class set the split is carved over: the run's own classes, or, for a
+    warm start that inherited its source's split (``split_classes``), the source's.
+    """
+    return {"classes": tuple(config.get("split_classes") or config["classes"]),
+            "drop": tuple(config["drop"]), "val_fraction": float(config["val_fraction"]),
+            "seed": int(config.get("split_seed", config["seed"])),
+            "method": config.get("split_method", LEGACY_SPLIT_METHOD)}
+
+
+def inherited_split(source_config: dict) -> dict:
+    """Config entries that make a warm start validate on its source's validation faces only.
+
+    A model warm-started from another (``--init-from``) must not be validated on faces the
+    source trained on, or the best-epoch choice is made on memorised faces. Carving the
+    source's split (same classes, drop, fraction, seed, method) and keeping our classes of it
+    guarantees that whatever the methods. Empty when the source's card records no split.
+    """
+    if not all(key in source_config for key in ("classes", "drop", "val_fraction", "seed")):
+        return {}
+    settings = split_settings(source_config)
+    return {"split_classes": list(settings["classes"]), "drop": list(settings["drop"]),
+            "val_fraction": settings["val_fraction"], "split_seed": settings["seed"],
+            "split_method": settings["method"]}
+
+
+def carve_run_split(config: dict, train_all: FaceSet, test: FaceSet,
+                    data: str | None = None) -> tuple[FaceSet, FaceSet, dict]:
+    """A run's own ``(train, validation, report)``, in the run's classes, from its config.
+
+    ``train_all`` and ``test`` hold the run's classes; when the split was carved over a wider
+    class set (an inherited split), that set is loaded from ``data`` (default: the config's).
+    Training and conversion both call this, so they always agree on the validation faces.
+    """
+    settings = split_settings(config)
+    classes = tuple(config["classes"])
+    if settings["classes"] != classes:
+        source = data or config["data"]
+        train_all = load_split(source, "train", settings["classes"])
+        test = load_split(source, "test", settings["classes"])
+    train, val, report = carve_training_split(train_all, test, settings["drop"], settings["val_fraction"],
+                                              settings["seed"], settings["method"])
+    if settings["classes"] != classes:
+        train, val = train.restrict(classes), val.restrict(classes)
+        report["split"].update({"train": len(train), "validation": len(val), "carved_over": list(settings["classes"])})
+    return train, val, report

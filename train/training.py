@@ -129,9 +129,8 @@ def load_data(config: dict) -> tuple[FaceSet, FaceSet, FaceSet, dict]:
     classes = tuple(config["classes"])
     train_all = load_split(config["data"], "train", classes)
     test = load_split(config["data"], "test", classes)
-    train, val, report = splits.carve_training_split(train_all, test, tuple(config["drop"]),
-                                                     config["val_fraction"], config["seed"],
-                                                     config.get("split_method", splits.LEGACY_SPLIT_METHOD))
+    train, val, report = splits.carve_run_split(config, train_all, test)
+    report["split"]["test"] = len(test)
     for line in validation.summary_lines(report, report["applied"]):
         log.info("data: %s", line)
     return train, val, test, report
@@ -150,7 +149,8 @@ def run(config: dict, run_dir: Path, resume: bool) -> dict:
     sample_weights = None if weights is None else weights[train.labels]
     batch = config["batch_size"]
     train_ds = pipeline.make_dataset(train.images, train.labels, n, batch, training=True,
-                                     seed=config["seed"], sample_weights=sample_weights)
+                                     seed=config["seed"], sample_weights=sample_weights,
+                                     mixup_alpha=config.get("mixup", 0.0))
     val_ds = pipeline.make_dataset(val.images, val.labels, n, batch, training=False, seed=config["seed"])
 
     keras.mixed_precision.set_global_policy(config["precision"])
