@@ -102,6 +102,15 @@ def test_train_interrupt_resume_and_evaluate(tmp_path, data):
     again = json.loads((out / "fer4.eval.json").read_text())
     assert again["confusion"] == report["confusion"]
     assert (out / "fer4.confusion.png").stat().st_size > 1000
+    # --split validation re-carves the run's own validation split from the card: the same faces
+    # and so the same accuracy as the run recorded for its best epoch.
+    result = run_cli("--model", str(run_dir / "fer4.keras"), "--data", str(data), "--out", str(out),
+                     "--split", "validation", module="train.evaluate")
+    assert result.returncode == 0, result.stderr
+    val_report = json.loads((out / "fer4.validation.eval.json").read_text())
+    assert val_report["n"] == data_report["split"]["validation"]
+    assert round(val_report["accuracy"], 4) == card["training"]["best_val_accuracy"]
+    assert json.loads((out / "fer4.eval.json").read_text())["n"] == 17          # the test report is kept
 
     # A warm start from that run (2 of its classes, with mixup) validates on its validation faces.
     warm = tmp_path / "warm"
@@ -137,3 +146,11 @@ def test_evaluate_errors(tmp_path, data):
     fake.write_text("not a model")
     result = run_cli("--model", str(fake), "--data", str(data), module="train.evaluate")
     assert result.returncode == 2 and "card" in result.stderr and "Traceback" not in result.stderr
+    # A card with no training split: --split validation says so and points at --split test.
+    (tmp_path / "fake.json").write_text(json.dumps({
+        "schema_version": 1, "name": "fake", "variant": "keras", "file": "fake.keras", "labels": ["happy", "sad"],
+        "input": {"height": 48, "width": 48, "channels": 1, "color": "grayscale", "dtype": "float32",
+                  "value_range": [0, 255]}, "output": {"dtype": "float32", "kind": "probabilities"}}))
+    result = run_cli("--model", str(fake), "--data", str(data), "--split", "validation", module="train.evaluate")
+    assert result.returncode == 2 and "records no training split" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

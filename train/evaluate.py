@@ -1,8 +1,11 @@
 """``python -m train.evaluate --model M --data D [--split test]``: evaluate a saved model.
 
 Writes ``<model stem>.eval.json`` and ``<model stem>.confusion.png`` (accuracy, per-class
-precision/recall/F1, confusion matrix) into ``--out`` (default: beside the model). The
-label order comes from the model's card (``<model stem>.json``).
+precision/recall/F1, confusion matrix) into ``--out`` (default: beside the model; with
+``--split validation`` the files are named ``<model stem>.validation.*``). The label order
+comes from the model's card (``<model stem>.json``). ``--split validation`` re-carves the
+training run's own validation split from the options on the card, the split its best epoch
+was chosen on.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ def evaluate(model_path: Path, data: str, split: str, out_dir: Path) -> dict:
         card = load_card(model_path)
     except ModelCardError as exc:
         raise UserError(str(exc)) from exc
-    faces = load_split(data, split, card.labels)
+    if split == "validation":
+        faces = validation_faces(card.raw, data)
+    else:
+        faces = load_split(data, split, card.labels)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -40,15 +46,32 @@ def evaluate(model_path: Path, data: str, split: str, out_dir: Path) -> dict:
     probs = evaluation.predict_probabilities(model, faces.images)
     report = evaluation.classification_report(faces.labels, probs.argmax(1), card.labels)
     report.update({"split": split, "data": str(data), "model": model_path.name})
-    evaluation.write_report(report, out_dir, model_path.stem, f"{model_path.stem} on the {split} split")
+    stem = model_path.stem if split == "test" else f"{model_path.stem}.{split}"
+    evaluation.write_report(report, out_dir, stem, f"{model_path.stem} on the {split} split")
     return report
+
+
+def validation_faces(card: dict, data: str):
+    """The validation faces of the run that trained the model, re-carved from its card."""
+    from .splits import carve_run_split
+
+    config = dict((card.get("training") or {}).get("config") or {})
+    if not all(key in config for key in ("drop", "val_fraction", "seed")):
+        raise UserError("--split validation: the model's card records no training split "
+                        "(training.config drop, val_fraction, seed); evaluate on --split test instead")
+    config["classes"] = list(card["labels"])
+    train = load_split(data, "train", tuple(card["labels"]))
+    test = load_split(data, "test", tuple(card["labels"]))
+    return carve_run_split(config, train, test, data)[1]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, type=Path, help="a .keras model with its card beside it")
     p.add_argument("--data", required=True, help="FER2013 folder or fer2013.csv")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test",
+                   help="test, train, private_test (CSV), or validation: the training run's own validation "
+                        "split, re-carved from the card (default: %(default)s)")
     p.add_argument("--out", type=Path, help="output folder (default: the model's folder)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
