@@ -73,16 +73,21 @@ def test_train_interrupt_resume_and_evaluate(tmp_path, data):
     proc.wait()
     assert metadata.exists(), proc.stderr.read()
     assert not (run_dir / "fer4.keras").exists()
-    done_before = json.loads(metadata.read_text())["epoch"] + 1
-    assert done_before < 4
+    done_before = json.loads(metadata.read_text())["epoch"]           # epochs completed before the crash
+    assert 1 <= done_before < 4
 
-    result = run_cli("--out", str(run_dir), "--resume", "--data", str(data))
+    result = run_cli("--out", str(run_dir), "--resume", "--epochs", str(done_before), "--data", str(data))
+    assert result.returncode == 2 and "already done" in result.stderr          # cannot shorten below what ran
+    # Resumed with a longer schedule (4 -> 5 epochs): it goes on where it stopped, not at 1.
+    result = run_cli("--out", str(run_dir), "--resume", "--epochs", "5", "--data", str(data))
     assert result.returncode == 0, result.stderr
-    assert f"epoch {done_before + 1}/4" in result.stderr      # resumed where it stopped, not at 1
-    assert "epoch 1/4" not in result.stderr
+    assert f"epoch {done_before + 1}/5" in result.stderr
+    assert "epoch 1/5" not in result.stderr
     with (run_dir / "history.csv").open() as handle:
         epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
-    assert epochs[-1] == 3
+    assert epochs == list(range(5))
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["epochs"] == 5 and config["epochs_changed"] == [{"from": 4, "to": 5, "after_epoch": done_before}]
     for name in ("fer4.keras", "fer4.json", "fer4.eval.json", "fer4.confusion.png", "history.png",
                  "data_report.json"):
         assert (run_dir / name).is_file(), name

@@ -9,6 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from edge_runtime.atomic_io import atomic_write_json
+
 from .data_loading import check_source
 from .errors import UserError
 from .labels import DEFAULT_CLASSES, parse_classes
@@ -17,6 +19,7 @@ from .validation import parse_drop
 
 CONFIG_FILE = "config.json"
 log = logging.getLogger(__name__)
+DEFAULT_EPOCHS = 40
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma list of class names, or 'all' for the 7 FER2013 classes (default: %(default)s)")
     p.add_argument("--arch", default="edge", help="edge | edge-small | baseline (default: %(default)s)")
     p.add_argument("--name", help="model name used for the output files (default: fer<number of classes>)")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs of the cosine schedule (default: 40); with --resume, a new length for the "
+                        "rest of the run (the schedule is re-stretched from the epoch reached)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine schedule with warm-up)")
     p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW decoupled weight decay")
@@ -70,7 +75,7 @@ def make_config(args: argparse.Namespace) -> dict:
         drop = parse_drop(args.drop)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    if args.epochs < 1 or args.batch_size < 1:
+    if (args.epochs is not None and args.epochs < 1) or args.batch_size < 1:
         raise UserError("--epochs and --batch-size must be at least 1")
     if args.mixup < 0:
         raise UserError(f"--mixup must be 0 (off) or positive, got {args.mixup}")
@@ -78,7 +83,8 @@ def make_config(args: argparse.Namespace) -> dict:
         raise UserError(f"--init-from {args.init_from} not found")
     config = {
         "data": str(args.data), "classes": list(classes), "arch": args.arch,
-        "name": args.name or f"fer{len(classes)}", "epochs": args.epochs, "batch_size": args.batch_size,
+        "name": args.name or f"fer{len(classes)}", "epochs": args.epochs or DEFAULT_EPOCHS,
+        "batch_size": args.batch_size,
         "lr": args.lr, "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing,
         "mixup": args.mixup, "class_weight": args.class_weight, "drop": list(drop), "val_fraction": args.val_fraction,
         "split_method": args.split_method, "seed": args.seed, "precision": args.precision, "strategy": args.strategy,
@@ -110,7 +116,16 @@ def warm_start_split(source_path: str) -> dict:
     return inherited
 
 
-def prepare_run_dir(run_dir: Path, config: dict, resume: bool, force: bool) -> dict:
+def epochs_done(run_dir: Path) -> int:
+    """Epochs a run has completed, as its last checkpoint (``backup/``, Keras BackupAndRestore) says."""
+    metadata = run_dir / "backup" / "training_metadata.json"
+    try:
+        return int(json.loads(metadata.read_text())["epoch"])        # Keras stores epochs completed
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def prepare_run_dir(run_dir: Path, config: dict, resume: bool, force: bool, args_epochs: int | None = None) -> dict:
     """Create or reopen the run dir; never overwrite a run without ``--resume`` or ``--force``."""
     config_path = run_dir / CONFIG_FILE
     if resume:
@@ -118,6 +133,16 @@ def prepare_run_dir(run_dir: Path, config: dict, resume: bool, force: bool) -> d
             raise UserError(f"--resume: {run_dir} holds no run to resume (no {CONFIG_FILE}); drop --resume")
         stored = json.loads(config_path.read_text())
         stored["resumed_with"] = config["command"]
+        if args_epochs is not None and args_epochs != stored["epochs"]:
+            done = epochs_done(run_dir)
+            if args_epochs <= done:
+                raise UserError(f"--resume --epochs {args_epochs}: the run has already done {done} epochs; "
+                                f"give more than {done}, or drop --epochs")
+            log.info("--resume: schedule length %d -> %d epochs", stored["epochs"], args_epochs)
+            stored.setdefault("epochs_changed", []).append({"from": stored["epochs"], "to": args_epochs,
+                                                           "after_epoch": done})
+            stored["epochs"] = args_epochs
+            atomic_write_json(config_path, stored)
         return stored
     if run_dir.exists() and any(run_dir.iterdir()):
         if not force:
@@ -125,7 +150,6 @@ def prepare_run_dir(run_dir: Path, config: dict, resume: bool, force: bool) -> d
                             "replace it, or choose another --out")
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    from edge_runtime.atomic_io import atomic_write_json
     atomic_write_json(config_path, config)
     return config
 
@@ -138,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"unknown --arch {args.arch!r}; choose edge, edge-small or baseline")
         config = make_config(args)
         run_dir = Path(args.out)
-        config = prepare_run_dir(run_dir, config, args.resume, args.force)
+        config = prepare_run_dir(run_dir, config, args.resume, args.force, args.epochs)
         check_source(config["data"], ("train", "test"), tuple(config["classes"]))
         from .training import run  # TensorFlow is imported only once the arguments are known good
 
