@@ -65,7 +65,7 @@ def test_missing_faces_and_frames_are_reported_and_faces_are_paired_by_box():
     assert arm64_check.compare_records([record(), record(frame=1)], [record()], STEP, "t")["problems"]
 
 
-def test_frames_decoded_differently_are_judged_by_overlap_and_label_and_reported_apart():
+def test_frames_decoded_differently_are_judged_by_overlap_and_label_unless_the_box_moved():
     face = record(box=(10, 20, 60, 60))
     shifted = record(box=(12, 22, 60, 60), happy=0.70, sad=0.30, score=9.9)  # 2 px, 12 steps, other weight
     result = arm64_check.compare_records([face], [shifted], STEP, "t", pixels_differ=lambda rec: True)
@@ -74,8 +74,15 @@ def test_frames_decoded_differently_are_judged_by_overlap_and_label_and_reported
     assert decoded["max_box_px"] == 2 and decoded["max_score_steps"] > 10 and result["problems"] == []
     far = record(box=(20, 30, 60, 60))  # IoU 0.53: not the same face
     assert arm64_check.compare_records([face], [far], STEP, "t", pixels_differ=lambda rec: True)["problems"]
-    flipped = record(box=(12, 22, 60, 60), label="sad")
+    flipped = record(label="sad", box=(10, 20, 60, 60))  # same box, other label: the pixels alone flipped it
     assert arm64_check.compare_records([face], [flipped], STEP, "t", pixels_differ=lambda rec: True)["problems"]
+    # A box that moved is another crop: a flipped near tie is counted, not a problem.
+    moved = record(box=(10, 20, 61, 61), label="sad", happy=0.45, sad=0.55)
+    result = arm64_check.compare_records([face], [moved], STEP, "t", pixels_differ=lambda rec: True)
+    assert result["problems"] == [] and result["decoded_differently"]["label_flips_box_moved"] == 1
+    assert not result["decoded_differently"]["labels_equal"]
+    # On identical pixels a label flip is always a problem, moved box or not.
+    assert arm64_check.compare_records([face], [moved], STEP, "t")["problems"]
 
 
 def test_compare_arrays_counts_identical_and_measures_differences():
