@@ -133,6 +133,11 @@ def test_train_interrupt_resume_and_evaluate(tmp_path, data):
     assert split["validation"] < source_split["validation"] and split["test"] == 8
     card = json.loads((warm / "fer2.json").read_text())
     assert card["training"]["init_from"]["name"] == "fer4"
+    # A warm start needs a source trained on every one of its classes: one error line.
+    result = run_cli("--data", str(data), "--init-from", str(run_dir / "fer4.keras"), "--classes", "happy,angry",
+                     "--out", str(tmp_path / "wider"))
+    assert result.returncode == 2 and "trained without angry" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.slow

@@ -92,11 +92,11 @@ def make_config(args: argparse.Namespace) -> dict:
         "command": "python -m train " + " ".join(sys.argv[1:]),
     }
     if args.init_from:
-        config.update(warm_start_split(args.init_from))
+        config.update(warm_start_split(args.init_from, classes))
     return config
 
 
-def warm_start_split(source_path: str) -> dict:
+def warm_start_split(source_path: str, classes: tuple[str, ...]) -> dict:
     """The source's validation split, which a warm start inherits (see ``splits.inherited_split``)."""
     from edge_runtime.model_card import ModelCardError, load_card
 
@@ -105,6 +105,10 @@ def warm_start_split(source_path: str) -> dict:
     except ModelCardError as exc:
         raise UserError(f"--init-from {source_path}: {exc}") from exc
     inherited = inherited_split(source_config)
+    missing = [c for c in classes if inherited and c not in inherited["split_classes"]]
+    if missing:
+        raise UserError(f"--init-from {source_path} was trained without {', '.join(missing)}; warm-start "
+                        f"from a model whose classes include every one of --classes")
     if inherited:
         log.info("--init-from: validating on %s's own validation faces (split over %s, %s, seed %d, "
                  "fraction %g; --drop/--val-fraction/--split-method follow the source)", source_path,
