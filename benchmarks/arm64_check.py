@@ -689,7 +689,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                                  f"{g['max_score_steps']:11.2f} {g['max_score_steps_same_box']:10.2f} "
                                  f"{'same' if g['labels_equal'] else 'DIFFER'}"
                                  + (f" ({g['label_flips_box_moved']} where the box moved)"
-                                    if g.get("label_flips_box_moved") else ""))
+                                    if g["label_flips_box_moved"] else ""))
     for side, entry in summary["sides"].items():
         if "stages" not in entry:
             continue

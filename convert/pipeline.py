@@ -150,10 +150,10 @@ def split_holdout(train, test, card: dict, seed: int, data: str | None = None):
     fitted on and the int8 check uses images it was not. Otherwise a seeded stratified
     10 % of train is held out.
     """
-    from train.splits import carve_run_split, stratified_split
+    from train.splits import carve_run_split, records_split, stratified_split
 
     config = dict((card.get("training") or {}).get("config") or {})
-    if all(key in config for key in ("drop", "val_fraction", "seed")):
+    if records_split(config):
         config.setdefault("classes", card.get("labels") or list(train.classes))
         fit, holdout, _ = carve_run_split(config, train, test, data)
         log.info("int8 calibration from %d training images, checked on the run's %d validation images",

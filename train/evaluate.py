@@ -53,15 +53,16 @@ def evaluate(model_path: Path, data: str, split: str, out_dir: Path) -> dict:
 
 def validation_faces(card: dict, data: str):
     """The validation faces of the run that trained the model, re-carved from its card."""
-    from .splits import carve_run_split
+    from .splits import SPLIT_KEYS, carve_run_split, records_split, split_settings
 
     config = dict((card.get("training") or {}).get("config") or {})
-    if not all(key in config for key in ("drop", "val_fraction", "seed")):
-        raise UserError("--split validation: the model's card records no training split "
-                        "(training.config drop, val_fraction, seed); evaluate on --split test instead")
+    if not records_split(config):
+        raise UserError(f"--split validation: the model's card records no training split (training.config "
+                        f"{', '.join(SPLIT_KEYS)}); evaluate on --split test instead")
     config["classes"] = list(card["labels"])
-    train = load_split(data, "train", tuple(card["labels"]))
-    test = load_split(data, "test", tuple(card["labels"]))
+    split_classes = split_settings(config)["classes"]
+    train = load_split(data, "train", split_classes)
+    test = load_split(data, "test", split_classes)
     return carve_run_split(config, train, test, data)[1]
 
 

@@ -69,6 +69,15 @@ def carve_training_split(train_all: FaceSet, test: FaceSet, drop: tuple[str, ...
     return kept.subset(train_idx), kept.subset(val_idx), report
 
 
+# The config entries without which a run's validation split cannot be re-carved.
+SPLIT_KEYS = ("drop", "val_fraction", "seed")
+
+
+def records_split(config: dict) -> bool:
+    """Whether a run config (a card's ``training.config``) records its validation split."""
+    return all(key in config for key in SPLIT_KEYS)
+
+
 def split_settings(config: dict) -> dict:
     """What defines a run's validation split, read from its config (older configs included).
 
@@ -89,7 +98,7 @@ def inherited_split(source_config: dict) -> dict:
     source's split (same classes, drop, fraction, seed, method) and keeping our classes of it
     guarantees that whatever the methods. Empty when the source's card records no split.
     """
-    if not all(key in source_config for key in ("classes", "drop", "val_fraction", "seed")):
+    if "classes" not in source_config or not records_split(source_config):
         return {}
     settings = split_settings(source_config)
     return {"split_classes": list(settings["classes"]), "drop": list(settings["drop"]),
@@ -101,13 +110,14 @@ def carve_run_split(config: dict, train_all: FaceSet, test: FaceSet,
                     data: str | None = None) -> tuple[FaceSet, FaceSet, dict]:
     """A run's own ``(train, validation, report)``, in the run's classes, from its config.
 
-    ``train_all`` and ``test`` hold the run's classes; when the split was carved over a wider
-    class set (an inherited split), that set is loaded from ``data`` (default: the config's).
-    Training and conversion both call this, so they always agree on the validation faces.
+    ``train_all`` and ``test`` hold the classes the split is carved over (``split_settings``) or
+    the run's own; in the latter case, when the split was inherited over a wider class set, that
+    set is loaded from ``data`` (default: the config's). Training, conversion and evaluation all
+    call this, so they always agree on the validation faces.
     """
     settings = split_settings(config)
     classes = tuple(config["classes"])
-    if settings["classes"] != classes:
+    if train_all.classes != settings["classes"]:
         source = data or config["data"]
         train_all = load_split(source, "train", settings["classes"])
         test = load_split(source, "test", settings["classes"])

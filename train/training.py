@@ -126,10 +126,11 @@ def keras_card(name: str, labels: tuple[str, ...], model: keras.Model, config: d
 
 def load_data(config: dict) -> tuple[FaceSet, FaceSet, FaceSet, dict]:
     """Load train and test, validate, drop what was asked, carve the validation split."""
-    classes = tuple(config["classes"])
-    train_all = load_split(config["data"], "train", classes)
-    test = load_split(config["data"], "test", classes)
-    train, val, report = splits.carve_run_split(config, train_all, test)
+    split_classes = splits.split_settings(config)["classes"]    # the run's classes, or its source's
+    train_all = load_split(config["data"], "train", split_classes)
+    test_all = load_split(config["data"], "test", split_classes)
+    train, val, report = splits.carve_run_split(config, train_all, test_all)
+    test = test_all.restrict(tuple(config["classes"]))
     report["split"]["test"] = len(test)
     for line in validation.summary_lines(report, report["applied"]):
         log.info("data: %s", line)
