@@ -40,12 +40,14 @@ def data(tmp_path_factory):
     (["--data", "{data}", "--arch", "resnet"], "unknown --arch"),
     (["--data", "{data}", "--resume"], "no run to resume"),
     (["--data", "{data}", "--mixup", "-1"], "--mixup must be"),
+    (["--data", "{data}", "--teacher", "{tmp}/missing.keras"], "--teacher {tmp}/missing.keras not found"),
+    (["--data", "{data}", "--teacher", "{tmp}/missing.keras", "--teacher-weight", "1.5"], "--teacher-weight must"),
 ])
 def test_bad_input_gives_one_error_line(tmp_path, data, args, message):
     args = [a.format(tmp=tmp_path, data=data) for a in args]
     result = run_cli(*args, "--out", str(tmp_path / "run"))
     assert result.returncode == 2
-    assert message in result.stderr
+    assert message.format(tmp=tmp_path) in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
 
@@ -117,13 +119,14 @@ def test_train_interrupt_resume_and_evaluate(tmp_path, data):
     assert round(val_report["accuracy"], 4) == card["training"]["best_val_accuracy"]
     assert json.loads((out / "fer4.eval.json").read_text())["n"] == 17          # the test report is kept
 
-    # A warm start from that run (2 of its classes, with mixup) validates on its validation faces.
+    # A warm start from that run (2 of its classes, with mixup, taught by it) validates on its validation faces.
     warm = tmp_path / "warm"
     result = run_cli("--data", str(data), "--init-from", str(run_dir / "fer4.keras"), "--classes", "happy,sad",
                      "--arch", "edge-small", "--batch-size", "16", "--epochs", "1", "--mixup", "0.2",
-                     "--out", str(warm))
+                     "--teacher", str(run_dir / "fer4.keras"), "--teacher-weight", "0.4", "--out", str(warm))
     assert result.returncode == 0, result.stderr
     assert "validating on" in result.stderr and "epoch 1/1" in result.stderr
+    assert "distilling from" in result.stderr
     config = json.loads((warm / "config.json").read_text())
     assert config["split_classes"] == ["happy", "neutral", "sad", "surprise"]
     assert config["val_fraction"] == 0.25 and config["split_method"] == "by-content" and config["mixup"] == 0.2
@@ -133,6 +136,9 @@ def test_train_interrupt_resume_and_evaluate(tmp_path, data):
     assert split["validation"] < source_split["validation"] and split["test"] == 8
     card = json.loads((warm / "fer2.json").read_text())
     assert card["training"]["init_from"]["name"] == "fer4"
+    assert [t["name"] for t in card["training"]["teachers"]] == ["fer4"]
+    assert card["training"]["teachers"][0]["sha256"] == card["training"]["init_from"]["sha256"]
+    assert card["training"]["config"]["teacher_weight"] == 0.4
     # A warm start needs a source trained on every one of its classes: one error line.
     result = run_cli("--data", str(data), "--init-from", str(run_dir / "fer4.keras"), "--classes", "happy,angry",
                      "--out", str(tmp_path / "wider"))

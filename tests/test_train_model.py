@@ -52,7 +52,7 @@ def test_warm_start_slices_the_output_layer_by_label_name_and_records_its_source
 
     from edge_runtime.model_card import file_sha256
     from train.labels import FER2013_CLASSES
-    from train.training import init_weights_from, keras_card, warm_start_record
+    from train.training import init_weights_from, keras_card, source_model_record
 
     source = build_model("edge-small", 7)
     source.set_weights([np.random.default_rng(i).normal(size=w.shape).astype(np.float32)
@@ -75,7 +75,7 @@ def test_warm_start_slices_the_output_layer_by_label_name_and_records_its_source
     np.testing.assert_array_equal(target.get_layer(first_conv.name).get_weights()[0],
                                   first_conv.get_weights()[0])
 
-    record = warm_start_record(path)
+    record = source_model_record(path)
     assert record["sha256"] == file_sha256(path) and record["name"] == "fer7"
     assert record["command"] == "python -m train ..." and record["epochs_run"] == 3
     assert record["labels"] == list(FER2013_CLASSES)

@@ -12,6 +12,7 @@ from pathlib import Path
 from edge_runtime.atomic_io import atomic_write_json
 
 from .data_loading import check_source
+from .distillation import check_teachers
 from .errors import UserError
 from .labels import DEFAULT_CLASSES, parse_classes
 from .splits import DEFAULT_SPLIT_METHOD, SPLIT_METHODS, inherited_split
@@ -60,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", help="warm-start from a saved .keras model with a card (output layer "
                                        "sliced to our classes); validation then uses the source's own "
                                        "validation faces, so it never holds faces the source trained on")
+    p.add_argument("--teacher", nargs="+", metavar="MODEL",
+                   help="distil from these trained .keras models (with cards; several are averaged): each "
+                        "training target blends the label with the teachers' probabilities for that face")
+    p.add_argument("--teacher-weight", type=float, default=0.5, metavar="W",
+                   help="with --teacher: share of the teachers' probabilities in each target, 0 < W <= 1 "
+                        "(default: %(default)s)")
     p.add_argument("--out", required=True, help="run directory")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
@@ -81,6 +88,10 @@ def make_config(args: argparse.Namespace) -> dict:
         raise UserError(f"--mixup must be 0 (off) or positive, got {args.mixup}")
     if args.init_from and not Path(args.init_from).is_file():
         raise UserError(f"--init-from {args.init_from} not found")
+    if args.teacher:
+        if not 0 < args.teacher_weight <= 1:
+            raise UserError(f"--teacher-weight must be in (0, 1], got {args.teacher_weight}")
+        check_teachers(args.teacher, classes)
     config = {
         "data": str(args.data), "classes": list(classes), "arch": args.arch,
         "name": args.name or f"fer{len(classes)}", "epochs": args.epochs or DEFAULT_EPOCHS,
@@ -89,6 +100,7 @@ def make_config(args: argparse.Namespace) -> dict:
         "mixup": args.mixup, "class_weight": args.class_weight, "drop": list(drop), "val_fraction": args.val_fraction,
         "split_method": args.split_method, "seed": args.seed, "precision": args.precision, "strategy": args.strategy,
         "cpu_devices": args.cpu_devices, "init_from": args.init_from,
+        "teachers": list(args.teacher or []), "teacher_weight": args.teacher_weight if args.teacher else 0.0,
         "command": "python -m train " + " ".join(sys.argv[1:]),
     }
     if args.init_from:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
 from keras import layers
@@ -59,10 +61,13 @@ def mixup(images: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor | None, alph
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int, *,
                  training: bool, seed: int, sample_weights: np.ndarray | None = None,
-                 mixup_alpha: float = 0.0) -> tf.data.Dataset:
+                 mixup_alpha: float = 0.0, teacher: Callable[[tf.Tensor], tf.Tensor] | None = None,
+                 teacher_weight: float = 0.0) -> tf.data.Dataset:
     """Batches of (float32 pixels 0..255 shaped (B, 48, 48, 1), one-hot labels[, weights]).
 
-    Training batches are augmented, then mixed up when ``mixup_alpha`` > 0.
+    Training batches are augmented, then mixed up when ``mixup_alpha`` > 0; with a ``teacher``
+    (faces -> probabilities, see ``train.distillation``) each target becomes
+    ``(1 - teacher_weight) * label + teacher_weight * teacher(face)`` on the face as trained on.
     """
     x = images.astype(np.float32)[..., None]
     y = np.eye(num_classes, dtype=np.float32)[labels]
@@ -80,6 +85,8 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch
             if mixup_alpha > 0:
                 x, y, w = mixup(x, y, weights[0] if weights else None, mixup_alpha)
                 weights = (w,) if weights else ()
+            if teacher is not None:
+                y = (1.0 - teacher_weight) * y + teacher_weight * teacher(x)
             return (x, y, *weights)
 
         ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE)

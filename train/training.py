@@ -13,12 +13,12 @@ import tensorflow as tf
 
 from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
 
-from . import evaluation, models, pipeline, splits, validation
+from . import distillation, evaluation, models, pipeline, splits, validation
 from .data_loading import IMAGE_SIZE, FaceSet, load_split
 from .errors import UserError
 
 log = logging.getLogger(__name__)
-# Written into the run directory when a run warm-starts (--init-from): see warm_start_record.
+# Written into the run directory when a run warm-starts (--init-from): see source_model_record.
 WARM_START_FILE = "init_from.json"
 
 
@@ -87,11 +87,12 @@ def init_weights_from(model: keras.Model, source_path: str, labels: tuple[str, .
     return copied
 
 
-def warm_start_record(source_path: str | Path) -> dict:
-    """Where a warm start came from: file, sha256, and the source's own command, accuracy and origin.
+def source_model_record(source_path: str | Path) -> dict:
+    """Where a model a run learns from (its warm start, a teacher) came from: file, sha256, and the
+    source's own command, accuracy and origin.
 
     Recorded when a run starts (the source file may be replaced later), so a chain of
-    warm starts stays traceable from the last model's card.
+    warm starts and teachers stays traceable from the last model's card.
     """
     from edge_runtime.model_card import file_sha256, load_card
 
@@ -102,6 +103,20 @@ def warm_start_record(source_path: str | Path) -> dict:
             "epochs_run": training.get("epochs_run"),
             "test_accuracy": (source_card.get("metrics") or {}).get("accuracy"),
             "init_from": training.get("init_from")}
+
+
+def record_teachers(run_dir: Path, paths: list[str], resume: bool) -> None:
+    """Record the teachers when a run starts; on ``--resume``, refuse a teacher file that has changed since."""
+    from edge_runtime.model_card import file_sha256
+
+    record_path = run_dir / distillation.TEACHERS_FILE
+    if resume and record_path.is_file():
+        for record in json.loads(record_path.read_text()):
+            if not Path(record["file"]).is_file() or file_sha256(record["file"]) != record["sha256"]:
+                raise UserError(f"--teacher {record['file']} is missing or has changed since this run started; "
+                                f"restore it (sha256 {record['sha256'][:12]}...) or start a new run")
+        return
+    atomic_write_json(record_path, [source_model_record(path) for path in paths])
 
 
 def keras_card(name: str, labels: tuple[str, ...], model: keras.Model, config: dict, extra: dict) -> dict:
@@ -149,9 +164,15 @@ def run(config: dict, run_dir: Path, resume: bool) -> dict:
     weights = pipeline.class_weights(train.labels, n, config["class_weight"])
     sample_weights = None if weights is None else weights[train.labels]
     batch = config["batch_size"]
+    teachers = config.get("teachers") or []
+    if teachers:
+        record_teachers(run_dir, teachers, resume)
+        log.info("distilling from %s (teacher weight %g)", ", ".join(teachers), config["teacher_weight"])
     train_ds = pipeline.make_dataset(train.images, train.labels, n, batch, training=True,
                                      seed=config["seed"], sample_weights=sample_weights,
-                                     mixup_alpha=config.get("mixup", 0.0))
+                                     mixup_alpha=config.get("mixup", 0.0),
+                                     teacher=distillation.load_teachers(teachers, labels) if teachers else None,
+                                     teacher_weight=config.get("teacher_weight", 0.0))
     val_ds = pipeline.make_dataset(val.images, val.labels, n, batch, training=False, seed=config["seed"])
 
     keras.mixed_precision.set_global_policy(config["precision"])
@@ -161,7 +182,7 @@ def run(config: dict, run_dir: Path, resume: bool) -> dict:
         if config.get("init_from") and not resume:
             log.info("initialised %d layers from %s", init_weights_from(model, config["init_from"], labels),
                      config["init_from"])
-            atomic_write_json(run_dir / WARM_START_FILE, warm_start_record(config["init_from"]))
+            atomic_write_json(run_dir / WARM_START_FILE, source_model_record(config["init_from"]))
         warmup = min(steps // 10, int(np.ceil(len(train) / batch)) * 3)
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0, decay_steps=max(steps - warmup, 1), warmup_target=config["lr"], warmup_steps=warmup, alpha=0.01)
@@ -209,6 +230,7 @@ def run(config: dict, run_dir: Path, resume: bool) -> dict:
         "last_session_seconds": round(train_seconds, 1),
         **({"init_from": json.loads((run_dir / WARM_START_FILE).read_text())}
            if (run_dir / WARM_START_FILE).is_file() else {}),
+        **({"teachers": json.loads((run_dir / distillation.TEACHERS_FILE).read_text())} if teachers else {}),
     })
     card["metrics"] = {"split": "test", "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
                        "n": report["n"], "per_class_recall": {k: v["recall"] for k, v in report["per_class"].items()}}

@@ -1,0 +1,105 @@
+"""Knowledge distillation (--teacher): the teachers' probabilities enter each training target."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from train.errors import UserError  # noqa: E402
+from train.labels import FER2013_CLASSES  # noqa: E402
+from train.models import build_model  # noqa: E402
+
+STUDENT = ("happy", "neutral", "sad", "surprise")
+
+
+def save_with_card(tmp_path, name: str, labels: tuple[str, ...], seed: int):
+    """A tiny random model saved as ``name.keras`` with its card (as training writes it)."""
+    from train.training import keras_card
+
+    model = build_model("edge-small", len(labels))
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:            # random, but a valid model (positive BN variances)
+        values = rng.normal(0.0, 0.3, weight.shape)
+        weight.assign(np.abs(values) + 0.5 if "variance" in weight.path else values)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    (tmp_path / f"{name}.json").write_text(json.dumps(
+        keras_card(name, labels, model, {"arch": "edge-small", "command": "python -m train ..."}, {})))
+    return model, path
+
+
+def test_teachers_are_cut_to_the_students_labels_by_name_renormalized_and_averaged(tmp_path):
+    from train.distillation import load_teachers
+
+    wide, wide_path = save_with_card(tmp_path, "fer7", FER2013_CLASSES, seed=0)
+    # Same classes as the student, another order: columns must be matched by name, not position.
+    reordered = ("surprise", "sad", "happy", "neutral")
+    other, other_path = save_with_card(tmp_path, "other", reordered, seed=50)
+    faces = np.random.default_rng(1).uniform(0, 255, (6, 48, 48, 1)).astype(np.float32)
+
+    wide_p = np.asarray(wide(faces, training=False))[:, [FER2013_CLASSES.index(c) for c in STUDENT]]
+    wide_p /= wide_p.sum(1, keepdims=True)
+    other_p = np.asarray(other(faces, training=False))[:, [reordered.index(c) for c in STUDENT]]
+    teacher = load_teachers([str(wide_path), str(other_path)], STUDENT)
+    got = np.asarray(teacher(faces))
+    np.testing.assert_allclose(got, (wide_p + other_p) / 2, atol=1e-5)
+    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
+    assert not np.allclose(wide_p, other_p, atol=1e-2)          # the average is not trivially either one
+
+
+def test_training_targets_blend_each_label_with_the_teacher_on_the_augmented_face(tmp_path):
+    import tensorflow as tf
+
+    from train.distillation import load_teachers
+    from train.pipeline import make_dataset
+
+    _, path = save_with_card(tmp_path, "fer7", FER2013_CLASSES, seed=0)
+    teacher = load_teachers([str(path)], STUDENT)
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (40, 48, 48)).astype(np.uint8)
+    labels = rng.integers(0, 4, 40)
+    tf.random.set_seed(0)
+    ds = make_dataset(images, labels, 4, 16, training=True, seed=1, teacher=teacher, teacher_weight=0.3)
+    for x, y in ds:
+        x, y = x.numpy(), y.numpy()
+        soft = np.asarray(teacher(x))                           # the teacher on the very faces trained on
+        hard = (y - 0.3 * soft) / 0.7
+        np.testing.assert_allclose(hard.max(1), 1.0, atol=1e-4)  # what is left is one one-hot label each
+        np.testing.assert_allclose(hard.sum(1), 1.0, atol=1e-4)
+        assert np.abs(y - np.eye(4)[hard.argmax(1)]).max() > 0.01
+
+
+@pytest.mark.parametrize("labels, value_range, suffix, message", [
+    (("happy", "sad"), [0, 255], ".keras", "no output for neutral"),
+    (STUDENT, [-1, 1], ".keras", "must take the student's input"),
+    (STUDENT, [0, 255], ".tflite", "must be a trained .keras"),
+])
+def test_unusable_teachers_are_refused_with_the_reason(tmp_path, labels, value_range, suffix, message):
+    from train.distillation import check_teachers
+
+    path = tmp_path / f"teacher{suffix}"
+    path.write_bytes(b"model bytes")
+    (tmp_path / "teacher.json").write_text(json.dumps({
+        "labels": list(labels), "file": path.name,
+        "input": {"height": 48, "width": 48, "channels": 1, "dtype": "float32", "value_range": value_range}}))
+    with pytest.raises(UserError, match=message):
+        check_teachers([str(path)], STUDENT)
+    with pytest.raises(UserError, match="not found"):
+        check_teachers([str(tmp_path / "missing.keras")], STUDENT)
+
+
+def test_resume_refuses_a_teacher_that_changed_since_the_run_started(tmp_path):
+    from train.training import record_teachers
+
+    _, path = save_with_card(tmp_path, "fer7", FER2013_CLASSES, seed=0)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    record_teachers(run_dir, [str(path)], resume=False)
+    record_teachers(run_dir, [str(path)], resume=True)              # unchanged: fine
+    save_with_card(tmp_path, "fer7", FER2013_CLASSES, seed=9)        # replaced by another model
+    with pytest.raises(UserError, match="has changed since this run started"):
+        record_teachers(run_dir, [str(path)], resume=True)

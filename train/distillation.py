@@ -1,0 +1,68 @@
+"""Knowledge distillation: one or more trained teachers' probabilities blended into each training target.
+
+With ``--teacher A.keras [B.keras ...] --teacher-weight W``, every training target becomes
+``(1 - W) * label + W * teacher(face)``, computed on the very face the student sees (after
+augmentation and mixup). With cross-entropy this is Hinton et al.'s distillation loss at
+temperature 1. Several teachers are averaged (an ensemble); a teacher with more classes than
+the student (a fer7 teaching a fer4) has its outputs cut to the student's labels and renormalized.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .errors import UserError
+
+TEACHERS_FILE = "teachers.json"   # each teacher's file, sha256 and origin, written when a run starts
+
+
+def check_teachers(paths: Sequence[str], labels: Sequence[str]) -> None:
+    """Fail early, with one line, on a teacher that is missing, has no card, another input or lacks a class."""
+    from edge_runtime.model_card import ModelCardError, load_card
+
+    for path in paths:
+        if not Path(path).is_file():
+            raise UserError(f"--teacher {path} not found")
+        if Path(path).suffix != ".keras":
+            raise UserError(f"--teacher {path}: a teacher must be a trained .keras model (with its card)")
+        try:
+            card = load_card(path)
+        except ModelCardError as exc:
+            raise UserError(f"--teacher {path}: {exc}") from exc
+        spec = card.input
+        if (spec.height, spec.width, spec.channels, tuple(spec.value_range)) != (48, 48, 1, (0, 255)):
+            raise UserError(f"--teacher {path} takes {spec.height}x{spec.width}x{spec.channels} pixels in "
+                            f"{list(spec.value_range)}; a teacher must take the student's input (48x48x1, 0..255)")
+        missing = [name for name in labels if name not in card.labels]
+        if missing:
+            raise UserError(f"--teacher {path} has no output for {', '.join(missing)}; use a teacher "
+                            f"trained on every one of --classes")
+
+
+def load_teachers(paths: Sequence[str], labels: Sequence[str]) -> Callable:
+    """A function ``faces (B, 48, 48, 1) float 0..255 -> (B, len(labels))`` probabilities.
+
+    Each teacher's outputs are cut to ``labels`` (by name, from its card) and renormalized;
+    the teachers are averaged. Load before setting a mixed-precision policy: teachers run in float32.
+    """
+    import keras
+    import tensorflow as tf
+
+    from edge_runtime.model_card import load_card
+
+    check_teachers(paths, labels)
+    teachers = []
+    for path in paths:
+        model = keras.models.load_model(path, compile=False)
+        source_labels = load_card(path).labels
+        teachers.append((model, [source_labels.index(name) for name in labels]))
+
+    def teacher_probabilities(faces: tf.Tensor) -> tf.Tensor:
+        total = 0.0
+        for model, columns in teachers:
+            probs = tf.gather(tf.cast(model(faces, training=False), tf.float32), columns, axis=-1)
+            total += probs / tf.maximum(tf.reduce_sum(probs, axis=-1, keepdims=True), 1e-12)
+        return total / len(teachers)
+
+    return teacher_probabilities
