@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .data_loading import IMAGE_SIZE
 from .errors import UserError
 
 TEACHERS_FILE = "teachers.json"   # each teacher's file, sha256 and origin, written when a run starts
@@ -31,9 +32,11 @@ def check_teachers(paths: Sequence[str], labels: Sequence[str]) -> None:
         except ModelCardError as exc:
             raise UserError(f"--teacher {path}: {exc}") from exc
         spec = card.input
-        if (spec.height, spec.width, spec.channels, tuple(spec.value_range)) != (48, 48, 1, (0, 255)):
+        student_input = (IMAGE_SIZE, IMAGE_SIZE, 1, (0, 255))
+        if (spec.height, spec.width, spec.channels, tuple(spec.value_range)) != student_input:
             raise UserError(f"--teacher {path} takes {spec.height}x{spec.width}x{spec.channels} pixels in "
-                            f"{list(spec.value_range)}; a teacher must take the student's input (48x48x1, 0..255)")
+                            f"{list(spec.value_range)}; a teacher must take the student's input "
+                            f"({IMAGE_SIZE}x{IMAGE_SIZE}x1, 0..255)")
         missing = [name for name in labels if name not in card.labels]
         if missing:
             raise UserError(f"--teacher {path} has no output for {', '.join(missing)}; use a teacher "
