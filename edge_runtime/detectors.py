@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 
 DETECTORS = ("haar", "blazeface")
 #: Margin (fraction of the box added on each side) that best matches FER2013's framing, measured
-#: per detector with benchmarks/crop_margin.py on the FER2013 test faces (README table): with the
-#: session-1 fer4_int8, 0.05 was best or within 0.3 pt of the best for both detectors and borders; with
-#: the current one, Haar does 0.3-1.2 pt better at 0 (BlazeFace still best at 0.05): kept pending more evidence.
+#: per detector with benchmarks/crop_margin.py on the FER2013 test faces (README table): for BlazeFace,
+#: 0.05 was best or within 0.1 pt of the best with all three fer4 models so far; for Haar, 0 was 0.3-1.2 pt
+#: better on the replicate border with the last two (0-0.3 pt on reflect): kept pending more evidence.
 DEFAULT_MARGINS = {"haar": 0.05, "blazeface": 0.05}
 
 

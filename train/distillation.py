@@ -11,17 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .data_loading import IMAGE_SIZE
 from .errors import UserError
 
+if TYPE_CHECKING:
+    from edge_runtime.model_card import ModelCard
+
 TEACHERS_FILE = "teachers.json"   # each teacher's file, sha256 and origin, written when a run starts
 
 
-def check_teachers(paths: Sequence[str], labels: Sequence[str]) -> None:
-    """Fail early, with one line, on a teacher that is missing, has no card, another input or lacks a class."""
+def check_teachers(paths: Sequence[str], labels: Sequence[str]) -> list[ModelCard]:
+    """The teachers' cards; fails early, with one line, on a teacher that is missing, has no card,
+    takes another input or lacks one of ``labels``."""
     from edge_runtime.model_card import ModelCardError, load_card
 
+    cards = []
     for path in paths:
         if not Path(path).is_file():
             raise UserError(f"--teacher {path} not found")
@@ -41,6 +47,8 @@ def check_teachers(paths: Sequence[str], labels: Sequence[str]) -> None:
         if missing:
             raise UserError(f"--teacher {path} has no output for {', '.join(missing)}; use a teacher "
                             f"trained on every one of --classes")
+        cards.append(card)
+    return cards
 
 
 def load_teachers(paths: Sequence[str], labels: Sequence[str]) -> Callable:
@@ -52,14 +60,8 @@ def load_teachers(paths: Sequence[str], labels: Sequence[str]) -> Callable:
     import keras
     import tensorflow as tf
 
-    from edge_runtime.model_card import load_card
-
-    check_teachers(paths, labels)
-    teachers = []
-    for path in paths:
-        model = keras.models.load_model(path, compile=False)
-        source_labels = load_card(path).labels
-        teachers.append((model, [source_labels.index(name) for name in labels]))
+    teachers = [(keras.models.load_model(path, compile=False), [card.labels.index(name) for name in labels])
+                for path, card in zip(paths, check_teachers(paths, labels), strict=True)]
 
     def teacher_probabilities(faces: tf.Tensor) -> tf.Tensor:
         total = 0.0
