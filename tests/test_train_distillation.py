@@ -63,7 +63,8 @@ def test_training_targets_blend_each_label_with_the_teacher_on_the_augmented_fac
     images = rng.integers(0, 256, (40, 48, 48)).astype(np.uint8)
     labels = rng.integers(0, 4, 40)
     tf.random.set_seed(0)
-    ds = make_dataset(images, labels, 4, 16, training=True, seed=1, teacher=teacher, teacher_weight=0.3)
+    targets = np.eye(4, dtype=np.float32)[labels]
+    ds = make_dataset(images, targets, 16, training=True, seed=1, teacher=teacher, teacher_weight=0.3)
     for x, y in ds:
         x, y = x.numpy(), y.numpy()
         soft = np.asarray(teacher(x))                           # the teacher on the very faces trained on

@@ -14,7 +14,8 @@ from edge_runtime.atomic_io import atomic_write_json
 from .data_loading import check_source
 from .distillation import check_teachers
 from .errors import UserError
-from .labels import DEFAULT_CLASSES, parse_classes
+from .label_sources import FOLDER_CLASSES, LABEL_SOURCES, SELECT_CHOICES, resolve_votes
+from .labels import DEFAULT_CLASSES, FER2013_CLASSES, FERPLUS_ONLY_CLASSES, parse_classes
 from .splits import DEFAULT_SPLIT_METHOD, SPLIT_METHODS, inherited_split
 from .validation import parse_drop
 
@@ -27,7 +28,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train", description=__doc__)
     p.add_argument("--data", required=True, help="FER2013 folder (train/<class>/, test/<class>/) or fer2013.csv")
     p.add_argument("--classes", default=",".join(DEFAULT_CLASSES),
-                   help="comma list of class names, or 'all' for the 7 FER2013 classes (default: %(default)s)")
+                   help="comma list of class names, or 'all' for the 7 FER2013 classes; with --labels ferplus "
+                        "also contempt (default: %(default)s)")
+    p.add_argument("--labels", choices=LABEL_SOURCES, default="fer2013",
+                   help="training targets: FER2013's folder labels, or the FER+ crowd votes (each image's vote "
+                        "distribution over --classes, blended with the folder label by --label-blend) "
+                        "(default: %(default)s)")
+    p.add_argument("--votes", help="FER+ votes file (default: ferplus/votes.csv beside the --data folder); "
+                                   "when present, validation and test are also scored on FER+ majority labels")
+    p.add_argument("--label-blend", type=float, default=1.0, metavar="A",
+                   help="with --labels ferplus: target = A x vote distribution + (1 - A) x folder label "
+                        "(default: %(default)s)")
+    p.add_argument("--select", choices=SELECT_CHOICES, default=None,
+                   help="best-epoch criterion on validation: FER+ accuracy, FER2013 accuracy or their mean "
+                        "(default: mean with --labels ferplus, else fer2013)")
+    p.add_argument("--prior-adjust", default=None, metavar="TAU|auto",
+                   help="divide TAU x the training class prior out of the output (logit adjustment, folded into "
+                        "the model's output bias); auto = the best of 0, 0.25, 0.5, 0.75, 1 on validation "
+                        "(default: auto with --labels ferplus, else 0)")
     p.add_argument("--arch", default="edge", help="edge | edge-small | baseline (default: %(default)s)")
     p.add_argument("--name", help="model name used for the output files (default: fer<number of classes>)")
     p.add_argument("--epochs", type=int, default=None,
@@ -78,10 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
 def make_config(args: argparse.Namespace) -> dict:
     """The run's settings, as stored in ``config.json`` and reused by ``--resume``."""
     try:
-        classes = parse_classes(args.classes)
+        classes = parse_classes(args.classes, FER2013_CLASSES + (FERPLUS_ONLY_CLASSES if args.labels == "ferplus"
+                                                                  else ()))
         drop = parse_drop(args.drop)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
+    if not 0 <= args.label_blend <= 1:
+        raise UserError(f"--label-blend must be between 0 and 1, got {args.label_blend}")
+    if args.labels == "fer2013" and args.label_blend != 1.0:
+        raise UserError("--label-blend blends FER+ votes with the folder labels; add --labels ferplus")
+    taus = parse_prior_adjust(args.prior_adjust, args.labels)
     if (args.epochs is not None and args.epochs < 1) or args.batch_size < 1:
         raise UserError("--epochs and --batch-size must be at least 1")
     if args.mixup < 0:
@@ -101,11 +125,35 @@ def make_config(args: argparse.Namespace) -> dict:
         "split_method": args.split_method, "seed": args.seed, "precision": args.precision, "strategy": args.strategy,
         "cpu_devices": args.cpu_devices, "init_from": args.init_from,
         "teachers": list(args.teacher or []), "teacher_weight": args.teacher_weight if args.teacher else 0.0,
+        "labels": args.labels, "votes": args.votes, "label_blend": args.label_blend,
+        "select": args.select or ("mean" if args.labels == "ferplus" else "fer2013"), "prior_taus": list(taus),
         "command": "python -m train " + " ".join(sys.argv[1:]),
     }
+    if args.labels == "ferplus":
+        config["split_classes"] = list(FOLDER_CLASSES)      # carve over every folder: votes relabel across them
     if args.init_from:
         config.update(warm_start_split(args.init_from, classes))
+    if args.labels == "ferplus" or args.votes:
+        resolve_votes(args.data, args.votes, required=True)  # a votes file that does not fit fails here
     return config
+
+
+AUTO_PRIOR_TAUS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def parse_prior_adjust(spec: str | None, labels: str) -> tuple[float, ...]:
+    """``--prior-adjust``: the logit-adjustment strengths to choose from on validation."""
+    if spec is None:
+        return AUTO_PRIOR_TAUS if labels == "ferplus" else (0.0,)
+    if spec == "auto":
+        return AUTO_PRIOR_TAUS
+    try:
+        tau = float(spec)
+    except ValueError:
+        raise UserError(f"--prior-adjust {spec!r}: give a number from 0 to 1, or auto") from None
+    if not 0 <= tau <= 2:
+        raise UserError(f"--prior-adjust {tau}: give a number from 0 (off) to 2, or auto")
+    return (tau,)
 
 
 def warm_start_split(source_path: str, classes: tuple[str, ...]) -> dict:
@@ -179,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         config = make_config(args)
         run_dir = Path(args.out)
         config = prepare_run_dir(run_dir, config, args.resume, args.force, args.epochs)
-        check_source(config["data"], ("train", "test"), tuple(config["classes"]))
+        check_source(config["data"], ("train", "test"), tuple(config.get("split_classes") or config["classes"]))
         from .training import run  # TensorFlow is imported only once the arguments are known good
 
         run(config, run_dir, resume=args.resume)

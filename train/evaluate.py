@@ -1,11 +1,12 @@
 """``python -m train.evaluate --model M --data D [--split test]``: evaluate a saved model.
 
-Writes ``<model stem>.eval.json`` and ``<model stem>.confusion.png`` (accuracy, per-class
-precision/recall/F1, confusion matrix) into ``--out`` (default: beside the model; with
-``--split validation`` the files are named ``<model stem>.validation.*``). The label order
-comes from the model's card (``<model stem>.json``). ``--split validation`` re-carves the
-training run's own validation split from the options on the card, the split its best epoch
-was chosen on.
+Writes ``<model stem>.eval.json`` and ``<model stem>.confusion[.<label set>].png`` (accuracy,
+balanced accuracy, per-class precision/recall/F1, confusion matrix against FER2013's folder
+labels and, where FER+ votes are found, the FER+ majority labels and the consensus faces) into
+``--out`` (default: beside the model; with ``--split validation`` the files are named
+``<model stem>.validation.*``). The label order comes from the model's card. ``--split
+validation`` re-carves the training run's own validation split from the options on the card,
+the split its best epoch was chosen on.
 """
 
 from __future__ import annotations
@@ -18,22 +19,26 @@ from pathlib import Path
 
 from edge_runtime.model_card import ModelCardError, load_card
 
+from . import label_sources
 from .data_loading import load_split
 from .errors import UserError
 
 
-def evaluate(model_path: Path, data: str, split: str, out_dir: Path) -> dict:
-    """Evaluate ``model_path`` on ``split`` of ``data``; write and return the report."""
+def evaluate(model_path: Path, data: str, split: str, out_dir: Path, votes: str | None = None) -> dict:
+    """Evaluate ``model_path`` on ``split`` of ``data`` against every label set; write and return the report."""
     if not model_path.is_file():
         raise UserError(f"--model {model_path} not found")
     try:
         card = load_card(model_path)
     except ModelCardError as exc:
         raise UserError(str(exc)) from exc
+    config = (card.raw.get("training") or {}).get("config") or {}
+    label_source = config.get("labels", "fer2013")
+    vote_table = label_sources.resolve_votes(data, votes or config.get("votes"), required=label_source == "ferplus")
     if split == "validation":
-        faces = validation_faces(card.raw, data)
+        faces = validation_faces(card.raw, data, vote_table)
     else:
-        faces = load_split(data, split, card.labels)
+        faces = label_sources.load_scored_split(data, split, card.labels, vote_table)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -43,15 +48,14 @@ def evaluate(model_path: Path, data: str, split: str, out_dir: Path) -> dict:
         model = keras.models.load_model(model_path, compile=False)
     except (OSError, ValueError) as exc:
         raise UserError(f"--model {model_path} is not a readable Keras model: {exc}") from exc
-    probs = evaluation.predict_probabilities(model, faces.images)
-    report = evaluation.classification_report(faces.labels, probs.argmax(1), card.labels)
+    report = evaluation.label_set_report(evaluation.predict_probabilities(model, faces.images), faces, label_source)
     report.update({"split": split, "data": str(data), "model": model_path.name})
     stem = model_path.stem if split == "test" else f"{model_path.stem}.{split}"
-    evaluation.write_report(report, out_dir, stem, f"{model_path.stem} on the {split} split")
+    evaluation.write_reports(report, out_dir, stem, f"{model_path.stem} on the {split} split")
     return report
 
 
-def validation_faces(card: dict, data: str):
+def validation_faces(card: dict, data: str, votes=None) -> label_sources.ScoredFaces:
     """The validation faces of the run that trained the model, re-carved from its card."""
     from .splits import SPLIT_KEYS, carve_run_split, records_split, split_settings
 
@@ -59,11 +63,14 @@ def validation_faces(card: dict, data: str):
     if not records_split(config):
         raise UserError(f"--split validation: the model's card records no training split (training.config "
                         f"{', '.join(SPLIT_KEYS)}); evaluate on --split test instead")
-    config["classes"] = list(card["labels"])
+    classes = tuple(card["labels"])
+    config["classes"] = list(classes)
     split_classes = split_settings(config)["classes"]
+    if config.get("labels") == "ferplus":
+        config["classes"] = list(split_classes)        # FER+ runs validate on every folder of their split
     train = load_split(data, "train", split_classes)
     test = load_split(data, "test", split_classes)
-    return carve_run_split(config, train, test, data)[1]
+    return label_sources.scored_faces(carve_run_split(config, train, test, data)[1], classes, votes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,16 +80,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test",
                    help="test, train, private_test (CSV), or validation: the training run's own validation "
                         "split, re-carved from the card (default: %(default)s)")
+    p.add_argument("--votes", help="FER+ votes file (default: ferplus/votes.csv beside --data, when present)")
     p.add_argument("--out", type=Path, help="output folder (default: the model's folder)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        report = evaluate(args.model, args.data, args.split, args.out or args.model.parent)
+        report = evaluate(args.model, args.data, args.split, args.out or args.model.parent, args.votes)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.model.name} on {args.split}: accuracy {report['accuracy']:.4f} (n={report['n']}), "
-          f"macro F1 {report['macro_f1']:.4f}")
+    for name, sub in report["label_sets"].items():
+        print(f"{args.model.name} on {args.split}, {name} labels: accuracy {sub['accuracy']:.4f} (n={sub['n']}), "
+              f"balanced {sub['balanced_accuracy']:.4f}, macro F1 {sub['macro_f1']:.4f}")
     return 0
 
 

@@ -10,7 +10,8 @@ from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> dict:
-    """Accuracy, per-class precision/recall/F1/support, macro F1 and the confusion matrix.
+    """Accuracy, balanced accuracy (mean recall over classes present), per-class precision/recall/F1/support,
+    macro F1 and the confusion matrix.
 
     ``confusion[i][j]`` counts images of true class ``labels[i]`` predicted as ``labels[j]``.
     """
@@ -29,6 +30,8 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[
     return {
         "n": int(len(y_true)),
         "accuracy": round(float((y_true == y_pred).mean()) if len(y_true) else 0.0, 4),
+        "balanced_accuracy": round(float(np.mean([c["recall"] for c in per_class.values() if c["support"]]
+                                                 or [0.0])), 4),
         "macro_f1": round(float(np.mean([c["f1"] for c in per_class.values()])), 4),
         "labels": list(labels),
         "per_class": per_class,
@@ -81,6 +84,48 @@ def plot_history(history: dict[str, list[float]], path: str | Path) -> None:
     plt.close(fig)
 
 
+# What each label set means, for report titles.
+LABEL_SET_TITLES = {"fer2013": "FER2013 folder labels", "ferplus": "FER+ majority labels",
+                    "consensus": "consensus faces (FER2013 label = FER+ majority)"}
+
+
+def label_set_report(probs: np.ndarray, faces, label_source: str) -> dict:
+    """Reports against every label set of ``faces`` (a ``train.label_sources.ScoredFaces``).
+
+    The top level is the report against the label set the model was trained on (``label_source``),
+    so ``accuracy`` keeps meaning what the model learned; ``label_sets`` holds all of them.
+    """
+    predicted = probs.argmax(1)
+    sets = {}
+    for name, labels in faces.label_sets().items():
+        mask = labels >= 0
+        sets[name] = classification_report(labels[mask], predicted[mask], faces.classes)
+    main = sets.get(label_source, sets["fer2013"])
+    return {**main, "label_source": label_source, "label_sets": sets}
+
+
+def card_metrics(report: dict) -> dict:
+    """The card's ``metrics``: accuracy on the trained label source, and every label set's figures."""
+    metrics = {"split": report["split"], "label_source": report.get("label_source", "fer2013"),
+               "accuracy": report["accuracy"], "balanced_accuracy": report.get("balanced_accuracy"),
+               "macro_f1": report["macro_f1"], "n": report["n"],
+               "per_class_recall": {k: v["recall"] for k, v in report["per_class"].items()}}
+    for name, sub in (report.get("label_sets") or {}).items():
+        metrics[f"accuracy_{name}"] = sub["accuracy"]
+        metrics[f"balanced_accuracy_{name}"] = sub["balanced_accuracy"]
+        metrics[f"n_{name}"] = sub["n"]
+        metrics[f"per_class_recall_{name}"] = {k: v["recall"] for k, v in sub["per_class"].items()}
+    return metrics
+
+
+def accuracy_summary(report: dict) -> str:
+    """``accuracy 0.8123`` or, with several label sets, ``fer2013 0.7812, ferplus 0.8841, ...``."""
+    sets = report.get("label_sets")
+    if not sets:
+        return f"accuracy {report['accuracy']:.4f}"
+    return ", ".join(f"{name} {sub['accuracy']:.4f}" for name, sub in sets.items())
+
+
 def write_report(report: dict, out_dir: str | Path, stem: str, title: str) -> tuple[Path, Path]:
     """Write ``<stem>.eval.json`` and ``<stem>.confusion.png`` into ``out_dir``."""
     out_dir = Path(out_dir)
@@ -88,6 +133,16 @@ def write_report(report: dict, out_dir: str | Path, stem: str, title: str) -> tu
     atomic_write_json(json_path, report)
     plot_confusion(report, png_path, title)
     return json_path, png_path
+
+
+def write_reports(report: dict, out_dir: str | Path, stem: str, title: str) -> list[Path]:
+    """``write_report``, plus ``<stem>.confusion.<label set>.png`` for every label set of the report."""
+    paths = list(write_report(report, out_dir, stem, f"{title}, {report.get('label_source', 'fer2013')} labels"))
+    for name, sub in (report.get("label_sets") or {}).items():
+        path = Path(out_dir) / f"{stem}.confusion.{name}.png"
+        plot_confusion(sub, path, f"{title}\n{LABEL_SET_TITLES.get(name, name)}")
+        paths.append(path)
+    return paths
 
 
 def predict_probabilities(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 # FER2013's emotion codes, in the order of the original fer2013.csv "emotion" column.
 FER2013_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+# Classes FER+ votes add: an image can be labelled contempt only by its votes (--labels ferplus).
+FERPLUS_ONLY_CLASSES: tuple[str, ...] = ("contempt",)
 # Our users' 4-class task.
 DEFAULT_CLASSES: tuple[str, ...] = ("happy", "neutral", "sad", "surprise")
 
 
-def parse_classes(spec: str) -> tuple[str, ...]:
+def parse_classes(spec: str, allowed: tuple[str, ...] = FER2013_CLASSES) -> tuple[str, ...]:
     """Parse ``--classes``: ``all`` (the 7 FER2013 classes) or a comma-separated list of names.
 
     The result is in a fixed order (sorted by name) so the same selection always gives
@@ -21,10 +23,11 @@ def parse_classes(spec: str) -> tuple[str, ...]:
     if spec.strip().lower() == "all":
         return tuple(sorted(FER2013_CLASSES))
     names = [n.strip().lower() for n in spec.split(",") if n.strip()]
-    unknown = [n for n in names if n not in FER2013_CLASSES]
+    unknown = [n for n in names if n not in allowed]
     if unknown:
-        raise ValueError(f"unknown class name(s) {', '.join(unknown)} in --classes; "
-                         f"choose from {', '.join(FER2013_CLASSES)} or 'all'")
+        hint = " (contempt needs --labels ferplus)" if set(unknown) <= set(FERPLUS_ONLY_CLASSES) else ""
+        raise ValueError(f"unknown class name(s) {', '.join(unknown)} in --classes{hint}; "
+                         f"choose from {', '.join(allowed)} or 'all'")
     if len(set(names)) < 2:
         raise ValueError("--classes needs at least two distinct class names")
     return tuple(sorted(set(names)))

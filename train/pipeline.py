@@ -59,22 +59,24 @@ def mixup(images: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor | None, alph
     return blend(images), blend(targets), None if weights is None else blend(weights)
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int, *,
+def make_dataset(images: np.ndarray, targets: np.ndarray, batch_size: int, *,
                  training: bool, seed: int, sample_weights: np.ndarray | None = None,
                  mixup_alpha: float = 0.0, teacher: Callable[[tf.Tensor], tf.Tensor] | None = None,
                  teacher_weight: float = 0.0) -> tf.data.Dataset:
-    """Batches of (float32 pixels 0..255 shaped (B, 48, 48, 1), one-hot labels[, weights]).
+    """Batches of (float32 pixels 0..255 shaped (B, 48, 48, 1), targets[, weights]).
+
+    ``targets`` (N, classes) are one-hot labels or soft ones (FER+ vote distributions), rows summing to 1.
 
     Training batches are augmented, then mixed up when ``mixup_alpha`` > 0; with a ``teacher``
     (faces -> probabilities, see ``train.distillation``) each target becomes
     ``(1 - teacher_weight) * label + teacher_weight * teacher(face)`` on the face as trained on.
     """
     x = images.astype(np.float32)[..., None]
-    y = np.eye(num_classes, dtype=np.float32)[labels]
+    y = targets.astype(np.float32)
     parts = (x, y) if sample_weights is None else (x, y, sample_weights.astype(np.float32))
     ds = tf.data.Dataset.from_tensor_slices(parts).cache()
     if training:
-        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=False)
     if training:
         augment = face_augmenter(seed)

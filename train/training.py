@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -13,8 +14,8 @@ import tensorflow as tf
 
 from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
 
-from . import distillation, evaluation, models, pipeline, splits, validation
-from .data_loading import IMAGE_SIZE, FaceSet, load_split
+from . import distillation, evaluation, label_sources, label_validation, models, pipeline, splits, validation
+from .data_loading import IMAGE_SIZE, load_split
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -139,62 +140,96 @@ def keras_card(name: str, labels: tuple[str, ...], model: keras.Model, config: d
     }
 
 
-def load_data(config: dict) -> tuple[FaceSet, FaceSet, FaceSet, dict]:
-    """Load train and test, validate, drop what was asked, carve the validation split."""
+@dataclass
+class RunData:
+    """A run's data: what it fits, the faces it validates and tests on, and the data report."""
+
+    train: label_sources.TrainingSet
+    val: label_sources.ScoredFaces
+    test: label_sources.ScoredFaces
+    report: dict
+
+
+def load_data(config: dict) -> RunData:
+    """Load train and test, validate, drop what was asked, carve the validation split, make the targets.
+
+    With ``--labels ferplus`` every FER2013 folder is loaded (a fear-folder face may be FER+ neutral)
+    and the targets come from the votes; either way validation and test are scored against both label
+    sets where votes are available.
+    """
+    source = config.get("labels", "fer2013")
+    votes = label_sources.resolve_votes(config["data"], config.get("votes"), required=source == "ferplus")
+    classes = tuple(config["classes"])
     split_classes = splits.split_settings(config)["classes"]    # the run's classes, or its source's
     train_all = load_split(config["data"], "train", split_classes)
     test_all = load_split(config["data"], "test", split_classes)
-    train, val, report = splits.carve_run_split(config, train_all, test_all)
-    test = test_all.restrict(tuple(config["classes"]))
-    report["split"]["test"] = len(test)
+    carve_config = {**config, "classes": list(split_classes)} if source == "ferplus" else config
+    train, val, report = splits.carve_run_split(carve_config, train_all, test_all)
+    train_set, kept = label_sources.training_set(train, classes, votes, source, config.get("label_blend", 1.0))
+    report["split"]["train_targets"] = kept
+    val_faces = label_sources.scored_faces(val, classes, votes)
+    test_faces = label_sources.scored_faces(test_all, classes, votes)
+    report["split"].update(validation=len(val_faces), test=len(test_faces))
+    if votes is not None:
+        report["ferplus"] = label_sources.coverage(train_all, test_all, votes)
     for line in validation.summary_lines(report, report["applied"]):
         log.info("data: %s", line)
-    return train, val, test, report
+    return RunData(train_set, val_faces, test_faces, report)
+
+
+def compile_model(config: dict, n: int, steps_per_epoch: int, run_dir: Path, resume: bool) -> keras.Model:
+    """Build (or warm-start) the model with AdamW on a warm-up + cosine schedule spanning the whole run."""
+    labels = tuple(config["classes"])
+    steps = steps_per_epoch * config["epochs"]
+    model = models.build_model(config["arch"], n)
+    if config.get("init_from") and not resume:
+        log.info("initialised %d layers from %s", init_weights_from(model, config["init_from"], labels),
+                 config["init_from"])
+        atomic_write_json(run_dir / WARM_START_FILE, source_model_record(config["init_from"]))
+    warmup = min(steps // 10, steps_per_epoch * 3)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(steps - warmup, 1), warmup_target=config["lr"], warmup_steps=warmup, alpha=0.01)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"]),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config["label_smoothing"]),
+        metrics=["accuracy"])
+    return model
 
 
 def run(config: dict, run_dir: Path, resume: bool) -> dict:
     """Train per ``config`` into ``run_dir``; return the test report. Resumable per epoch."""
     keras.utils.set_random_seed(config["seed"])
     strategy = make_strategy(config["strategy"], config.get("cpu_devices", 0))
-    train, val, test, data_report = load_data(config)
-    atomic_write_json(run_dir / "data_report.json", data_report)
+    data = load_data(config)
+    atomic_write_json(run_dir / "data_report.json", data.report)
     labels = tuple(config["classes"])
     n = len(labels)
 
-    weights = pipeline.class_weights(train.labels, n, config["class_weight"])
-    sample_weights = None if weights is None else weights[train.labels]
+    weights = pipeline.class_weights(data.train.labels, n, config["class_weight"])
+    sample_weights = None if weights is None else weights[data.train.labels]
     batch = config["batch_size"]
     teachers = config.get("teachers") or []
     if teachers:
         record_teachers(run_dir, teachers, resume)
         log.info("distilling from %s (teacher weight %g)", ", ".join(teachers), config["teacher_weight"])
-    train_ds = pipeline.make_dataset(train.images, train.labels, n, batch, training=True,
+    train_ds = pipeline.make_dataset(data.train.images, data.train.targets, batch, training=True,
                                      seed=config["seed"], sample_weights=sample_weights,
                                      mixup_alpha=config.get("mixup", 0.0),
                                      teacher=distillation.load_teachers(teachers, labels) if teachers else None,
                                      teacher_weight=config.get("teacher_weight", 0.0))
-    val_ds = pipeline.make_dataset(val.images, val.labels, n, batch, training=False, seed=config["seed"])
+    prior = label_validation.class_prior(data.train.targets)
+    taus = tuple(config.get("prior_taus") or (0.0,))
 
     keras.mixed_precision.set_global_policy(config["precision"])
-    steps = int(np.ceil(len(train) / batch)) * config["epochs"]
     with strategy.scope():
-        model = models.build_model(config["arch"], n)
-        if config.get("init_from") and not resume:
-            log.info("initialised %d layers from %s", init_weights_from(model, config["init_from"], labels),
-                     config["init_from"])
-            atomic_write_json(run_dir / WARM_START_FILE, source_model_record(config["init_from"]))
-        warmup = min(steps // 10, int(np.ceil(len(train) / batch)) * 3)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0, decay_steps=max(steps - warmup, 1), warmup_target=config["lr"], warmup_steps=warmup, alpha=0.01)
-        model.compile(
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"]),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config["label_smoothing"]),
-            metrics=["accuracy"])
+        model = compile_model(config, n, int(np.ceil(len(data.train) / batch)), run_dir, resume)
     log.info("model %s: %d parameters, %.1fM MACs per face; %d train / %d val / %d test images",
-             config["arch"], model.count_params(), models.count_macs(model) / 1e6, len(train), len(val), len(test))
+             config["arch"], model.count_params(), models.count_macs(model) / 1e6, len(data.train),
+             len(data.val), len(data.test))
 
     best_so_far = max(read_history(run_dir / "history.csv").get("val_accuracy", [None]) or [None], key=lambda v: v or 0)
     callbacks = [
+        label_validation.LabelSetValidation(data.val, prior, taus, config.get("select", "fer2013")),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor="val_accuracy",
                                         save_best_only=True, save_weights_only=True,
@@ -203,39 +238,52 @@ def run(config: dict, run_dir: Path, resume: bool) -> dict:
         EpochLogger(),
     ]
     started = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=config["epochs"], callbacks=callbacks, verbose=0)
+    model.fit(train_ds, epochs=config["epochs"], callbacks=callbacks, verbose=0)
     train_seconds = time.perf_counter() - started
 
-    # The shipped model: best validation epoch, rebuilt in float32 (converts cleanly after bf16 training).
+    # The shipped model: best validation epoch, rebuilt in float32 (converts cleanly after bf16 training),
+    # with the prior adjustment of that epoch folded into its output layer.
     model.load_weights(str(run_dir / "best.weights.h5"))
     keras.mixed_precision.set_global_policy("float32")
     final = models.build_model(config["arch"], n)
     final.set_weights(model.get_weights())
-
     history = read_history(run_dir / "history.csv")
-    evaluation.plot_history(history, run_dir / "history.png")
-    probs = evaluation.predict_probabilities(final, test.images)
-    report = evaluation.classification_report(test.labels, probs.argmax(1), labels)
-    report.update({"split": "test", "data": str(config["data"]), "model": f"{config['name']}.keras"})
-    val_probs = evaluation.predict_probabilities(final, val.images)
-    val_acc = float((val_probs.argmax(1) == val.labels).mean())
+    best_epoch = int(np.argmax(history["val_accuracy"]))
+    tau = float(history.get("val_prior_tau", [0.0] * (best_epoch + 1))[best_epoch])
+    label_validation.fold_into_bias(final, prior, tau)
+    return publish(final, config, run_dir, data, history, {
+        "best_epoch": best_epoch + 1, "train_seconds": round(train_seconds, 1),
+        "prior_adjustment": {"tau": tau, "prior": dict(zip(labels, np.round(prior, 4).tolist(), strict=True))},
+    })
 
+
+def publish(final: keras.Model, config: dict, run_dir: Path, data: RunData, history: dict, record: dict) -> dict:
+    """Evaluate the final model on validation and test, write it with its card, report and plots."""
+    labels = tuple(config["classes"])
     name = config["name"]
+    evaluation.plot_history(history, run_dir / "history.png")
+    report = evaluation.label_set_report(evaluation.predict_probabilities(final, data.test.images), data.test,
+                                         config.get("labels", "fer2013"))
+    report.update({"split": "test", "data": str(config["data"]), "model": f"{name}.keras"})
+    val_report = evaluation.label_set_report(evaluation.predict_probabilities(final, data.val.images), data.val,
+                                             config.get("labels", "fer2013"))
     atomic_write_with(run_dir / f"{name}.keras", final.save)
-    evaluation.write_report(report, run_dir, name, f"{name} (Keras float32) on the test split")
+    evaluation.write_reports(report, run_dir, name, f"{name} (Keras float32) on the test split")
     card = keras_card(name, labels, final, config, {
-        "data_report": {k: data_report[k] for k in ("applied", "split") if k in data_report},
-        "best_val_accuracy": round(val_acc, 4),
+        "data_report": {k: data.report[k] for k in ("applied", "split") if k in data.report},
+        "best_val_accuracy": round(val_report["accuracy"], 4),
+        "best_val_accuracy_by_label_set": {k: v["accuracy"] for k, v in val_report["label_sets"].items()},
         "epochs_run": len(history.get("loss", [])),
-        "last_session_seconds": round(train_seconds, 1),
+        **record,
         **({"init_from": json.loads((run_dir / WARM_START_FILE).read_text())}
            if (run_dir / WARM_START_FILE).is_file() else {}),
-        **({"teachers": json.loads((run_dir / distillation.TEACHERS_FILE).read_text())} if teachers else {}),
+        **({"teachers": json.loads((run_dir / distillation.TEACHERS_FILE).read_text())}
+           if config.get("teachers") else {}),
     })
-    card["metrics"] = {"split": "test", "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
-                       "n": report["n"], "per_class_recall": {k: v["recall"] for k, v in report["per_class"].items()}}
+    card["metrics"] = evaluation.card_metrics(report)
     atomic_write_json(run_dir / f"{name}.json", card)
-    log.info("test accuracy %.4f (n=%d); wrote %s", report["accuracy"], report["n"], run_dir / f"{name}.keras")
+    log.info("test accuracy %s (n=%d); wrote %s", evaluation.accuracy_summary(report), report["n"],
+             run_dir / f"{name}.keras")
     return report
 
 

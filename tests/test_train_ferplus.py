@@ -1,0 +1,187 @@
+"""FER+ votes: soft targets, the majority protocol, error lines, and training/evaluation on both label sets."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_train_cli import run_cli
+from tests.train_support import make_folder_dataset
+from train import ferplus
+from train.errors import UserError
+from train.labels import FER2013_CLASSES
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+HEADER = ["split", "file", *ferplus.VOTE_COLUMNS]
+FOLDERS = tuple(sorted(FER2013_CLASSES))
+# Our folder name -> FER+'s column name.
+THEIRS = {ours: theirs for theirs, ours in ferplus.FERPLUS_TO_OURS.items()}
+
+
+def counts(**votes: int) -> np.ndarray:
+    """One row of the ten FER+ counts from ``column=count`` pairs (FER+'s column names)."""
+    return np.array([[votes.get(c, 0) for c in ferplus.VOTE_COLUMNS]], np.int16)
+
+
+def test_soft_targets_follow_the_votes_after_the_protocol_and_sum_to_one():
+    rows = np.concatenate([counts(happiness=6, neutral=3, sadness=1),       # the single sad vote is noise
+                           counts(neutral=5, sadness=4, anger=1),
+                           counts(anger=8, contempt=2)])                      # no vote on our classes
+    targets, has = ferplus.vote_distribution(rows, ("happy", "neutral", "sad", "surprise"))
+    np.testing.assert_allclose(targets[0], [6 / 9, 3 / 9, 0, 0], rtol=1e-6)
+    np.testing.assert_allclose(targets[1], [0, 5 / 9, 4 / 9, 0], rtol=1e-6)
+    np.testing.assert_allclose(targets[:2].sum(1), 1.0, rtol=1e-6)
+    assert has.tolist() == [True, True, False] and targets[2].sum() == 0
+
+
+def test_majority_protocol_and_name_mapping():
+    classes = ("angry", "contempt", "happy", "neutral", "sad")
+    rows = np.concatenate([counts(sadness=6, neutral=4),            # sad: 6 > 10 / 2
+                           counts(sadness=5, neutral=5),            # a tie is no majority
+                           counts(anger=5, neutral=4, fear=1),      # 5 > 9 / 2 once the single vote is dropped
+                           counts(NF=9, neutral=1),                 # not a face
+                           counts(unknown=6, happiness=4),          # unknown
+                           counts(contempt=7, neutral=3),
+                           counts(surprise=8, happiness=2)])        # a majority outside the classes
+    assert ferplus.majority_labels(rows, classes).tolist() == [4, -1, 0, -1, -1, 1, -1]
+
+
+def test_blend_mixes_votes_and_folder_label_and_keeps_folder_faces_with_votes():
+    classes = ("happy", "neutral", "sad", "surprise")
+    folders = ("angry", "happy", "neutral", "sad")
+    rows = np.concatenate([counts(neutral=6, sadness=4),        # folder sad, FER+ neutral
+                           counts(neutral=8, anger=2),           # folder angry (not a class), FER+ neutral
+                           counts(anger=6, sadness=4),           # folder sad, FER+ angry: kept only when blending
+                           counts(NF=10)])                       # folder happy, not a face: never kept
+    folder = np.array([3, 0, 3, 1])
+    index, targets = ferplus.training_targets(rows, folder, folders, classes, blend=0.5)
+    assert index.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(targets[0], [0, 0.3, 0.2 + 0.5, 0], rtol=1e-6)
+    np.testing.assert_allclose(targets[1], [0, 1.0, 0, 0], rtol=1e-6)      # no folder label among ours: votes
+    np.testing.assert_allclose(targets[2], [0, 0, 1.0, 0], rtol=1e-6)
+    index, targets = ferplus.training_targets(rows, folder, folders, classes, blend=1.0)
+    assert index.tolist() == [0, 1]
+    np.testing.assert_allclose(targets[0], [0, 0.6, 0.4, 0], rtol=1e-6)
+
+
+def write_votes(path: Path, rows: list[list]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+    return path
+
+
+def planted_votes(data: Path) -> list[list]:
+    """Votes for every image of ``data``: its folder's class mostly, with known relabellings planted.
+
+    Every third fear face is FER+ neutral, one happy face is not a face, one neutral face is contempt.
+    """
+    rows = []
+    for path in sorted(p for p in data.rglob("*") if p.is_file()):
+        split, folder, name = path.relative_to(data).parts
+        i = int(name.split("_")[-1].split(".")[0]) if name.split("_")[-1].split(".")[0].isdigit() else 0
+        votes = dict.fromkeys(ferplus.VOTE_COLUMNS, 0)
+        if folder == "fear" and i % 3 == 0:
+            votes.update(neutral=7, fear=3)
+        elif folder == "happy" and i == 1 and split == "train":
+            votes.update(NF=10)
+        elif folder == "neutral" and i == 2 and split == "train":
+            votes.update(contempt=6, neutral=4)
+        else:
+            votes.update({THEIRS[folder]: 8, "neutral" if folder != "neutral" else "surprise": 2})
+        rows.append([split, f"{split}/{folder}/{name}", *votes.values()])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fer7") / "fer2013"
+    make_folder_dataset(root, per_class=12, test_per_class=4, classes=FOLDERS, plant=False)
+    (root.parent / "ferplus").mkdir()
+    write_votes(root.parent / "ferplus" / "votes.csv", planted_votes(root))
+    return root
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "not found"),
+    ("split,file,neutral,happiness\n", "lacks the column(s) surprise"),
+    (",".join(HEADER) + "\ntrain,train/happy/x.png" + ",0" * 10 + "\n", "has no votes"),
+    (",".join(HEADER) + "\ntrain,train/happy/x.png" + ",a" * 10 + "\n", "whole numbers"),
+])
+def test_votes_file_errors_name_the_problem(tmp_path, content, message):
+    path = tmp_path / "votes.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ferplus.load_votes(path)
+
+
+def test_cli_refuses_votes_that_do_not_fit_the_data(tmp_path, data):
+    partial = write_votes(tmp_path / "partial.csv", planted_votes(data)[:5])
+    result = run_cli("--data", str(data), "--labels", "ferplus", "--votes", str(partial), "--arch", "edge-small",
+                     "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "has no row for" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()[-1:]) == 1
+    result = run_cli("--data", str(data), "--classes", "happy,contempt", "--out", str(tmp_path / "run2"))
+    assert result.returncode == 2 and "contempt needs --labels ferplus" in result.stderr
+    result = run_cli("--data", str(data), "--label-blend", "0.5", "--out", str(tmp_path / "run3"))
+    assert result.returncode == 2 and "add --labels ferplus" in result.stderr
+
+
+@pytest.mark.slow
+def test_training_on_votes_reports_both_label_sets(tmp_path, data):
+    run_dir = tmp_path / "run"
+    result = run_cli("--data", str(data), "--labels", "ferplus", "--label-blend", "0.5", "--arch", "edge-small",
+                     "--batch-size", "16", "--val-fraction", "0.25", "--epochs", "2", "--out", str(run_dir))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((run_dir / "data_report.json").read_text())
+    coverage = report["ferplus"]["train"]
+    assert coverage["matched"] == 7 * 12 and coverage["dropped_not_a_face"] == 1
+    assert coverage["agreement_by_folder"]["fear"]["agree"] == pytest.approx(8 / 12, abs=1e-4)   # i = 0, 3, 6, 9 moved
+    assert coverage["agreement_by_folder"]["fear"]["ferplus_majority"] == {"fear": 8, "neutral": 4}
+    assert report["split"]["train_targets"]["blend"] == 0.5
+    card = json.loads((run_dir / "fer4.json").read_text())
+    metrics = card["metrics"]
+    assert metrics["label_source"] == "ferplus"
+    # Test faces: FER2013 labels = the 4 class folders (16); FER+ majorities among the 4 classes: those 16,
+    # minus none moved out, plus the fear faces voted neutral (i = 0, 3).
+    assert metrics["n_fer2013"] == 16 and metrics["n_ferplus"] == 18 and metrics["n_consensus"] == 16
+    assert 0 <= metrics["balanced_accuracy_ferplus"] <= 1
+    assert set(card["training"]["best_val_accuracy_by_label_set"]) == {"fer2013", "ferplus", "consensus"}
+    assert card["training"]["prior_adjustment"]["tau"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    for name in ("fer4.confusion.png", "fer4.confusion.ferplus.png", "fer4.confusion.fer2013.png"):
+        assert (run_dir / name).stat().st_size > 1000
+    # train.evaluate re-carves the same validation faces and scores the saved (prior-adjusted) model
+    # exactly as the run did for its best epoch.
+    result = run_cli("--model", str(run_dir / "fer4.keras"), "--data", str(data), "--split", "validation",
+                     "--out", str(tmp_path / "eval"), module="train.evaluate")
+    assert result.returncode == 0, result.stderr
+    assert "ferplus labels" in result.stdout and "fer2013 labels" in result.stdout
+    val = json.loads((tmp_path / "eval" / "fer4.validation.eval.json").read_text())
+    assert {k: v["accuracy"] for k, v in val["label_sets"].items()} == \
+        card["training"]["best_val_accuracy_by_label_set"]
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "ferplus" / "votes.csv").is_file(),
+                    reason="../shared/data/ferplus/votes.csv is absent (the FER+ votes ship beside the project)")
+def test_real_votes_match_the_published_majority_counts():
+    """The FER+ data README publishes the majority protocol's counts on these files."""
+    votes = ferplus.load_votes(SHARED / "data" / "ferplus" / "votes.csv")
+    keys = sorted(votes.counts)
+    rows = np.stack([votes.counts[k] for k in keys])
+    split = np.array([k.split("/")[0] for k in keys])
+    classes = ("angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+    labels = ferplus.majority_labels(rows, classes)
+    published = {"train": (25059, {"neutral": 8739, "happy": 7287, "surprise": 3149, "sad": 3014, "angry": 2100,
+                                   "disgust": 119, "fear": 532, "contempt": 119}),
+                 "test": (3199, {"neutral": 1182, "happy": 865, "surprise": 415, "sad": 351, "angry": 287,
+                                 "disgust": 24, "fear": 62, "contempt": 13})}
+    for name, (total, per_class) in published.items():
+        chosen = labels[split == name]
+        assert int((chosen >= 0).sum()) == total
+        assert {c: int((chosen == i).sum()) for i, c in enumerate(classes)} == per_class
