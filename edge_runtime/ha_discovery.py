@@ -1,0 +1,87 @@
+"""Home Assistant MQTT discovery: the retained sensor configs that make a device appear with no YAML.
+
+Every sensor reads the daemon's state message (the JSONL record) through a ``value_template``:
+the dominant expression (the label of the largest face), the face count, and one score per label
+for the largest face (in %). A template renders ``None`` when there is no face, which Home
+Assistant shows as "unknown".
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from importlib import metadata
+
+DISCOVERY_PREFIX = "homeassistant"
+
+# Jinja: pick the face with the largest box area (w * h) into ns.f.
+_LARGEST = ("{% set ns = namespace(a=-1, f=none) %}"
+            "{% for f in value_json.faces %}{% if f.box[2] * f.box[3] > ns.a %}"
+            "{% set ns.a = f.box[2] * f.box[3] %}{% set ns.f = f %}{% endif %}{% endfor %}")
+
+
+def sanitize_name(name: str) -> str:
+    """A device name usable in MQTT topics and Home Assistant ids: ``[a-z0-9_-]``, at most 64 characters."""
+    cleaned = re.sub(r"[^a-z0-9_-]+", "_", name.strip().lower()).strip("_-")[:64]
+    if not cleaned:
+        raise ValueError(f"bad device name {name!r}; use letters, digits, '-' or '_'")
+    return cleaned
+
+
+def default_device_name() -> str:
+    """This machine's hostname, sanitized (``fer-edge`` if it has none usable)."""
+    try:
+        return sanitize_name(socket.gethostname())
+    except ValueError:
+        return "fer-edge"
+
+
+def _version() -> str:
+    try:
+        return metadata.version("fer-edge")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def expression_template() -> str:
+    """The dominant expression: the largest face's label, ``None`` without a face or below confidence."""
+    return _LARGEST + "{{ ns.f.label if ns.f is not none and ns.f.label is not none else 'None' }}"
+
+
+def faces_template() -> str:
+    """The number of faces in the frame."""
+    return "{{ value_json.faces | length }}"
+
+
+def score_template(label: str) -> str:
+    """The largest face's score for ``label``, in % with one decimal; ``None`` without a face."""
+    return (_LARGEST + "{{ ((ns.f.scores['" + label + "'] or 0) * 100) | round(1) "
+            "if ns.f is not none else 'None' }}")
+
+
+def discovery_configs(device: str, state_topic: str, availability_topic: str,
+                      labels: tuple[str, ...] | list[str] = (),
+                      prefix: str = DISCOVERY_PREFIX) -> dict[str, dict]:
+    """``{config topic: payload}`` for the expression, face-count and per-label score sensors."""
+    block = {"identifiers": [f"fer_edge_{device}"], "name": f"fer-edge {device}", "manufacturer": "fer-edge",
+             "model": "facial expression recognition", "sw_version": _version()}
+    common = {"state_topic": state_topic, "availability_topic": availability_topic,
+              "payload_available": "online", "payload_not_available": "offline", "device": block}
+    sensors: dict[str, dict] = {
+        "expression": {"name": "Expression", "value_template": expression_template(), "icon": "mdi:emoticon"},
+        "faces": {"name": "Faces", "value_template": faces_template(), "state_class": "measurement",
+                  "icon": "mdi:face-recognition"},
+    }
+    if labels:
+        sensors["expression"].update(device_class="enum", options=list(labels))
+    for label in labels:
+        object_id = "score_" + sanitize_name(label)
+        sensors[object_id] = {"name": f"{label.capitalize()} score", "value_template": score_template(label),
+                              "unit_of_measurement": "%", "state_class": "measurement",
+                              "suggested_display_precision": 1}
+    out = {}
+    for object_id, sensor in sensors.items():
+        out[f"{prefix}/sensor/{device}/{object_id}/config"] = {
+            **sensor, **common, "unique_id": f"fer_edge_{device}_{object_id}",
+            "object_id": f"fer_edge_{device}_{object_id}"}
+    return out

@@ -1,0 +1,301 @@
+"""MQTT output (``--mqtt``): each result as JSON, availability with a last will, Home Assistant discovery.
+
+The camera loop only calls :meth:`MqttPublisher.publish`, which never waits: records go into a
+bounded queue (the oldest is dropped and counted when it is full) and a background thread sends
+them. paho-mqtt's own network thread connects, waits for a broker that is down, and reconnects
+with exponential backoff. A refused login stops the publisher with :attr:`MqttPublisher.error` set.
+Needs the ``mqtt`` extra (paho-mqtt 2.x).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .errors import EdgeRuntimeError
+from .ha_discovery import DISCOVERY_PREFIX, default_device_name, discovery_configs, sanitize_name
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "fer-edge"
+URL_HELP = "use mqtt://[user:pass@]host[:port][/prefix] or mqtts://..."
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+
+
+class MqttError(EdgeRuntimeError):
+    """The broker refused us for good (wrong user or password, not authorized)."""
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the user and password of any ``scheme://user:pass@`` URL replaced by ``***``."""
+    return _CREDENTIALS.sub(r"\1***@", text)
+
+
+def redact_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A shallow copy of a result record whose string fields carry no URL credentials."""
+    return {k: redact_url(v) if isinstance(v, str) else v for k, v in record.items()}
+
+
+@dataclass
+class MqttConfig:
+    """Where and how to publish; build it with :meth:`from_url`."""
+
+    host: str
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ca_file: str | None = None
+    prefix: str = DEFAULT_PREFIX
+    device: str = field(default_factory=default_device_name)
+    every: float = 0.0
+    labels: tuple[str, ...] = ()
+    queue_size: int = 64
+    keepalive: int = 30
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+    discovery_prefix: str = DISCOVERY_PREFIX
+
+    @classmethod
+    def from_url(cls, url: str, device: str | None = None, every: float = 0.0, ca_file: str | None = None,
+                 **options: Any) -> MqttConfig:
+        """Parse ``mqtt://[user:pass@]host[:port][/prefix]`` (``mqtts://`` for TLS); ValueError if bad."""
+        shown = redact_url(url)
+        try:
+            parts = urlsplit(url.strip())
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"bad --mqtt URL {shown!r}; {URL_HELP}") from None
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"bad --mqtt URL {shown!r}; {URL_HELP}")
+        prefix = parts.path.strip("/") or DEFAULT_PREFIX
+        if "#" in url or any(c in prefix for c in "+\0") or "//" in prefix:
+            raise ValueError(f"bad --mqtt topic prefix {prefix!r}: no '#', '+' or empty levels")
+        if every < 0:
+            raise ValueError(f"--mqtt-every must be >= 0 seconds (got {every})")
+        if ca_file and parts.scheme != "mqtts":
+            raise ValueError("--mqtt-ca needs an mqtts:// URL")
+        tls = parts.scheme == "mqtts"
+        return cls(host=parts.hostname, port=port or (8883 if tls else 1883),
+                   username=unquote(parts.username) if parts.username else None,
+                   password=unquote(parts.password) if parts.password is not None else None,
+                   tls=tls, ca_file=ca_file, prefix=prefix,
+                   device=sanitize_name(device) if device else default_device_name(), every=every, **options)
+
+    @property
+    def base(self) -> str:
+        """``<prefix>/<device>``."""
+        return f"{self.prefix}/{self.device}"
+
+    @property
+    def state_topic(self) -> str:
+        return f"{self.base}/state"
+
+    @property
+    def availability_topic(self) -> str:
+        return f"{self.base}/availability"
+
+    @property
+    def url(self) -> str:
+        """The broker URL without credentials (for logs)."""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def dominant_label(record: dict[str, Any]) -> str | None:
+    """The label of the largest face in a record (``None`` without faces)."""
+    faces = record.get("faces") or []
+    if not faces:
+        return None
+    return max(faces, key=lambda f: f["box"][2] * f["box"][3]).get("label")
+
+
+class MqttPublisher:
+    """Publishes records to a broker from background threads; :meth:`publish` never blocks.
+
+    ``redact`` turns a record into what is sent (default: :func:`redact_record`).
+    """
+
+    def __init__(self, config: MqttConfig,
+                 redact: Callable[[dict[str, Any]], dict[str, Any]] = redact_record) -> None:
+        try:
+            import paho.mqtt.client as paho
+        except ImportError as exc:
+            raise EdgeRuntimeError("--mqtt needs paho-mqtt 2.x: pip install 'fer-edge[mqtt]'") from exc
+        self.config = config
+        self.redact = redact
+        self.error: MqttError | None = None
+        self.published = 0
+        self.dropped = 0
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=max(1, config.queue_size))
+        self._connected = threading.Event()
+        self._closing = threading.Event()
+        self._closed = False
+        self._last_time: float | None = None
+        self._last_label: object = object()
+        self._warned_down = False
+        self._lock = threading.Lock()
+        self._paho = paho
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"fer-edge-{config.device}",
+                             protocol=paho.MQTTv311)
+        if config.username is not None:
+            client.username_pw_set(config.username, config.password)
+        if config.tls:
+            client.tls_set(ca_certs=config.ca_file)
+        client.will_set(config.availability_topic, "offline", qos=1, retain=True)
+        client.reconnect_delay_set(config.backoff_initial, config.backoff_max)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        self.client = client
+        self._sender = threading.Thread(target=self._send_loop, name="fer-edge-mqtt", daemon=True)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker accepted us and the connection is up."""
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        """Connect in the background (a broker that is down is retried with backoff) and start sending."""
+        self.client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive)
+        self.client.loop_start()
+        self._sender.start()
+        log.info("MQTT: publishing to %s topic %s", self.config.url, self.config.state_topic)
+
+    def publish(self, record: dict[str, Any], now: float | None = None) -> bool:
+        """Queue ``record`` for sending unless the ``every`` rate limit skips it (a new label never is).
+
+        Constant time and non-blocking: when the queue is full the oldest record is dropped.
+        Returns whether the record was queued. ``record`` must not be changed afterwards.
+        """
+        if self.error is not None or self._closing.is_set():
+            return False
+        now = time.monotonic() if now is None else now
+        label = dominant_label(record)
+        every = self.config.every
+        if every > 0 and self._last_time is not None and label == self._last_label \
+                and now - self._last_time < every:
+            return False
+        self._last_time, self._last_label = now, label
+        while True:
+            try:
+                self._queue.put_nowait(record)
+                return True
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    continue
+                with self._lock:
+                    self.dropped += 1
+
+    def counters(self) -> dict[str, int]:
+        """``published``, ``dropped`` and ``connected`` (0/1), for /metrics."""
+        with self._lock:
+            return {"published": self.published, "dropped": self.dropped, "connected": int(self.connected)}
+
+    def prometheus(self, prefix: str = "fer_edge") -> str:
+        """The counters in the Prometheus text format (appended to /metrics)."""
+        c = self.counters()
+        rows = [("mqtt_published_total", "counter", "Results published to the MQTT broker.", c["published"]),
+                ("mqtt_dropped_total", "counter",
+                 "Results not delivered to MQTT (queue full while the broker was slow or down).", c["dropped"]),
+                ("mqtt_connected", "gauge", "1 while connected to the MQTT broker.", c["connected"])]
+        return "".join(f"# HELP {prefix}_{n} {h}\n# TYPE {prefix}_{n} {t}\n{prefix}_{n} {v}\n"
+                       for n, t, h, v in rows)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Send what is queued (up to ``timeout`` s), publish ``offline`` and disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        self._closing.set()
+        if self._sender.is_alive():
+            self._sender.join(timeout)
+        if self.connected:
+            info = self.client.publish(self.config.availability_topic, "offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client, _userdata, _flags, reason, _properties) -> None:
+        if reason.is_failure:
+            if reason.value in (0x86, 0x87):  # bad user name or password, not authorized
+                self.error = MqttError(
+                    f"the MQTT broker {self.config.url} refused the login ({reason}); check the user and "
+                    "password in --mqtt")
+                log.error("%s", self.error)
+                self._closing.set()
+                client.disconnect()
+            else:
+                log.warning("MQTT broker %s refused the connection (%s); retrying", self.config.url, reason)
+            return
+        cfg = self.config
+        client.publish(cfg.availability_topic, "online", qos=1, retain=True)
+        for topic, payload in discovery_configs(cfg.device, cfg.state_topic, cfg.availability_topic,
+                                                cfg.labels, cfg.discovery_prefix).items():
+            client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=1, retain=True)
+        self._warned_down = False
+        self._connected.set()
+        log.info("MQTT: connected to %s", cfg.url)
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason, _properties) -> None:
+        was = self._connected.is_set()
+        self._connected.clear()
+        if was and not self._closing.is_set():
+            log.warning("MQTT: lost the broker %s (%s); reconnecting", self.config.url, reason)
+
+    def _on_connect_fail(self, _client, _userdata) -> None:
+        if not self._warned_down:
+            self._warned_down = True
+            log.warning("MQTT: cannot reach the broker %s; retrying with backoff up to %.0f s",
+                        self.config.url, self.config.backoff_max)
+
+    def _send_loop(self) -> None:
+        """Send queued records while connected; a record taken just as the link drops waits for the next."""
+        pending: dict[str, Any] | None = None
+        drops_then = 0
+        while True:
+            if not self._connected.wait(0.2):
+                if self._closing.is_set():
+                    return
+                continue
+            if pending is None:
+                try:
+                    pending = self._queue.get(timeout=0.2)
+                except queue.Empty:
+                    if self._closing.is_set():
+                        return
+                    continue
+                drops_then = self.dropped
+            elif self.dropped > drops_then:  # the queue overflowed meanwhile: this one is the oldest
+                with self._lock:
+                    self.dropped += 1
+                pending = None
+                continue
+            payload = json.dumps(self.redact(pending), separators=(",", ":"), ensure_ascii=False)
+            info = self.client.publish(self.config.state_topic, payload, qos=0)
+            if info.rc == self._paho.MQTT_ERR_NO_CONN:
+                self._closing.wait(0.05)
+                continue
+            try:
+                info.wait_for_publish(5.0)
+                sent = info.is_published()
+            except (RuntimeError, ValueError):
+                sent = False
+            pending = None
+            with self._lock:
+                if sent:
+                    self.published += 1
+                else:
+                    self.dropped += 1
