@@ -4,14 +4,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: benchmark test setup-edge setup-dev lint arm64-check clean
+.PHONY: benchmark test setup-edge setup-dev lint arm64-check wheel clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# What a device needs, plus matplotlib for the benchmark's plot (a regular, non-editable install).
 setup-edge: $(VENV)/bin/python
-	$(PY) -m pip install --quiet ".[edge]"
+	$(PY) -m pip install --quiet ".[edge,plot]"
 
 setup-dev: $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e ".[train,dev]"
@@ -31,5 +32,11 @@ lint: setup-dev
 arm64-check: setup-dev
 	$(PY) -m pytest -q -m arm64 -rs
 
+# A wheel in dist/ (runtime files only: .tflite models with their cards, the BlazeFace detectors).
+wheel: setup-dev
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
+
+# Everything the targets above create: the venv, build outputs, caches and benchmark results in out/.
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out build dist *.egg-info .pytest_cache .ruff_cache .arm64
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

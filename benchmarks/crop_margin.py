@@ -24,6 +24,7 @@ import numpy as np
 
 from edge_runtime import FaceRecognizer
 from edge_runtime.atomic_io import atomic_write_json
+from edge_runtime.detectors import DETECTORS
 from edge_runtime.errors import USER_ERRORS
 from edge_runtime.paths import shared_dir
 from edge_runtime.preprocessing import crop_face
@@ -88,11 +89,11 @@ def measure(recognizer: FaceRecognizer, items, margins, pad: float, upscale: flo
 
 def main(argv: list[str] | None = None) -> int:
     """Run the measurement and print a markdown table."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.crop_margin", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", help="the .tflite model (default: models/fer4_int8.tflite)")
     p.add_argument("--card", help="the model card, when it is not beside the model")
     p.add_argument("--data", type=Path, help="FER2013 test split (default: $FER_SHARED/data/fer2013/test)")
-    p.add_argument("--detector", nargs="+", default=["haar", "blazeface"], choices=("haar", "blazeface"))
+    p.add_argument("--detector", nargs="+", default=list(DETECTORS), choices=DETECTORS)
     p.add_argument("--margins", default="0,0.05,0.1,0.15,0.2,0.3")
     p.add_argument("--pad", type=float, default=0.5, help="padding per side, fraction of the face (0.5)")
     p.add_argument("--upscale", type=float, default=3.0, help="canvas enlargement (3)")
@@ -114,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"model {recognizer.classifier.model_path.name}, {results[0]['images']} images, pad {args.pad}, "
-          f"upscale {args.upscale}, border {args.border}\n")
+    sha = str(recognizer.card.raw.get("sha256", ""))[:12]
+    print(f"model {recognizer.classifier.model_path.name} (sha256 {sha}...), {results[0]['images']} images, "
+          f"pad {args.pad}, upscale {args.upscale}, border {args.border}\n")
     print("| detector | found | reference (48x48, found) | " + " | ".join(f"m={m:g}" for m in margins)
           + " | best |")
     print("|---|---|---|" + "---|" * len(margins) + "---|")
@@ -124,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['detector']} | {100 * r['detection_rate']:.1f}% | "
               f"{100 * r['reference_accuracy_found']:.1f} | {cells} | {r['best_margin']:g} |")
     if args.json:
-        atomic_write_json(args.json, {"model": str(recognizer.classifier.model_path), "pad": args.pad,
+        atomic_write_json(args.json, {"model": str(recognizer.classifier.model_path),
+                                      "model_sha256": recognizer.card.raw.get("sha256"), "pad": args.pad,
                                       "upscale": args.upscale, "border": args.border, "results": results})
     return 0
 

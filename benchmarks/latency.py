@@ -27,11 +27,10 @@ from edge_runtime.paths import bundled_models_dir
 from .accuracy import TestFaces, accuracy, load_test_faces
 from .device import device_facts
 from .errors import BenchmarkError
-from .latency_report import latency_markdown, plot_latency
+from .latency_report import report_latency
 from .peer import PEER_LABELS, PEER_NAME, PEER_SIZE, PeerModel, default_peer_path
-from .report import run_and_report
 from .tflite_model import CardModel, discover_models, variant_order
-from .timing import single_inputs, summarize, time_invokes
+from .timing import Progress, single_inputs, summarize, time_invokes
 
 log = logging.getLogger("benchmarks.latency")
 
@@ -139,24 +138,25 @@ def time_all(candidates: Sequence[tuple[Any, np.ndarray]], threads: Sequence[int
     inputs = [single_inputs(model.prepare(faces)) for model, faces in candidates]
     samples: list[dict[int, list[np.ndarray]]] = [{count: [] for count in threads} for _ in candidates]
     shares = [runs // rounds + (r < runs % rounds) for r in range(rounds)]
+    progress = Progress(sum(1 for s in shares if s) * len(candidates) * len(threads))
     for r, share in enumerate(shares):
         if share == 0:
             continue
         for (model, _), model_inputs, model_samples in zip(candidates, inputs, samples, strict=True):
             for count in threads:
-                log.info("round %d/%d: timing %s %s at %d thread(s), %d warm-up + %d runs", r + 1, rounds,
-                         model.name, model.variant, count, warmup, share)
+                progress.update(f"round {r + 1}/{rounds}: timing {model.name} {model.variant}, {count} thread(s)")
                 interpreter = model.load(count)
                 model_samples[count].append(time_invokes(interpreter, model_inputs, share, warmup))
                 del interpreter
                 gc.collect()
+    progress.close()
     return [{count: summarize(np.concatenate(parts), warmup) for count, parts in model_samples.items()}
             for model_samples in samples]
 
 
 def measured_accuracy(model: Any, test: TestFaces, threads: int, batch_size: int) -> float:
     """Accuracy of ``model`` on ``test`` (its own interpreter, loaded after timing)."""
-    log.info("accuracy of %s %s on %d faces", model.name, model.variant, len(test.targets))
+    log.debug("accuracy of %s %s on %d faces", model.name, model.variant, len(test.targets))
     interpreter = model.load(threads)
     try:
         return accuracy(model, interpreter, test, batch_size)
@@ -291,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_args(args)
         return run(args)
 
-    return run_and_report(args, checked_run, "latency", latency_markdown, plot_latency)
+    return report_latency(args, checked_run)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,18 @@
-"""The latency benchmark's table (markdown) and plot (p50 latency against accuracy)."""
+"""The latency benchmark's outputs: the full table (markdown, in ``latency.md``), the compact table
+printed on the console, the busy-machine warnings, and the plot (p50 latency against accuracy)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .device import describe
-from .report import fmt, machine_title, markdown_table, new_figure, save_figure
+from .report import fmt, machine_title, markdown_table, new_figure, save_figure, write_outputs
+
+log = logging.getLogger(__name__)
 
 MARKERS = {"float32": "o", "float16": "s", "dynamic": "D", "int8": "^", "peer": "*"}
 
@@ -72,6 +77,7 @@ def latency_markdown(result: dict[str, Any]) -> str:
         notes.append(f"Peer: {peer['name']} ({Path(peer['file']).name}), its own preprocessing "
                      f"({peer['preprocessing']}), scored over each model's classes ({peer['scoring']}). "
                      "Ratios are ours/peer from this run at the same thread count.")
+    notes += [f"Warning: {w}" for w in thread_warnings(result)]
     return (f"# Latency against accuracy\n\n{table}\n\n" + "\n".join(f"- {n}" for n in notes)
             + f"\n\nCommand: `{result['command']}` ({result['duration_s']} s)\n")
 
@@ -110,3 +116,68 @@ def plot_latency(result: dict[str, Any], path: Path) -> None:
             ax.legend(fontsize=7, loc="best", ncols=2)
     machine_title(fig, describe(result["device"]), 160)
     save_figure(fig, path)
+
+
+def thread_warnings(result: dict[str, Any]) -> list[str]:
+    """One sentence per model whose p50 at more threads is slower than at one thread.
+
+    More threads never make the same work slower on an idle machine, so this flags a busy one.
+    """
+    warnings: list[str] = []
+    for (model, variant, _file), by_threads in _groups(result["rows"]).items():
+        single = by_threads.get(1)
+        if single is None:
+            continue
+        name = "the peer" if variant == "peer" else f"{model} {variant}"
+        for count, row in by_threads.items():
+            if count > 1 and row["p50_ms"] > single["p50_ms"] and not any(w.startswith(name + ":") for w in warnings):
+                warnings.append(f"{name}: p50 at {_threads_label(count)} ({row['p50_ms']:.3f} ms) "
+                                f"is slower than at 1 thread ({single['p50_ms']:.3f} ms); the machine was "
+                                "probably busy: re-run when it is idle")
+    return warnings
+
+
+def compact_table(result: dict[str, Any]) -> str:
+    """The console table: accuracy and p50 per thread count, one line per model variant."""
+    threads = result["settings"]["threads"]
+    headers = ["model", "variant", "accuracy %"] + [f"p50 ms {_threads_label(c)}" for c in threads] \
+        + ["p50 vs peer"]
+    lines = []
+    for (model, variant, _file), by_threads in _groups(result["rows"]).items():
+        first = next(iter(by_threads.values()))
+        ratio = first.get("p50_ratio_vs_peer")
+        lines.append([model, "peer" if variant == "peer" else variant, _accuracy_cell(first) or "-"]
+                     + [f"{by_threads[c]['p50_ms']:.3f}" if c in by_threads else "-" for c in threads]
+                     + ["-" if ratio is None else f"{ratio:.2f}x"])
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *lines, strict=True)]
+
+    def row(cells: Sequence[str]) -> str:
+        return "  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return "\n".join([row(headers), *(row(line) for line in lines)])
+
+
+def report_latency(args: Any, run: Callable[[Any], dict[str, Any]]) -> int:
+    """Run the benchmark; print the compact table and warnings; write the full outputs to ``--out``.
+
+    Returns 0, or 2 after one ``error:`` line when the input is bad.
+    """
+    from .errors import USER_ERRORS
+
+    try:
+        result = run(args)
+        markdown = latency_markdown(result)
+        written = [] if args.out is None else write_outputs(args.out, "latency", result, markdown, plot_latency)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(compact_table(result))
+    where = f"{written[1]}" if written else "pass --out DIR to write it"
+    print(f"\nfull table (p90/p99, faces/s, accuracy against the peer): {where}")
+    if len(written) > 2:
+        print(f"plot: {written[2]}")
+    for warning in thread_warnings(result):
+        print(f"warning: {warning}", file=sys.stderr)
+    log.info("done in %.0f s on %s", result["duration_s"], describe(result["device"]))
+    return 0

@@ -1,4 +1,5 @@
-"""Latency of single-face inference: warm-up runs excluded, timed runs with ``perf_counter_ns``.
+"""Latency of single-face inference: warm-up runs excluded, timed runs with ``perf_counter_ns``;
+and :class:`Progress`, the benchmark's one-line progress display.
 
 One timed run is ``set_tensor`` + ``invoke`` + ``get_tensor`` of one face (batch 1), i.e.
 what a device does per face once the crop is prepared. The inputs are cycled through, so
@@ -7,10 +8,11 @@ with real face crops the percentiles cover real data.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -82,3 +84,46 @@ def time_invokes(interpreter: Any, inputs: Sequence[np.ndarray], runs: int, warm
         interpreter.get_tensor(output_index)
         samples[i] = clock() - start
     return samples
+
+
+class Progress:
+    """Progress over a known number of steps on one status line.
+
+    On a terminal the line is rewritten in place (``\\r``) and cleared by :meth:`close`; on a pipe or
+    file at most one line is written every ``interval`` seconds, so logs stay short.
+    """
+
+    def __init__(self, total: int, stream: TextIO | None = None, interval: float = 15.0, width: int = 20) -> None:
+        self.total, self.done = max(1, total), 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval, self.width = interval, width
+        self.started = self._last = time.monotonic()
+        self._shown = 0
+
+    def line(self, text: str) -> str:
+        """``[#####.....] 12/54 text`` for the step now starting."""
+        filled = self.width * self.done // self.total
+        return f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done + 1}/{self.total} {text}"
+
+    def update(self, text: str) -> None:
+        """Show that the next step (``text``) starts."""
+        now = time.monotonic()
+        line = self.line(text)
+        if self.tty:
+            self.stream.write("\r" + line.ljust(self._shown))
+            self._shown = len(line)
+            self.stream.flush()
+        elif self.done == 0 or now - self._last >= self.interval:
+            self.stream.write(line + "\n")
+            self._last = now
+        self.done = min(self.done + 1, self.total)
+
+    def close(self) -> None:
+        """Clear the status line (terminal) or write the last one (pipe)."""
+        seconds = time.monotonic() - self.started
+        if self.tty:
+            self.stream.write("\r" + " " * self._shown + "\r")
+        else:
+            self.stream.write(f"[{'#' * self.width}] {self.done}/{self.total} done in {seconds:.0f} s\n")
+        self.stream.flush()

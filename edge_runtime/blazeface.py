@@ -1,8 +1,10 @@
 """BlazeFace (MediaPipe's face detector) on LiteRT: letterboxing, SSD anchors, box decoding, NMS.
 
-The anchor and decoding parameters are those of MediaPipe's ``face_detection_short_range``
-graph (128x128 input, 896 anchors); the full-range model (192x192, 2304 anchors) is recognised
-from its input size. Boxes are merged with MediaPipe's weighted non-maximum suppression.
+Both MediaPipe 0.10.21 models ship with the package (``edge_runtime/face_detection/``, Apache-2.0):
+``face_detection_short_range`` (128x128 input, 896 anchors: faces near the camera) and
+``face_detection_full_range_sparse`` (192x192, 2304 anchors: faces up to a room away). The anchor and
+decoding parameters are those of MediaPipe's graphs, chosen from the model's input size. Boxes are
+merged with MediaPipe's weighted non-maximum suppression; scores are probabilities in [0, 1].
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from .errors import ModelError
 from .litert_runtime import make_interpreter
-from .paths import BLAZEFACE_FILE, find_blazeface_model
+from .paths import BLAZEFACE_FILES, find_blazeface_model
 from .preprocessing import to_rgb
 from .results import Detection
 
@@ -105,11 +107,11 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
 
 
 class BlazeFaceDetector:
-    """BlazeFace short-range on the LiteRT interpreter (loaded once).
+    """One BlazeFace model on the LiteRT interpreter (loaded once).
 
-    ``model_path`` defaults to ``face_detection_short_range.tflite`` in ``$FER_SHARED/models/
-    face_detection`` or in an installed mediapipe 0.10.x wheel. ``min_score`` defaults to the
-    graph's own threshold (0.5); ``iou_threshold`` is MediaPipe's 0.3.
+    ``model_path`` is a BlazeFace .tflite, or ``short-range`` / ``full-range`` for a bundled one
+    (default: short-range). ``min_score`` defaults to the graph's own threshold (0.5 short-range,
+    0.6 full-range); ``iou_threshold`` is MediaPipe's 0.3.
     """
 
     name = "blazeface"
@@ -117,11 +119,12 @@ class BlazeFaceDetector:
 
     def __init__(self, model_path: str | Path | None = None, num_threads: int | None = None,
                  min_score: float | None = None, iou_threshold: float = 0.3) -> None:
-        path = Path(model_path) if model_path else find_blazeface_model()
+        kind = str(model_path or "short-range")
+        path = find_blazeface_model(kind) if kind in BLAZEFACE_FILES else Path(kind)
         if path is None or not path.is_file():
-            where = path or f"$FER_SHARED/models/face_detection/{BLAZEFACE_FILE} or a mediapipe 0.10 wheel"
-            raise ModelError(f"BlazeFace model not found ({where}); pass its path with "
-                             f"--blazeface-model, e.g. .../{BLAZEFACE_FILE}")
+            where = path or f"the bundled {BLAZEFACE_FILES[kind]} is missing from this install"
+            raise ModelError(f"BlazeFace model not found ({where}); pass a BlazeFace .tflite with "
+                             f"--detector-model, e.g. {BLAZEFACE_FILES['short-range']}")
         try:
             self.interpreter = make_interpreter(str(path), num_threads=num_threads)
         except (ValueError, RuntimeError) as exc:
@@ -130,7 +133,7 @@ class BlazeFaceDetector:
         size = int(inp["shape"][1])
         if size not in ANCHOR_CONFIGS or tuple(inp["shape"][1:]) != (size, size, 3):
             raise ModelError(f"{path} is not a BlazeFace model (input {tuple(inp['shape'])}); "
-                             f"use {BLAZEFACE_FILE}")
+                             f"use {' or '.join(BLAZEFACE_FILES.values())}")
         self.config = ANCHOR_CONFIGS[size]
         self.anchors = ssd_anchors(self.config)
         outputs = sorted(self.interpreter.get_output_details(), key=lambda d: int(d["shape"][-1]))

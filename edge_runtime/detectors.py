@@ -1,14 +1,21 @@
-"""Face detectors: the interface, OpenCV's Haar cascade (the default) and the factory.
+"""Face detectors: the interface, the registry of named detectors and the factory.
 
 A detector takes a frame (grayscale, BGR or BGRA, uint8) and returns :class:`Detection` boxes in
-that frame's pixels. Two implementations: :class:`HaarDetector` (OpenCV's frontal-face cascade,
-no extra files) and :class:`~edge_runtime.blazeface.BlazeFaceDetector` (MediaPipe's BlazeFace
-short-range on LiteRT).
+that frame's pixels, best first. Named detectors (``DETECTORS``, the ``--detector`` choices):
+
+- ``blazeface`` (the default): both bundled BlazeFace models on every frame, full-range's faces plus
+  the short-range faces it missed (:class:`CombinedDetector`), so faces a room away and faces filling
+  the frame are both found; scores are probabilities in [0, 1]. With a model file, that one model.
+- ``haar``: OpenCV's frontal-face cascade (:class:`HaarDetector`); its score is the cascade's
+  final-stage weight (higher is surer, not bounded by 1).
+
+Adding a detector is one entry in ``REGISTRY``: its name and a factory ``(model_path, num_threads)``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -21,11 +28,10 @@ from .results import Detection
 
 log = logging.getLogger(__name__)
 
-DETECTORS = ("haar", "blazeface")
-#: Margin (fraction of the box added on each side) that best matches FER2013's framing, measured
-#: per detector with benchmarks/crop_margin.py on the FER2013 test faces (README table): for BlazeFace,
-#: 0.05 was best or within 0.1 pt of the best with all three fer4 models so far; for Haar, 0 was 0.3-1.2 pt
-#: better on the replicate border with the last two (0-0.3 pt on reflect): kept pending more evidence.
+#: The detector used when none is named.
+DEFAULT_DETECTOR = "blazeface"
+#: Margin (fraction of the box added on each side) that best matches FER2013's framing, measured per
+#: detector with ``python -m benchmarks.crop_margin`` on the FER2013 test faces (docs/crop-margin.md).
 DEFAULT_MARGINS = {"haar": 0.05, "blazeface": 0.05}
 
 
@@ -77,6 +83,34 @@ class HaarDetector:
         return sorted(found, key=lambda d: d.score, reverse=True)
 
 
+def _overlaps(detection: Detection, others: list[Detection], share: float = 0.5) -> bool:
+    """Whether ``detection`` shares more than ``share`` of the smaller box's area with one of ``others``."""
+    x, y, w, h = detection.box
+    for other in others:
+        ox, oy, ow, oh = other.box
+        iw = min(x + w, ox + ow) - max(x, ox)
+        ih = min(y + h, oy + oh) - max(y, oy)
+        if iw > 0 and ih > 0 and iw * ih > share * min(w * h, ow * oh):
+            return True
+    return False
+
+
+class CombinedDetector:
+    """Two detectors on every frame: all of ``primary``'s faces, plus ``secondary``'s faces that do not
+    overlap one of them (more than half of the smaller box). Boxes best first."""
+
+    def __init__(self, name: str, primary: FaceDetector, secondary: FaceDetector) -> None:
+        self.name = name
+        self.primary, self.secondary = primary, secondary
+        self.uses_color = bool(getattr(primary, "uses_color", True) or getattr(secondary, "uses_color", True))
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        """``primary``'s faces and the ones only ``secondary`` finds."""
+        found = self.primary.detect(frame)
+        found += [d for d in self.secondary.detect(frame) if not _overlaps(d, found)]
+        return sorted(found, key=lambda d: d.score, reverse=True)
+
+
 def detect_scaled(detector: FaceDetector, frame: np.ndarray, max_side: int = 640) -> list[Detection]:
     """Run ``detector`` on ``frame`` downscaled to ``max_side`` pixels (longer side) if larger.
 
@@ -92,12 +126,31 @@ def detect_scaled(detector: FaceDetector, frame: np.ndarray, max_side: int = 640
     return detector.detect(frame)
 
 
-def make_detector(name: str = "haar", model_path: str | Path | None = None,
-                  num_threads: int | None = None) -> FaceDetector:
-    """Build a detector by name (``haar`` or ``blazeface``); ``model_path`` is the cascade or .tflite."""
-    if name == "haar":
-        return HaarDetector(model_path)
-    if name == "blazeface":
-        from .blazeface import BlazeFaceDetector
+def _blazeface(model_path: str | Path | None, num_threads: int | None) -> FaceDetector:
+    """Both bundled BlazeFace models combined, or the one ``model_path`` names."""
+    from .blazeface import BlazeFaceDetector
+
+    if model_path:
         return BlazeFaceDetector(model_path, num_threads=num_threads)
-    raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    return CombinedDetector("blazeface", BlazeFaceDetector("full-range", num_threads=num_threads),
+                            BlazeFaceDetector("short-range", num_threads=num_threads))
+
+
+def _haar(model_path: str | Path | None, num_threads: int | None) -> FaceDetector:
+    return HaarDetector(model_path)
+
+
+#: Named detectors: name -> factory(model_path or None for the default files, num_threads).
+REGISTRY: dict[str, Callable[[str | Path | None, int | None], FaceDetector]] = {
+    "haar": _haar,
+    "blazeface": _blazeface,
+}
+DETECTORS = tuple(REGISTRY)
+
+
+def make_detector(name: str = DEFAULT_DETECTOR, model_path: str | Path | None = None,
+                  num_threads: int | None = None) -> FaceDetector:
+    """Build a detector by name (``DETECTORS``); ``model_path`` replaces its default model file."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    return REGISTRY[name](model_path, num_threads)
