@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--card", help="the model card, when it is not beside the model")
     p.add_argument("--output", default="-", help="JSONL file, or - for stdout (default)")
     p.add_argument("--append", action="store_true", help="append to --output instead of replacing it")
-    p.add_argument("--detector", choices=DETECTORS, default="haar", help="face detector (default: haar)")
+    p.add_argument("--detector", choices=DETECTORS, default="blazeface", help="face detector (default: blazeface)")
     p.add_argument("--detector-model", "--blazeface-model", dest="detector_model",
                    help="the detector's model file (Haar .xml or BlazeFace .tflite) if not the default")
     p.add_argument("--threads", type=_positive_int, default=min(4, os.cpu_count() or 1),
