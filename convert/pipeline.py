@@ -19,7 +19,7 @@ from edge_runtime.atomic_io import atomic_write_bytes, atomic_write_json
 from edge_runtime.model_card import ModelCardError, card_path_for, file_sha256, load_card, parse_card
 from train.errors import UserError
 
-from . import calibration, cards, quantize, verify
+from . import calibration, cards, eval_faces, quantize, verify
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,8 @@ def split_holdout(train, test, card: dict, seed: int, data: str | None = None):
     config = dict((card.get("training") or {}).get("config") or {})
     if records_split(config):
         config.setdefault("classes", card.get("labels") or list(train.classes))
+        if eval_faces.label_source(card) == "ferplus":
+            config["classes"] = list(train.classes)      # FER+ runs carve over every folder they loaded
         fit, holdout, _ = carve_run_split(config, train, test, data)
         log.info("int8 calibration from %d training images, checked on the run's %d validation images",
                  len(fit), len(holdout))
@@ -212,7 +214,10 @@ class Converter:
                                        else "int8 per tensor")
         predicted = verify.predict(interpreter, test.images, self.options.batch_size).argmax(1)
         ref_pred, ref_acc = self.reference if self.reference else (None, None)
-        metrics = verify.metrics(predicted, test.labels, self.labels, ref_pred, ref_acc)
+        mask = test.mask
+        metrics = verify.metrics(predicted[mask], test.labels[mask], self.labels,
+                                 None if ref_pred is None else ref_pred[mask], ref_acc)
+        metrics.update(label_source=eval_faces.label_source(self.keras_card), **test.by_label_set(predicted))
         if variant == "float32":
             metrics.update(float32_accuracy=metrics["accuracy"], accuracy_delta_pt=0.0,
                            agreement_with_float32=1.0)
@@ -225,7 +230,7 @@ class Converter:
         holdout_accuracy = None
         if self.holdout is not None and variant in ("float32", "int8"):
             holdout_pred = verify.predict(interpreter, self.holdout.images, self.options.batch_size).argmax(1)
-            holdout_accuracy = float((holdout_pred == self.holdout.labels).mean())
+            holdout_accuracy = self.holdout.accuracy(holdout_pred)
         return Converted(variant, data, card, predicted, holdout_accuracy)
 
     def convert_plain(self, saved_model: Path, variant: str, test) -> Converted:
@@ -234,7 +239,7 @@ class Converter:
         unused = {"used": False, "reason": f"the {variant} variant needs no representative data"}
         converted = self.verify(variant, data, test, quantization, unused)
         if variant == "float32":
-            accuracy = float((converted.predicted == test.labels).mean())
+            accuracy = test.accuracy(converted.predicted)
             self.reference = (converted.predicted, accuracy)
             self.holdout_reference = converted.holdout_accuracy
             keras_accuracy = (self.keras_card.get("metrics") or {}).get("accuracy")
@@ -337,13 +342,19 @@ def convert_model(model_path: str | Path, data: str | Path, out_dir: str | Path,
     if options.calibration_samples < calibration.MIN_SAMPLES:
         raise UserError(f"too few calibration images: --calibration-samples {options.calibration_samples} is "
                         f"below the minimum of {calibration.MIN_SAMPLES}")
-    check_data(data, labels)
+    votes = eval_faces.load_votes(keras_card, data)
+    folders = eval_faces.folders_to_load(keras_card, votes)
+    check_data(data, folders)
     out = prepare_out_dir(out_dir)
     size = (int(keras_card["input"]["height"]), int(keras_card["input"]["width"]))
-    train = load_images(data, "train", labels, size)
-    calibration.allocate(np.bincount(train.labels, minlength=len(labels)), options.calibration_samples)
-    test = load_images(data, "test", labels, size)
-    train, holdout = split_holdout(train, test, keras_card, options.seed, data)
+    train = load_images(data, "train", folders, size)
+    pool = eval_faces.calibration_pool(train, keras_card, votes)
+    calibration.allocate(np.bincount(pool.labels, minlength=len(labels)), options.calibration_samples)
+    test = load_images(data, "test", folders, size)
+    fit, holdout = split_holdout(train, test, keras_card, options.seed, data)
+    train = eval_faces.calibration_pool(fit, keras_card, votes)
+    holdout = eval_faces.eval_faces(holdout, keras_card, votes)
+    test = eval_faces.eval_faces(test, keras_card, votes)
     model = load_keras_model(model_path, keras_card)
 
     with tempfile.TemporaryDirectory(prefix="convert-") as tmp:

@@ -165,6 +165,13 @@ def test_training_on_votes_reports_both_label_sets(tmp_path, data):
     val = json.loads((tmp_path / "eval" / "fer4.validation.eval.json").read_text())
     assert {k: v["accuracy"] for k, v in val["label_sets"].items()} == \
         card["training"]["best_val_accuracy_by_label_set"]
+    # Conversion checks int8 on the model's own label source and reports both label sets.
+    result = run_cli("--model", str(run_dir / "fer4.keras"), "--data", str(data), "--out", str(tmp_path / "tflite"),
+                     "--variants", "int8", "--calibration-samples", "32", "--max-int8-drop", "100", module="convert")
+    assert result.returncode == 0, result.stderr
+    int8 = json.loads((tmp_path / "tflite" / "fer4_int8.json").read_text())["metrics"]
+    assert int8["label_source"] == "ferplus" and int8["n"] == int8["n_ferplus"] == 18 and int8["n_fer2013"] == 16
+    assert int8["accuracy"] == pytest.approx(int8["accuracy_ferplus"], abs=1e-4)
 
 
 @pytest.mark.skipif(not (SHARED / "data" / "ferplus" / "votes.csv").is_file(),
