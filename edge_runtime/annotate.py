@@ -1,7 +1,9 @@
 """Opt-in debug output (``--annotate OUT``): frames with face boxes and labels drawn.
 
-``OUT`` ending in .mp4/.avi/.mkv/.mov is a video; ending in .jpg/.png one image (rewritten each
-frame); anything else a directory of images. Nothing is written unless the user asks for it.
+``OUT`` ending in .mp4/.avi/.mkv/.mov is a video; ending in .jpg/.png/.bmp one image (rewritten each
+frame); a path without a suffix (or an existing folder) a directory of images. Any other suffix is
+refused, and the output is checked to be writable before the first frame. Files are created 0640.
+Nothing is written unless the user asks for it.
 """
 
 from __future__ import annotations
@@ -15,12 +17,42 @@ import cv2
 import numpy as np
 
 from .atomic_io import atomic_write_bytes
+from .errors import EdgeRuntimeError
 from .results import Face
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+FILE_MODE = 0o640
+HELP = "use a .mp4/.avi/.mkv/.mov video, a .jpg/.png/.bmp image, or a folder path without a suffix"
+
+
+def annotate_mode(out: Path) -> str:
+    """``video``, ``image`` or ``dir`` for ``--annotate OUT``; an error for any other suffix."""
+    suffix = out.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if not suffix or out.is_dir():
+        return "dir"
+    raise EdgeRuntimeError(f"--annotate {out}: cannot write {suffix} files; {HELP}")
+
+
+def _probe_video(out: Path) -> None:
+    """Open (and remove) a small video beside ``out``: the folder is writable and the codec works."""
+    fd, probe = tempfile.mkstemp(prefix=f".{out.stem}.probe.", suffix=out.suffix, dir=out.parent)
+    os.close(fd)
+    try:
+        writer = cv2.VideoWriter(probe, cv2.VideoWriter_fourcc(*VIDEO_SUFFIXES[out.suffix.lower()]), 10.0, (64, 48))
+        ok = writer.isOpened()
+        writer.release()
+    finally:
+        os.unlink(probe)
+    if not ok:
+        raise EdgeRuntimeError(f"--annotate {out}: this OpenCV cannot write {out.suffix} video; try .avi "
+                               "or a folder path")
 
 
 def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
@@ -54,13 +86,21 @@ class Annotator:
     def __init__(self, out: str | Path, fps: float | None = None) -> None:
         self.out = Path(out)
         self.fps = fps or 10.0
-        suffix = self.out.suffix.lower()
-        self.mode = "video" if suffix in VIDEO_SUFFIXES else "image" if suffix in IMAGE_SUFFIXES else "dir"
+        self.mode = annotate_mode(self.out)
         self._writer: cv2.VideoWriter | None = None
         self._tmp: str | None = None
         self._size: tuple[int, int] | None = None
-        if self.mode == "dir":
-            self.out.mkdir(parents=True, exist_ok=True)
+        folder = self.out if self.mode == "dir" else self.out.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if self.mode != "dir" and self.out.is_dir():
+                raise IsADirectoryError(21, "it is a folder")
+            if not os.access(folder, os.W_OK):
+                raise PermissionError(13, f"{folder} is not writable")
+            if self.mode == "video":
+                _probe_video(self.out)
+        except OSError as exc:
+            raise EdgeRuntimeError(f"cannot write --annotate {self.out} ({exc.strerror or exc}); {HELP}") from exc
 
     def write(self, image: np.ndarray, faces: list[Face], index: int, source: str | None = None) -> None:
         """Draw ``faces`` on ``image`` and write it (``source`` names the image file in directory mode)."""
@@ -76,7 +116,7 @@ class Annotator:
         ok, data = cv2.imencode(path.suffix, canvas)
         if not ok:
             raise OSError(f"cannot encode annotated frame as {path.suffix}")
-        atomic_write_bytes(path, data.tobytes())
+        atomic_write_bytes(path, data.tobytes(), mode=FILE_MODE)
 
     def _write_video(self, canvas: np.ndarray) -> None:
         if self._writer is None:
@@ -100,5 +140,6 @@ class Annotator:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+            os.chmod(self._tmp, FILE_MODE)
             os.replace(self._tmp, self.out)
             log.info("annotated video written to %s", self.out)

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o666) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    atomic_write_with(path, lambda tmp: Path(tmp).write_bytes(data))
+    atomic_write_with(path, lambda tmp: Path(tmp).write_bytes(data), mode=mode)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -25,12 +25,12 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def atomic_write_with(path: str | os.PathLike, writer: Callable[[str], Any]) -> None:
+def atomic_write_with(path: str | os.PathLike, writer: Callable[[str], Any], mode: int = 0o666) -> None:
     """Call ``writer(tmp_path)`` to produce the file, then rename it onto ``path``.
 
     The temporary file keeps the target's suffix (some writers, e.g. matplotlib or
     Keras, choose the format from it). On any failure the temporary file is removed
-    and ``path`` is left as it was.
+    and ``path`` is left as it was. The file gets ``mode`` less the process umask.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -38,7 +38,7 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[str], Any]) -> 
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)       # mkstemp makes 0600; give the file the usual permissions
+    os.chmod(tmp, mode & ~umask)        # mkstemp makes 0600; give the file the usual permissions
     try:
         writer(tmp)
         os.replace(tmp, target)

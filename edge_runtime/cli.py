@@ -7,19 +7,28 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 from .daemon import Daemon, DaemonConfig
 from .detectors import DETECTORS
-from .errors import USER_ERRORS, CameraUnavailableError
+from .errors import USER_ERRORS, CameraUnavailableError, EdgeRuntimeError, SourceError
+from .redact import RedactingFormatter, redact
 
 log = logging.getLogger("edge_runtime")
+
+#: Exit codes (deploy/fer-edge.service relies on them: 2 is never restarted).
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NO_SOURCE = 0, 1, 2, 3
 
 EPILOG = """\
 sources: picamera2[:N] (Raspberry Pi camera), 0 (USB webcam index) or /dev/videoN, a video file,
 rtsp:// or http:// stream URL, one image, or a directory of images.
-output: one JSON object per processed frame and line: source, frame, time, width, height,
-faces [{box [x,y,w,h], label, scores {label: p}, detector_score, track_id (video)}], latency_ms.
-exit codes: 0 done or stopped (SIGTERM/SIGINT), 1 failure, 2 bad input, 3 camera unavailable at start.
+output: one JSON object per processed frame and line: source, frame, reconnects, time, width,
+height, faces [{box [x,y,w,h], label, scores {label: p}, detector_score, track_id (video)}],
+latency_ms. SIGHUP reopens --output (after logrotate moved it).
+exit codes: 0 done or stopped (SIGTERM/SIGINT); 1 unexpected failure (traceback logged; restart);
+2 bad input found before the start: an option, the model, the card or a --source file (do not
+restart); 3 the camera/stream did not come up within --wait-for-source.
+docs: docs/daemon.md
 examples:
   python -m edge_runtime --source picamera2 --output results.jsonl --http 127.0.0.1:8765
   python -m edge_runtime --source ../shared/media/photos --model models/fer4_int8.tflite
@@ -30,6 +39,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0 (got {text})")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (got {text})")
     return value
 
 
@@ -64,9 +80,16 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+class RedactingParser(argparse.ArgumentParser):
+    """An argument parser whose error messages carry no credentials."""
+
+    def error(self, message: str):  # noqa: ANN201 - argparse's signature
+        super().error(redact(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The daemon's argument parser."""
-    p = argparse.ArgumentParser(prog="python -m edge_runtime", epilog=EPILOG,
+    p = RedactingParser(prog="python -m edge_runtime", epilog=EPILOG,
                                 description="Facial expression recognition on a camera, video or images; "
                                             "writes one JSON line per processed frame.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--card", help="the model card, when it is not beside the model")
     p.add_argument("--output", default="-", help="JSONL file, or - for stdout (default)")
     p.add_argument("--append", action="store_true", help="append to --output instead of replacing it")
+    p.add_argument("--rotate-mb", type=_positive_float, metavar="MB",
+                   help="rotate --output when it would grow past MB megabytes (results.jsonl.1, .2, ...)")
+    p.add_argument("--keep", type=int, default=5, metavar="K",
+                   help="rotated files kept with --rotate-mb, the oldest deleted (default 5)")
     p.add_argument("--detector", choices=DETECTORS, default="blazeface", help="face detector (default: blazeface)")
     p.add_argument("--detector-model", "--blazeface-model", dest="detector_model",
                    help="the detector's model file (Haar .xml or BlazeFace .tflite) if not the default")
@@ -84,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-fps", type=_positive_float, help="process at most this many frames per second")
     p.add_argument("--http", metavar="[HOST:]PORT",
                    help="serve /healthz, /latest, /metrics (host defaults to 127.0.0.1)")
+    p.add_argument("--http-allow-remote", action="store_true",
+                   help="allow --http on a non-loopback address (the endpoints have no authentication)")
+    p.add_argument("--stale-after", type=_positive_float, metavar="SECONDS",
+                   help="/healthz answers 503 when no frame came for this long (default 10, below the "
+                        "15 s stream timeout)")
+    p.add_argument("--wait-for-source", type=_non_negative_float, metavar="SECONDS",
+                   help="retry a camera/stream that is not up at start for this long, then exit 3 "
+                        "(default: forever; 0: exit 3 at once)")
     p.add_argument("--annotate", metavar="OUT",
                    help="debug output with boxes drawn: a .mp4/.avi video, a .jpg/.png, or a directory")
     p.add_argument("--detect-max-side", type=int, default=640, metavar="PIXELS",
@@ -98,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=_positive_int, help="stop after this many processed frames")
     p.add_argument("--realtime", action="store_true",
                    help="play a video file at its frame rate like a camera (slow processing drops frames)")
+    p.add_argument("--loop", action="store_true",
+                   help="replay a video file or a directory from the start each time it ends")
     p.add_argument("--size", type=_size,
                    help="camera capture size WIDTHxHEIGHT (default 640x480 for picamera2)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
@@ -113,48 +150,79 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         max_fps=args.max_fps, http=args.http, annotate=args.annotate, margin=args.margin,
         min_confidence=args.min_confidence, smoothing=args.smoothing,
         max_frames=args.max_frames, realtime=args.realtime, size=args.size,
-        detect_max_side=max(0, args.detect_max_side))
+        detect_max_side=max(0, args.detect_max_side), http_allow_remote=args.http_allow_remote,
+        wait_for_source=args.wait_for_source, stale_after=args.stale_after, rotate_mb=args.rotate_mb,
+        keep=args.keep, loop=args.loop)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Checks argparse cannot make; raises :class:`EdgeRuntimeError` naming the option."""
+    if not args.source.strip():
+        raise EdgeRuntimeError("--source is empty; give picamera2, a camera index (0), a video file, an image, "
+                               "a directory of images or an rtsp:// / http:// URL")
+    if args.model and Path(args.model).is_dir():
+        models = sorted(p.name for p in Path(args.model).glob("*.tflite"))
+        hint = f" (it holds {', '.join(models[:4])})" if models else ""
+        raise EdgeRuntimeError(f"--model {args.model} is a folder; give the .tflite file{hint}")
+    if args.margin is not None and args.margin < 0:
+        raise EdgeRuntimeError(f"--margin must be >= 0 (got {args.margin:g})")
+    if args.keep < 1:
+        raise EdgeRuntimeError(f"--keep {args.keep}: keep at least 1 rotated file")
+    if args.keep != 5 and args.rotate_mb is None:
+        raise EdgeRuntimeError("--keep needs --rotate-mb MB")
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr with credentials redacted from every line (tracebacks included)."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h.formatter, RedactingFormatter)]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def fail(message: str, code: int) -> int:
+    """Print one ``error:`` line (credentials redacted) and return ``code``."""
+    print(f"error: {redact(message)}", file=sys.stderr)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the daemon and return its exit code.
-
-    0: done, or stopped by SIGTERM/SIGINT; 1: unexpected failure; 2: bad input (options, model, card,
-    file source); 3: the camera/stream could not be opened at start-up (retrying later may work).
-    """
+    """Run the daemon and return its exit code (see ``EPILOG``)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.margin is not None and args.margin < 0:
-        print("error: --margin must be >= 0", file=sys.stderr)
-        return 2
+    setup_logging(args.log_level)
     daemon = Daemon(config_from_args(args))
 
     def on_signal(signum: int, _frame) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
         daemon.stop()
 
-    handled = (signal.SIGTERM, signal.SIGINT)
-    previous = {sig: signal.signal(sig, on_signal) for sig in handled}
+    def on_hangup(_signum: int, _frame) -> None:
+        log.info("received SIGHUP, reopening the output file")
+        daemon.reopen_output()
+
+    handlers = {signal.SIGTERM: on_signal, signal.SIGINT: on_signal, signal.SIGHUP: on_hangup}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
+        try:
+            check_args(args)
+            daemon.prepare()
+        except USER_ERRORS as exc:
+            return fail(str(exc), EXIT_BAD_INPUT)
         return daemon.run()
     except CameraUnavailableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # bad option values found while building (e.g. --http address)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        log.debug("I/O failure", exc_info=True)
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - one line, no traceback (see --log-level debug)
-        log.debug("unexpected failure", exc_info=True)
-        print(f"error: {type(exc).__name__}: {exc} (run with --log-level debug for details)", file=sys.stderr)
-        return 1
+        return fail(str(exc), EXIT_NO_SOURCE)
+    except SourceError as exc:  # a --source file found unreadable once opened
+        return fail(str(exc), EXIT_BAD_INPUT)
+    except Exception as exc:  # noqa: BLE001 - logged with its traceback
+        return _unexpected(exc)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _unexpected(exc: BaseException) -> int:
+    log.error("unexpected failure (exit code 1: worth a restart)", exc_info=exc)
+    return fail(f"{type(exc).__name__}: {exc}", EXIT_FAILURE)

@@ -1,34 +1,35 @@
 """The camera daemon's loop: frames in, one JSON line per processed frame out.
 
-Live sources (cameras, streams, ``--realtime`` files) are read by a grabber thread that keeps only
-the newest frame: when processing is slower than the camera, stale frames are dropped (and
-counted) instead of queued. A live source that stops delivering is closed and reopened with
-exponential backoff. Nothing accumulates per frame, so memory stays flat over long runs.
+:meth:`Daemon.prepare` checks everything a user can get wrong (options, model, card, source, output
+and annotate paths, HTTP address) before anything runs; :meth:`Daemon.run` then processes frames
+until the source ends, ``max_frames`` is reached, or :meth:`Daemon.stop`. The source is opened and
+read by a :class:`~edge_runtime.reader.FrameReader` thread, so the loop (and a stop request) never
+waits on a camera that hangs. Nothing accumulates per frame, so memory stays flat over long runs.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import TextIO
 
 from .annotate import Annotator
-from .errors import CameraUnavailableError, EdgeRuntimeError, SourceError
-from .http_server import StatusBoard, StatusServer, parse_bind
+from .detectors import DEFAULT_DETECTOR
+from .errors import EdgeRuntimeError
+from .http_server import STALE_AFTER, StatusBoard, StatusServer, check_bind, parse_bind
 from .metrics import Metrics
+from .output import JsonlWriter, OutputConfig
+from .reader import Delivery, FrameReader, ReaderConfig
 from .recognizer import FaceRecognizer
-from .sources import Frame, FrameSource, open_source
+from .sources import FrameSource, open_source
 from .tracking import IoUTracker
 
 log = logging.getLogger(__name__)
+
+#: Seconds the daemon waits for a reader stuck in an open or a read before exiting without it.
+READER_JOIN_TIMEOUT = 1.0
 
 
 @dataclass
@@ -40,21 +41,27 @@ class DaemonConfig:
     card: str | None = None
     output: str = "-"
     append: bool = False
-    detector: str = "haar"
+    detector: str = DEFAULT_DETECTOR
     detector_model: str | None = None
     threads: int | None = None
     max_fps: float | None = None
     http: str | None = None
+    http_allow_remote: bool = False
     annotate: str | None = None
     margin: float | None = None
     min_confidence: float = 0.0
     smoothing: float = 0.5
     max_frames: int | None = None
     realtime: bool = False
+    loop: bool = False
     size: tuple[int, int] | None = None
     detect_max_side: int = 640
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
+    wait_for_source: float | None = None  # seconds; None waits forever, 0 gives up at once
+    stale_after: float | None = None  # seconds; None: STALE_AFTER, or 3 frame intervals at --max-fps
+    rotate_mb: float | None = None
+    keep: int = 5
 
 
 def iso_time(seconds: float) -> str:
@@ -62,129 +69,25 @@ def iso_time(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")
 
 
-class LatestFrameGrabber:
-    """Reads a live source in a background thread; :meth:`get` returns the newest unread frame.
-
-    A frame replaced before it was read counts as dropped. When the source fails and it may
-    reconnect, it is closed and reopened with exponential backoff (``initial`` .. ``maximum`` s).
-    """
-
-    def __init__(self, source: FrameSource, metrics: Metrics, stop: threading.Event,
-                 board: StatusBoard | None = None, initial: float = 0.5, maximum: float = 30.0) -> None:
-        self.source = source
-        self.metrics = metrics
-        self.stop_event = stop
-        self.board = board
-        self.initial, self.maximum = initial, maximum
-        self.error: SourceError | None = None
-        self.ended = False
-        self._latest: Frame | None = None
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="fer-edge-grabber", daemon=True)
-
-    def start(self) -> None:
-        """Start reading (the source must be open)."""
-        self._thread.start()
-
-    def _reopen(self, exc: SourceError) -> bool:
-        """Close the failed source and reopen it with backoff; ``False`` if stopped meanwhile."""
-        self.source.close()
-        if self.board:
-            self.board.state = "reconnecting"
-        delay = self.initial
-        log.warning("%s; reopening in %.1f s", exc, delay)
-        while not self.stop_event.wait(delay):
-            try:
-                self.source.open()
-            except SourceError as again:
-                delay = min(delay * 2, self.maximum)
-                log.warning("%s; retrying in %.1f s", again, delay)
-                continue
-            self.metrics.inc("source_reconnects")
-            if self.board:
-                self.board.state = "running"
-            log.info("%s reopened", self.source.name)
-            return True
-        return False
-
-    def _run(self) -> None:
-        try:
-            while not self.stop_event.is_set():
-                try:
-                    frame = self.source.read()
-                except SourceError as exc:
-                    if not self.source.reconnect:
-                        self.error = exc
-                        break
-                    if not self._reopen(exc):
-                        break
-                    continue
-                if frame is None:
-                    break
-                with self._cond:
-                    if self._latest is not None:
-                        self.metrics.inc("dropped_frames")
-                    self._latest = frame
-                    self._cond.notify_all()
-        finally:
-            with self._cond:
-                self.ended = True
-                self._cond.notify_all()
-
-    def get(self, timeout: float) -> Frame | None:
-        """The newest unread frame, waiting up to ``timeout`` s; ``None`` if none came (see ``ended``)."""
-        with self._cond:
-            if self._latest is None and not self.ended:
-                self._cond.wait(timeout)
-            frame, self._latest = self._latest, None
-            return frame
-
-    def join(self, timeout: float) -> bool:
-        """Wait for the thread to finish; ``True`` if it did."""
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
+def stale_after(config: DaemonConfig) -> float:
+    """The /healthz threshold: ``--stale-after``, checked against the frame interval of ``--max-fps``."""
+    interval = 1.0 / config.max_fps if config.max_fps else 0.0
+    if config.stale_after is None:
+        return max(STALE_AFTER, 3 * interval)
+    if config.stale_after <= interval:
+        raise EdgeRuntimeError(f"--stale-after {config.stale_after:g} is not longer than one frame at "
+                               f"--max-fps {config.max_fps:g} ({interval:g} s); give more than {interval:g}")
+    return config.stale_after
 
 
-class JsonlWriter:
-    """One JSON object per line to a file or stdout (``-``); every line is flushed as it is written."""
-
-    def __init__(self, target: str, append: bool = False) -> None:
-        self.target = target
-        if target == "-":
-            self._stream: TextIO = sys.stdout
-            self._owned = False
-        else:
-            try:
-                Path(target).parent.mkdir(parents=True, exist_ok=True)
-                self._stream = open(target, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
-            except OSError as exc:
-                raise EdgeRuntimeError(f"cannot write --output {target} ({exc.strerror or exc})") from exc
-            self._owned = True
-
-    def write(self, record: dict) -> str:
-        """Write ``record`` as one line; returns the line (without newline).
-
-        Raises ``BrokenPipeError`` when stdout's reader went away (stdout then goes to /dev/null,
-        so the interpreter's exit does not fail on it again).
-        """
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
-        try:
-            self._stream.write(line + "\n")
-            self._stream.flush()
-        except BrokenPipeError:
-            if not self._owned:
-                os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
-            raise
-        return line
-
-    def close(self) -> None:
-        """Flush, and close the file if it is ours."""
-        try:
-            self._stream.flush()
-        finally:
-            if self._owned:
-                self._stream.close()
+def output_config(config: DaemonConfig) -> OutputConfig:
+    """The output settings, checked: rotation needs a file and at least one kept file."""
+    if config.rotate_mb is not None and config.output == "-":
+        raise EdgeRuntimeError("--rotate-mb needs --output FILE (stdout cannot be rotated)")
+    if config.keep < 1:
+        raise EdgeRuntimeError(f"--keep {config.keep}: keep at least 1 rotated file")
+    rotate = int(config.rotate_mb * 1024 * 1024) if config.rotate_mb else None
+    return OutputConfig(config.output, config.append, rotate, config.keep)
 
 
 class Daemon:
@@ -198,6 +101,11 @@ class Daemon:
         self.metrics: Metrics | None = None
         self.board: StatusBoard | None = None
         self.server: StatusServer | None = None
+        self.writer: JsonlWriter | None = None
+        self.annotator: Annotator | None = None
+        self.reader: FrameReader | None = None
+        self._prepared = False
+        self._source_open = False
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -209,89 +117,82 @@ class Daemon:
         """Whether :meth:`stop` was called."""
         return self._stop.is_set()
 
-    def _build(self) -> None:
+    def reopen_output(self) -> None:
+        """Reopen the output file before the next line (SIGHUP, after logrotate moved it)."""
+        if self.writer is not None:
+            self.writer.reopen()
+
+    def prepare(self) -> None:
+        """Check the options and load everything; raises :class:`EdgeRuntimeError` (or a card error)
+        for bad input. A file source is opened here; cameras and streams by the reader."""
+        if self._prepared:
+            return
         cfg = self.config
+        out = output_config(cfg)
+        threshold = stale_after(cfg)
+        bind = parse_bind(cfg.http) if cfg.http else None
+        if bind is not None:
+            check_bind(bind[0], cfg.http_allow_remote)
         if self.recognizer is None:
             self.recognizer = FaceRecognizer(
                 cfg.model, card_path=cfg.card, detector=cfg.detector, detector_model=cfg.detector_model,
                 num_threads=cfg.threads, margin=cfg.margin, min_confidence=cfg.min_confidence,
                 detect_max_side=cfg.detect_max_side)
         if self.source is None:
-            self.source = open_source(cfg.source, realtime=cfg.realtime, size=cfg.size, fps=cfg.max_fps)
+            self.source = open_source(cfg.source, realtime=cfg.realtime, size=cfg.size, fps=cfg.max_fps,
+                                      loop=cfg.loop)
+        if not self.source.reconnect:
+            self.source.open()
+            self._source_open = True
+        if cfg.annotate:
+            self.annotator = Annotator(cfg.annotate, fps=cfg.max_fps or self.source.fps)
+        self.writer = JsonlWriter(out)
         rec = self.recognizer
         self.metrics = Metrics(info={"model": rec.classifier.model_path.name, "runtime": rec.runtime_name,
                                      "detector": rec.detector.name, "source": self.source.name})
-        self.board = StatusBoard(self.metrics)
-        if cfg.http:
-            host, port = parse_bind(cfg.http)
-            self.server = StatusServer(self.board, host, port)
+        self.board = StatusBoard(self.metrics, stale_after=threshold)
+        if bind is not None:
+            self.server = StatusServer(self.board, *bind, allow_remote=cfg.http_allow_remote)
+        self._prepared = True
 
     def run(self) -> int:
-        """Process frames; returns the exit code (0). Raises user errors (bad model/source)."""
+        """Process frames; returns 0. Raises what ended the source early (see :class:`FrameReader`)."""
         cfg = self.config
-        writer = annotator = grabber = None
         try:
-            self._build()
-            source, rec, metrics = self.source, self.recognizer, self.metrics
-            tracker = IoUTracker(rec.labels, smoothing=cfg.smoothing, min_confidence=cfg.min_confidence) \
-                if source.video else None
-            try:
-                source.open()
-            except SourceError as exc:
-                if source.reconnect:  # a camera/stream: it may come up later (systemd restarts us)
-                    raise CameraUnavailableError(str(exc)) from exc
-                raise
-            writer = JsonlWriter(cfg.output, cfg.append)
-            if cfg.annotate:
-                annotator = Annotator(cfg.annotate, fps=cfg.max_fps or source.fps)
-            self.board.state = "running"
-            if source.live:
-                grabber = LatestFrameGrabber(source, metrics, self._stop, self.board,
-                                             cfg.backoff_initial, cfg.backoff_max)
-                grabber.start()
-                frames = self._live_frames(grabber)
-            else:
-                frames = self._file_frames(source)
+            self.prepare()
+            source = self.source
+            tracker = IoUTracker(self.recognizer.labels, smoothing=cfg.smoothing,
+                                 min_confidence=cfg.min_confidence) if source.video else None
+            self.reader = FrameReader(source, self.metrics, self._stop, self.board, ReaderConfig(
+                cfg.backoff_initial, cfg.backoff_max, cfg.wait_for_source), opened=self._source_open)
+            self.reader.start()
             started = time.monotonic()
-            self._loop(frames, writer, tracker, annotator)
+            self._loop(tracker)
             elapsed = time.monotonic() - started
-            counts = metrics.snapshot()
-            log.info("done: %d frames, %d faces, %d dropped in %.1f s (%.1f frames/s)",
-                     counts["frames"], counts["faces"], counts["dropped_frames"], elapsed,
-                     counts["frames"] / max(elapsed, 1e-9))
-            if grabber is not None and grabber.error is not None:
-                raise grabber.error
+            counts = self.metrics.snapshot()
+            log.info("done: %d frames, %d faces, %d dropped, %d reconnects in %.1f s (%.1f frames/s)",
+                     counts["frames"], counts["faces"], counts["dropped_frames"], counts["source_reconnects"],
+                     elapsed, counts["frames"] / max(elapsed, 1e-9))
+            if self.reader.error is not None:
+                raise self.reader.error
             return 0
         finally:
-            if self.board is not None:
-                self.board.state = "stopping"
-            self._stop.set()
-            if grabber is not None and not grabber.join(timeout=5.0):
-                log.warning("the source is still blocked in a read; exiting without waiting for it")
-            elif self.source is not None:
-                self.source.close()
-            for closer in (writer, annotator, self.server):
-                if closer is not None:
-                    try:
-                        closer.close()
-                    except Exception as exc:  # noqa: BLE001 - keep closing the others
-                        log.error("closing %s failed: %s", type(closer).__name__, exc)
+            self._shutdown()
 
-    def _file_frames(self, source: FrameSource) -> Iterator[tuple[Frame, dict[str, float]]]:
-        while True:
-            t0 = time.perf_counter()
-            frame = source.read()
-            if frame is None:
-                return
-            yield frame, {"read": (time.perf_counter() - t0) * 1e3}
-
-    def _live_frames(self, grabber: LatestFrameGrabber) -> Iterator[tuple[Frame, dict[str, float]]]:
-        while not self._stop.is_set():
-            frame = grabber.get(timeout=0.25)
-            if frame is not None:
-                yield frame, {"wait": max(0.0, (time.time() - frame.time) * 1e3)}
-            elif grabber.ended:
-                return
+    def _shutdown(self) -> None:
+        if self.board is not None:
+            self.board.state = "stopping"
+        self._stop.set()
+        if self.reader is not None and not self.reader.join(READER_JOIN_TIMEOUT):
+            log.warning("the source is still blocked in an open or a read; exiting without waiting for it")
+        elif self.source is not None:
+            self.source.close()
+        for closer in (self.writer, self.annotator, self.server):
+            if closer is not None:
+                try:
+                    closer.close()
+                except Exception:  # keep closing the others
+                    log.error("closing %s failed", type(closer).__name__, exc_info=True)
 
     def _throttle(self, last_start: float | None) -> None:
         if self.config.max_fps and last_start is not None:
@@ -299,19 +200,26 @@ class Daemon:
             if remaining > 0:
                 self._stop.wait(remaining)
 
-    def _loop(self, frames, writer: JsonlWriter, tracker: IoUTracker | None,
-              annotator: Annotator | None) -> None:
+    def _next(self) -> Delivery | None:
+        while not self._stop.is_set():
+            delivery = self.reader.get(timeout=0.25)
+            if delivery is not None or self.reader.ended:
+                return delivery
+        return None
+
+    def _loop(self, tracker: IoUTracker | None) -> None:
         cfg, rec, metrics = self.config, self.recognizer, self.metrics
         processed = 0
         last_start = None
+        epoch = (0, 0)
         while not self._stop.is_set():
             self._throttle(last_start)
-            if self._stop.is_set():
+            delivery = self._next()
+            if delivery is None:
                 break
-            item = next(frames, None)
-            if item is None:
-                break
-            frame, timings = item
+            frame = delivery.frame
+            timings = {"wait": max(0.0, (time.time() - frame.time) * 1e3)} if self.source.live \
+                else {"read": delivery.read_ms}
             last_start = time.monotonic()
             t0 = time.perf_counter()
             try:
@@ -321,25 +229,29 @@ class Daemon:
                 log.warning("frame %s of %s skipped: %s", frame.index, frame.source, exc)
                 continue
             if tracker is not None:
+                if (delivery.reconnects, delivery.passes) != epoch:  # a new scene: start new tracks
+                    epoch = (delivery.reconnects, delivery.passes)
+                    tracker.reset()
                 t1 = time.perf_counter()
                 faces = tracker.update(faces)
                 timings["track"] = (time.perf_counter() - t1) * 1e3
             timings["total"] = (time.perf_counter() - t0) * 1e3
             height, width = frame.image.shape[:2]
-            record = {"source": frame.source, "frame": frame.index, "time": iso_time(frame.time),
-                      "width": width, "height": height, "faces": [f.to_dict() for f in faces],
+            record = {"source": frame.source, "frame": frame.index, "reconnects": delivery.reconnects,
+                      "time": iso_time(frame.time), "width": width, "height": height,
+                      "faces": [f.to_dict() for f in faces],
                       "latency_ms": {k: round(v, 2) for k, v in timings.items()}}
             if frame.pts_ms is not None:
                 record["video_time_ms"] = round(frame.pts_ms, 1)
             try:
-                line = writer.write(record)
+                line = self.writer.write(record)
             except BrokenPipeError:
                 log.warning("output closed by the reader; stopping")
                 break
             self.board.set_latest(line)
             metrics.frame_done(len(faces), timings)
-            if annotator is not None:
-                annotator.write(frame.image, faces, frame.index, frame.source)
+            if self.annotator is not None:
+                self.annotator.write(frame.image, faces, frame.index, frame.source)
             processed += 1
             if cfg.max_frames and processed >= cfg.max_frames:
                 break

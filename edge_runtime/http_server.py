@@ -1,7 +1,10 @@
 """The daemon's status endpoints on the standard library's ThreadingHTTPServer.
 
-``/healthz`` (JSON; 200 while frames flow, 503 when stalled), ``/latest`` (the last result line,
-404 before the first), ``/metrics`` (Prometheus text). Binds loopback unless a host is given.
+``/healthz`` (JSON; 200 while frames flow, 503 when none came for ``stale_after`` seconds: stalled,
+reconnecting or waiting for the source), ``/latest`` (the last result line, 404 before the first),
+``/metrics`` (Prometheus text). Binds loopback unless a host is given, and another host only when
+allowed (``--http-allow-remote``). Each connection has a timeout, the number of connections served
+at once is bounded (more get a 503 at once), and clients that go away are logged at debug level.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import ipaddress
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +23,16 @@ from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+#: Default seconds without a frame after which /healthz reports 503 (below the stream read timeout).
+STALE_AFTER = 10.0
+#: Seconds a client may take to send its request (or to read the answer).
+CONNECTION_TIMEOUT = 5.0
+#: Connections served at once; more are answered 503 and closed.
+MAX_CONNECTIONS = 8
+_BUSY_BODY = b'{"error": "too many connections; retry"}'
+BUSY_RESPONSE = (b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
+
 
 def parse_bind(spec: str) -> tuple[str, int]:
     """Parse ``PORT``, ``:PORT``, ``HOST:PORT`` or ``[IPv6]:PORT``; the host defaults to 127.0.0.1."""
@@ -27,8 +41,15 @@ def parse_bind(spec: str) -> tuple[str, int]:
         host, port = "", spec.strip()
     host = host.strip("[]") or "127.0.0.1"
     if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"bad --http address {spec!r}; use PORT or HOST:PORT, e.g. 127.0.0.1:8765")
+        raise EdgeRuntimeError(f"bad --http address {spec!r}; use PORT or HOST:PORT, e.g. 127.0.0.1:8765")
     return host, int(port)
+
+
+def check_bind(host: str, allow_remote: bool) -> None:
+    """Refuse a non-loopback ``host`` unless ``allow_remote``: the endpoints have no authentication."""
+    if not allow_remote and not is_loopback(host):
+        raise EdgeRuntimeError(f"--http {host} is reachable from the network and the endpoints have no "
+                               "authentication; bind 127.0.0.1, or add --http-allow-remote to allow it")
 
 
 def is_loopback(host: str) -> bool:
@@ -44,7 +65,7 @@ def is_loopback(host: str) -> bool:
 class StatusBoard:
     """What the endpoints show: the latest result, the metrics and the daemon's state."""
 
-    def __init__(self, metrics: Metrics, stale_after: float = 30.0) -> None:
+    def __init__(self, metrics: Metrics, stale_after: float = STALE_AFTER) -> None:
         self.metrics = metrics
         self.stale_after = stale_after
         self.state = "starting"
@@ -62,21 +83,30 @@ class StatusBoard:
             return self._latest
 
     def health(self) -> tuple[bool, dict]:
-        """``(healthy, details)``: healthy unless no frame came for ``stale_after`` seconds."""
+        """``(healthy, details)``: healthy unless no frame came for ``stale_after`` seconds.
+
+        ``status`` is ``ok``, or the state that keeps frames away (``waiting`` for the source at
+        start, ``reconnecting``), else ``stalled``; ``state`` is the daemon's state.
+        """
         now = time.time()
         last = self.metrics.last_frame_time
         age = None if last is None else now - last
         reference = last if last is not None else self.metrics.started
-        healthy = self.state != "failed" and now - reference <= self.stale_after
-        details = {"status": "ok" if healthy else "stalled", "state": self.state,
-                   "frames": self.metrics.snapshot()["frames"],
-                   "seconds_since_last_frame": None if age is None else round(age, 3)}
+        state = self.state
+        healthy = state != "failed" and now - reference <= self.stale_after
+        status = state if state in ("waiting", "reconnecting") else "ok" if healthy else "stalled"
+        counts = self.metrics.snapshot()
+        details = {"status": status, "state": state, "frames": counts["frames"],
+                   "reconnects": counts["source_reconnects"],
+                   "seconds_since_last_frame": None if age is None else round(age, 3),
+                   "stale_after": self.stale_after}
         return healthy, details
 
 
-def _handler(board: StatusBoard) -> type[BaseHTTPRequestHandler]:
+def _handler(board: StatusBoard, connection_timeout: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "fer-edge"
+        timeout = connection_timeout
 
         def _send(self, code: int, body: bytes, content_type: str) -> None:
             self.send_response(code)
@@ -112,26 +142,69 @@ def _handler(board: StatusBoard) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _IPv6Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """A thread per connection, at most ``max_connections`` at once; client failures logged at debug."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.debug("http %s refused: already serving the maximum of connections", client_address[0])
+            try:
+                request.settimeout(0.5)
+                request.sendall(BUSY_RESPONSE)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("http %s went away: %s", client_address[0], exc)
+        else:
+            log.error("http request from %s failed", client_address[0], exc_info=True)
 
 
 class StatusServer:
-    """Serve a :class:`StatusBoard` from a background thread; ``close()`` stops it."""
+    """Serve a :class:`StatusBoard` from a background thread; ``close()`` stops it.
 
-    def __init__(self, board: StatusBoard, host: str = "127.0.0.1", port: int = 0) -> None:
-        if not is_loopback(host):
-            log.warning("the HTTP status server listens on %s, reachable from the network", host)
-        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+    A host other than loopback needs ``allow_remote`` (``--http-allow-remote``).
+    """
+
+    def __init__(self, board: StatusBoard, host: str = "127.0.0.1", port: int = 0, *,
+                 allow_remote: bool = False, connection_timeout: float = CONNECTION_TIMEOUT,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        check_bind(host, allow_remote)
         try:
-            self.httpd = server_class((host, port), _handler(board))
+            self.httpd = BoundedHTTPServer((host, port), _handler(board, connection_timeout), max_connections)
         except OSError as exc:
             raise EdgeRuntimeError(f"cannot serve HTTP on {host}:{port} ({exc}); "
                                    "choose another --http address or port") from exc
-        self.httpd.daemon_threads = True
         self.address = self.httpd.server_address[:2]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="fer-edge-http", daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="fer-edge-http", daemon=True)
         self._thread.start()
+        if not is_loopback(host):
+            log.warning("the HTTP status server listens on %s, reachable from the network", host)
         log.info("status server on http://%s:%d (/healthz, /latest, /metrics)", *self.address)
 
     def close(self) -> None:

@@ -6,6 +6,8 @@ import threading
 import time
 from collections.abc import Iterable
 
+from .redact import redact
+
 #: Latency histogram buckets, in seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 PREFIX = "fer_edge"
@@ -104,4 +106,4 @@ class Metrics:
 
 
 def _escape(value: str) -> str:
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return redact(str(value)).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

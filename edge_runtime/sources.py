@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -20,60 +17,18 @@ import cv2
 import numpy as np
 
 from .errors import SourceError
+from .frames import Frame, FrameSource
+from .picamera_source import PiCameraSource
+from .redact import redact
 
 log = logging.getLogger(__name__)
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 PICAMERA_NAMES = ("picamera2", "picamera", "picam")
-
-
-@dataclass
-class Frame:
-    """One frame: the image (grayscale, BGR or BGRA uint8), its index, its source and capture time."""
-
-    image: np.ndarray
-    index: int
-    source: str
-    time: float  # seconds since the epoch, when the frame was captured or read
-    pts_ms: float | None = None  # position in a video file
-
-
-class FrameSource(ABC):
-    """A stream of frames.
-
-    ``live``: frames arrive in real time, so a slow consumer must drop stale ones.
-    ``video``: consecutive frames show one scene (faces are tracked, scores smoothed).
-    ``reconnect``: when it stops delivering, close and reopen it (with backoff).
-    """
-
-    name: str = ""
-    live: bool = False
-    video: bool = False
-    reconnect: bool = False
-    fps: float | None = None
-
-    @abstractmethod
-    def open(self) -> None:
-        """Acquire the device/file; raises :class:`SourceError` when it cannot."""
-
-    @abstractmethod
-    def read(self) -> Frame | None:
-        """The next frame, ``None`` at the end; raises :class:`SourceError` if the device failed."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release the device/file (safe to call twice)."""
-
-    def __enter__(self) -> FrameSource:
-        self.open()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def __iter__(self) -> Iterator[Frame]:
-        while (frame := self.read()) is not None:
-            yield frame
+#: How long a stream may take to open, or to deliver the next frame, before it counts as lost.
+STREAM_TIMEOUT = 15.0
+SOURCE_HELP = ("give picamera2, a camera index (0), a video file, an image, a directory of images "
+               "or an rtsp:// / http:// URL")
 
 
 def read_image(path: Path) -> np.ndarray | None:
@@ -86,6 +41,13 @@ def read_image(path: Path) -> np.ndarray | None:
         return None
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     return image if image is not None and image.size else None
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def is_image_file(path: Path) -> bool:
@@ -136,9 +98,19 @@ class DirectorySource(FrameSource):
 
     def open(self) -> None:
         try:
-            self._files = sorted(p for p in self.path.iterdir() if p.is_file() and not p.name.startswith("."))
+            entries = sorted(p for p in self.path.iterdir() if not p.name.startswith("."))
         except OSError as exc:
             raise SourceError(f"cannot list directory {self.path} ({exc})") from exc
+        self._files = []
+        for entry in entries:
+            if entry.is_file():
+                self._files.append(entry)
+            elif entry.is_dir():
+                log.warning("skipping subfolder %s: folders inside a --source directory are not read", entry)
+            elif entry.is_symlink():
+                log.warning("skipping %s: broken symbolic link (its target does not exist)", entry)
+            else:
+                log.warning("skipping %s: not a regular file", entry)
         if not self._files:
             raise SourceError(f"directory {self.path} has no files; give a directory of images")
         self._position = self._decoded = 0
@@ -147,6 +119,9 @@ class DirectorySource(FrameSource):
         while self._position < len(self._files):
             path = self._files[self._position]
             self._position += 1
+            if _is_empty(path):
+                log.warning("skipping %s: empty file (0 bytes)", path)
+                continue
             image = read_image(path) if is_image_file(path) else None
             if image is None:
                 log.warning("skipping %s: not a readable image", path)
@@ -171,12 +146,14 @@ class VideoSource(FrameSource):
 
     def __init__(self, target: str | int, *, live: bool | None = None, realtime: bool = False,
                  reconnect: bool | None = None, size: tuple[int, int] | None = None,
-                 fps: float | None = None) -> None:
+                 fps: float | None = None, timeout: float = STREAM_TIMEOUT) -> None:
         self.target = target
-        self.name = str(target)
+        self.name = redact(str(target))
+        self.timeout = timeout
         is_device = isinstance(target, int) or str(target).startswith("/dev/")
         is_stream = isinstance(target, str) and urlparse(target).scheme in STREAM_SCHEMES
         self.is_file = not (is_device or is_stream)
+        self.is_stream = is_stream
         self.live = (not self.is_file or realtime) if live is None else live
         self.reconnect = (not self.is_file) if reconnect is None else reconnect
         self.realtime = realtime
@@ -191,7 +168,12 @@ class VideoSource(FrameSource):
     def open(self) -> None:
         if self.is_file and not Path(self.name).is_file():
             raise SourceError(f"video file {self.name} not found")
-        cap = cv2.VideoCapture(self.target)
+        if self.is_stream:  # FFmpeg gives up on an open or a read after `timeout` instead of 30 s
+            ms = int(self.timeout * 1000)
+            cap = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG,
+                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        else:
+            cap = cv2.VideoCapture(self.target)
         if not cap.isOpened():
             cap.release()
             what = "video file" if self.is_file else "camera/stream"
@@ -239,96 +221,68 @@ class VideoSource(FrameSource):
             self._cap = None
 
 
-class PiCameraSource(FrameSource):
-    """A Raspberry Pi camera through picamera2 (imported only when opened).
+class LoopingSource(FrameSource):
+    """Replays a video file or a directory of images from the start each time it ends (``--loop``).
 
-    It asks for a ``lores`` stream in YUV420 and hands out its Y plane (cut to the width, dropping
-    the stride padding) as the grayscale frame: no colour conversion at all. ``picamera2_class``
-    replaces ``picamera2.Picamera2`` (tests inject a fake one).
+    ``passes`` counts the restarts. A pass that yields no frame ends the replay.
     """
 
-    def __init__(self, camera_num: int = 0, size: tuple[int, int] = (640, 480), fps: float | None = None,
-                 picamera2_class: type | None = None, name: str | None = None) -> None:
-        self.camera_num = camera_num
-        self.name = name or f"picamera2:{camera_num}"
-        self.live = self.video = self.reconnect = True
-        self.size = size
-        self.fps = fps
-        self._class = picamera2_class
-        self._camera = None
-        self._shape = (0, 0, 0)  # height, width, stride
-        self._index = 0
+    def __init__(self, inner: FrameSource) -> None:
+        if inner.reconnect:
+            raise SourceError(f"--loop replays a video file or a directory; {inner.name} is a camera or stream")
+        self.inner = inner
+        self.name = inner.name
+        self.live, self.video = inner.live, inner.video
+        self.passes = 0
+        self._read_this_pass = 0
 
-    def _picamera2_class(self) -> type:
-        if self._class is not None:
-            return self._class
-        try:
-            from picamera2 import Picamera2
-        except ImportError as exc:
-            raise SourceError("picamera2 is not installed: on Raspberry Pi OS run `sudo apt install "
-                              "python3-picamera2` and make the venv with --system-site-packages "
-                              f"(or pip install '.[edge,pi]') ({exc})") from exc
-        return Picamera2
+    @property
+    def fps(self) -> float | None:  # type: ignore[override]
+        return self.inner.fps
 
     def open(self) -> None:
-        cls = self._picamera2_class()
-        try:
-            camera = cls(self.camera_num)
-        except Exception as exc:  # noqa: BLE001 - picamera2 raises many kinds for a missing camera
-            raise SourceError(f"cannot open Pi camera {self.camera_num} ({exc}); is it connected "
-                              "and enabled, and is no other program using it?") from exc
-        self._camera = camera
-        try:
-            controls = {"FrameRate": float(self.fps)} if self.fps else {}
-            config = camera.create_video_configuration(
-                main={"size": tuple(self.size), "format": "YUV420"},
-                lores={"size": tuple(self.size), "format": "YUV420"},
-                controls=controls, queue=False)
-            camera.configure(config)
-            lores = camera.camera_configuration()["lores"]
-            width, height = lores["size"]
-            self._shape = (int(height), int(width), int(lores.get("stride") or width))
-            camera.start()
-        except Exception as exc:  # noqa: BLE001
-            self.close()
-            raise SourceError(f"cannot start Pi camera {self.camera_num} ({exc})") from exc
-        self._index = 0
+        self.inner.open()
+        self._read_this_pass = 0
 
     def read(self) -> Frame | None:
-        if self._camera is None:
-            return None
-        try:
-            array = self._camera.capture_array("lores")
-        except Exception as exc:  # noqa: BLE001
-            raise SourceError(f"Pi camera {self.camera_num} stopped delivering frames ({exc})") from exc
-        height, width, stride = self._shape
-        if array.ndim == 1:  # a flat buffer: rows of `stride` bytes
-            array = array[: height * stride].reshape(height, stride)
-        gray = np.ascontiguousarray(array[:height, :width])
-        frame = Frame(gray, self._index, self.name, time.time())
-        self._index += 1
+        frame = self.inner.read()
+        if frame is None and self._read_this_pass:
+            self.inner.close()
+            self.inner.open()
+            self.passes += 1
+            self._read_this_pass = 0
+            frame = self.inner.read()
+        if frame is not None:
+            self._read_this_pass += 1
         return frame
 
     def close(self) -> None:
-        camera, self._camera = self._camera, None
-        if camera is None:
-            return
-        for step in ("stop", "close"):
-            try:
-                getattr(camera, step)()
-            except Exception as exc:  # noqa: BLE001 - release as much as possible
-                log.debug("picamera2 %s failed: %s", step, exc)
+        self.inner.close()
 
 
 def open_source(spec: str | int, *, realtime: bool = False, size: tuple[int, int] | None = None,
-                fps: float | None = None, picamera2_class: type | None = None) -> FrameSource:
+                fps: float | None = None, picamera2_class: type | None = None,
+                loop: bool = False) -> FrameSource:
     """The source for ``spec`` (not yet opened; use it in a ``with`` block).
 
     ``spec`` is ``picamera2`` (or ``picamera2:N``), a device index (``0``) or ``/dev/videoN``, an
     ``rtsp://``/``http://`` URL, a directory of images, an image file, or a video file. Files are
-    told apart by their content, not their extension. ``realtime`` paces a video file like a camera.
+    told apart by their content, not their extension. ``realtime`` paces a video file like a camera;
+    ``loop`` replays a video file or a directory forever.
     """
+    source = _dispatch(spec, realtime, size, fps, picamera2_class)
+    if loop:
+        if isinstance(source, ImageSource):
+            raise SourceError(f"--loop replays a video file or a directory; {source.name} is one image")
+        return LoopingSource(source)
+    return source
+
+
+def _dispatch(spec: str | int, realtime: bool, size: tuple[int, int] | None, fps: float | None,
+              picamera2_class: type | None) -> FrameSource:
     text = str(spec).strip()
+    if not text:
+        raise SourceError(f"--source is empty; {SOURCE_HELP}")
     head, _, num = text.partition(":")
     if head.lower() in PICAMERA_NAMES:
         if num and not num.isdigit():
@@ -343,8 +297,10 @@ def open_source(spec: str | int, *, realtime: bool = False, size: tuple[int, int
     if path.is_dir():
         return DirectorySource(path)
     if not path.exists():
-        raise SourceError(f"source {text} not found: give picamera2, a camera index (0), a video file, "
-                          "an image, a directory of images or an rtsp:// / http:// URL")
+        kind = "broken symbolic link" if path.is_symlink() else "not found"
+        raise SourceError(f"--source {redact(text)}: {kind}; {SOURCE_HELP}")
+    if _is_empty(path):
+        raise SourceError(f"--source {text} is an empty file (0 bytes); give an image or a video file")
     if is_image_file(path):
         return ImageSource(path)
     return VideoSource(text, realtime=realtime)

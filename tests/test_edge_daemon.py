@@ -1,5 +1,6 @@
-"""The daemon end to end: `python -m edge_runtime` on real media, its JSONL output, its errors, signals,
-dropping stale frames, reconnecting a camera, the Pi camera through a fake Picamera2, flat memory."""
+"""The daemon end to end: `python -m edge_runtime` on real media, its JSONL output, its errors and exit codes,
+signals, dropping stale frames, reconnecting a camera, --loop, the Pi camera through a fake Picamera2, flat
+memory."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime import Daemon, DaemonConfig, FaceRecognizer
+from edge_runtime import Daemon, DaemonConfig, FaceRecognizer, cli
 from edge_runtime.sources import VideoSource
-from edge_runtime.tracking import iou
+from edge_runtime.tracking import IoUTracker, iou
 from tests import edge_support
 from tests.edge_support import (
     PHOTOS,
@@ -46,6 +47,7 @@ pipeline_model = edge_support.pipeline_model
 def check_record(record: dict, labels: tuple[str, ...], video: bool) -> None:
     """The JSONL schema of one processed frame."""
     assert isinstance(record["source"], str) and isinstance(record["frame"], int)
+    assert isinstance(record["reconnects"], int) and record["reconnects"] >= 0
     assert datetime.fromisoformat(record["time"]).tzinfo is not None
     assert record["width"] > 0 and record["height"] > 0
     assert {"detect", "classify", "total"} <= set(record["latency_ms"])
@@ -201,8 +203,57 @@ def test_truncated_video_that_still_decodes_is_processed_up_to_the_cut(tiny_mode
     assert 0 < len(done.stdout.splitlines()) < 20 and "truncated or corrupt" in done.stderr
 
 
-def test_a_camera_missing_at_start_exits_3_so_systemd_retries(tiny_model):
-    one_line_error(run_cli("--source", "99", "--model", str(tiny_model)), "cannot open camera/stream 99", code=3)
+def test_a_camera_missing_at_start_exits_3_once_wait_for_source_runs_out(tiny_model):
+    started = time.monotonic()
+    one_line_error(run_cli("--source", "99", "--model", str(tiny_model), "--wait-for-source", "0"),
+                   "cannot open camera/stream 99", code=3)
+    quick = time.monotonic() - started
+    started = time.monotonic()
+    done = run_cli("--source", "99", "--model", str(tiny_model), "--wait-for-source", "1.5")
+    waited = time.monotonic() - started
+    one_line_error(done, "cannot open camera/stream 99", "gave up after --wait-for-source 1.5 s", code=3)
+    assert "waiting, retrying in 0.5 s" in done.stderr and "retrying in 1.0 s" in done.stderr
+    assert waited - quick >= 1.4, (quick, waited)
+
+
+def test_bad_inputs_get_one_line_naming_the_option(tiny_model, tmp_path):
+    model = ["--model", str(tiny_model)]
+    photos = ["--source", str(need(PHOTOS))]
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    one_line_error(run_cli("--source", str(empty), *model), "--source", "empty file (0 bytes)")
+    one_line_error(run_cli("--source", "", *model), "--source is empty")
+    one_line_error(run_cli(*photos, "--model", str(tiny_model.parent)), f"--model {tiny_model.parent} is a folder",
+                   tiny_model.name)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    one_line_error(run_cli(*photos, *model, "--annotate", str(blocker / "out")), "--annotate")
+    one_line_error(run_cli(*photos, *model, "--annotate", str(tmp_path / "ann" / "out.gif")),
+                   "--annotate", "cannot write .gif files")
+    assert not (tmp_path / "ann").exists()
+    one_line_error(run_cli(*photos, *model, "--rotate-mb", "1"), "--rotate-mb needs --output FILE")
+    one_line_error(run_cli(*photos, *model, "--keep", "3"), "--keep needs --rotate-mb")
+    one_line_error(run_cli(*photos, *model, "--http", "0.0.0.0:0"), "--http-allow-remote")
+    one_line_error(run_cli("--source", "rtsp://u:s3cret@192.0.2.1/x", *model, "--loop"),
+                   "--loop replays a video file or a directory", "rtsp://u:***@192.0.2.1/x")
+    one_line_error(run_cli(*photos, *model, "--max-fps", "0.5", "--stale-after", "1"), "--stale-after")
+
+
+def test_an_unexpected_error_logs_a_traceback_and_exits_1(tiny_model, tmp_path, monkeypatch, caplog, capsys):
+    def broken(self, faces):
+        raise ValueError("a bug, not bad input")
+
+    monkeypatch.setattr(IoUTracker, "update", broken)
+    clip = make_clip(tmp_path / "clip.avi", frames=3)
+    try:
+        code = cli.main(["--source", str(clip), "--model", str(tiny_model), "--output", str(tmp_path / "o.jsonl")])
+    finally:
+        logging.getLogger().handlers = [h for h in logging.getLogger().handlers
+                                        if not isinstance(h.formatter, cli.RedactingFormatter)]
+    assert code == 1  # restartable: not the "bad input" code systemd never restarts
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors and errors[0].exc_info and "a bug, not bad input" in str(errors[0].exc_info[1])
+    assert "error: ValueError: a bug, not bad input" in capsys.readouterr().err
 
 
 def test_error_bad_options(tiny_model, tmp_path):
@@ -229,12 +280,15 @@ def test_signal_stops_cleanly(tiny_model, tmp_path, sig):
         while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 3):
             time.sleep(0.1)
         assert proc.poll() is None, proc.communicate()[1]
+        signalled = time.monotonic()
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=20)
+        stopped_in = time.monotonic() - signalled
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, stderr
+    assert stopped_in < 2.0, stopped_in
     assert f"received {signal.Signals(sig).name}" in stderr and "Traceback" not in stderr
     records = read_jsonl(out)  # every line complete (flushed)
     assert 3 <= len(records) < 275
@@ -307,6 +361,21 @@ def test_a_camera_that_disappears_is_reopened_with_backoff_without_leaking(recog
         thread.join(30)
     assert result == {"code": 0} and source._cap is None
     assert daemon.board.state == "stopping"
+    records = read_jsonl(tmp_path / "out.jsonl")
+    frames = [r["frame"] for r in records]
+    assert frames == sorted(set(frames))  # increasing over the daemon's life, never reused
+    reconnects = [r["reconnects"] for r in records]
+    assert reconnects == sorted(reconnects) and reconnects[-1] >= 20
+
+
+def test_loop_replays_a_video_with_frame_numbers_that_keep_counting(tiny_model, tmp_path):
+    clip = make_clip(tmp_path / "clip.avi", frames=12, size=(320, 180))
+    done = run_cli("--source", str(clip), "--loop", "--max-frames", "30", "--model", str(tiny_model))
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["frame"] for r in records] == list(range(30))
+    times = [r["video_time_ms"] for r in records]
+    assert times[12] == times[24] == times[0] == 0 and times[11] > 300
 
 
 def test_picamera2_source_through_a_fake_picamera2(recognizer, tmp_path, monkeypatch):

@@ -1,8 +1,12 @@
-"""The status endpoints over real HTTP on loopback, and the Prometheus metrics text."""
+"""The status endpoints over real HTTP on loopback, and the Prometheus metrics text; the server's limits
+(connection timeout, bounded connections, quiet client disconnects, loopback unless allowed)."""
 
 from __future__ import annotations
 
 import json
+import logging
+import socket
+import struct
 import threading
 import time
 import urllib.error
@@ -12,7 +16,7 @@ import pytest
 
 from edge_runtime import Daemon, DaemonConfig, FaceRecognizer
 from edge_runtime.errors import EdgeRuntimeError
-from edge_runtime.http_server import StatusBoard, StatusServer, is_loopback, parse_bind
+from edge_runtime.http_server import StatusBoard, StatusServer, check_bind, is_loopback, parse_bind
 from edge_runtime.metrics import Metrics
 from edge_runtime.sources import VideoSource
 from tests import edge_support
@@ -42,9 +46,19 @@ def test_parse_bind_defaults_to_loopback():
     assert parse_bind(":8765") == ("127.0.0.1", 8765)
     assert parse_bind("0.0.0.0:80") == ("0.0.0.0", 80)
     assert parse_bind("[::1]:9000") == ("::1", 9000)
-    with pytest.raises(ValueError, match="--http"):
+    with pytest.raises(EdgeRuntimeError, match="--http"):
         parse_bind("localhost:http")
     assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
+
+
+def test_binding_beyond_loopback_needs_allow_remote():
+    for host in ("0.0.0.0", "::", "192.0.2.7", "camera.local"):
+        with pytest.raises(EdgeRuntimeError, match="--http-allow-remote"):
+            check_bind(host, allow_remote=False)
+        check_bind(host, allow_remote=True)
+    with pytest.raises(EdgeRuntimeError, match="--http-allow-remote"):  # refused before binding anything
+        StatusServer(StatusBoard(Metrics()), "0.0.0.0", 0)
+    check_bind("localhost", allow_remote=False)
 
 
 def test_histogram_and_counters_in_prometheus_text():
@@ -127,3 +141,78 @@ def test_a_port_in_use_is_a_clear_error():
             StatusServer(board, "127.0.0.1", server.address[1])
     finally:
         server.close()
+
+
+def test_health_says_waiting_or_reconnecting_and_turns_503_after_stale_after():
+    metrics = Metrics()
+    board = StatusBoard(metrics, stale_after=0.3)
+    board.state = "waiting"
+    healthy, details = board.health()
+    assert healthy and details["status"] == "waiting" and details["stale_after"] == 0.3
+    time.sleep(0.4)
+    healthy, details = board.health()
+    assert not healthy and details["status"] == "waiting"
+    board.state = "running"
+    metrics.frame_done(1, {"total": 1.0})
+    assert board.health() == (True, pytest.approx(board.health()[1]))
+    assert board.health()[1]["status"] == "ok"
+    board.state = "reconnecting"
+    assert board.health()[0] and board.health()[1]["status"] == "reconnecting"
+    time.sleep(0.4)
+    assert not board.health()[0]
+
+
+@pytest.fixture
+def server():
+    started = []
+
+    def start(**options) -> tuple[StatusServer, str]:
+        srv = StatusServer(StatusBoard(Metrics()), "127.0.0.1", 0, **options)
+        started.append(srv)
+        return srv, "http://{}:{}".format(*srv.address)
+
+    yield start
+    for srv in started:
+        srv.close()
+
+
+def connect(srv: StatusServer) -> socket.socket:
+    sock = socket.create_connection(srv.address, timeout=5)
+    return sock
+
+
+def test_clients_that_go_away_are_logged_at_debug_without_tracebacks(server, capfd, caplog):
+    caplog.set_level(logging.DEBUG, logger="edge_runtime.http_server")
+    srv, base = server()
+    for i in range(40):
+        sock = connect(srv)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n" if i % 2 else b"GET /metrics HTTP/1.0\r\n\r\n")
+        sock.close()
+    assert get(base + "/metrics")[0] == 200  # still serving
+    time.sleep(0.3)
+    assert "Traceback" not in capfd.readouterr().err
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("went away" in r.getMessage() for r in caplog.records)
+
+
+def test_an_idle_connection_is_closed_after_the_timeout(server):
+    srv, _ = server(connection_timeout=0.3)
+    sock = connect(srv)
+    started = time.monotonic()
+    assert sock.recv(100) == b""  # the server hung up: no thread held forever
+    assert time.monotonic() - started < 2
+    sock.close()
+
+
+def test_connections_beyond_the_bound_get_503_at_once(server):
+    srv, base = server(connection_timeout=1.0, max_connections=2)
+    idle = [connect(srv), connect(srv)]
+    time.sleep(0.2)  # both accepted, each holding a handler thread
+    started = time.monotonic()
+    status, _, body = get(base + "/healthz")
+    assert status == 503 and "too many connections" in body and time.monotonic() - started < 1
+    time.sleep(1.2)  # the idle ones time out and free their slots
+    assert get(base + "/healthz")[0] == 200
+    for sock in idle:
+        sock.close()

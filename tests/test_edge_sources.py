@@ -167,3 +167,58 @@ def test_picamera2_missing_camera_is_a_source_error():
 
     with pytest.raises(SourceError, match="cannot open Pi camera 0"):
         PiCameraSource(picamera2_class=no_camera).open()
+
+
+def test_bad_sources_get_a_message_naming_the_problem(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(SourceError, match=r"--source .*empty\.jpg is an empty file \(0 bytes\)"):
+        open_source(str(empty))
+    for blank in ("", "   "):
+        with pytest.raises(SourceError, match="--source is empty; give picamera2"):
+            open_source(blank)
+    dangling = tmp_path / "dangling.mp4"
+    dangling.symlink_to(tmp_path / "gone.mp4")
+    with pytest.raises(SourceError, match="broken symbolic link"):
+        open_source(str(dangling))
+
+
+def test_directory_names_what_it_skips(photo_dir, caplog):
+    (photo_dir / "sub").mkdir()
+    shutil.copy(PHOTOS / "obama_small.jpg", photo_dir / "sub" / "inside.jpg")
+    (photo_dir / "f_dangling.jpg").symlink_to(photo_dir / "nowhere.jpg")
+    (photo_dir / "g_empty.jpg").write_bytes(b"")
+    with open_source(str(photo_dir)) as source:
+        frames = list(source)
+    assert [Path(f.source).name for f in frames] == ["a.jpg", "b_really_a_jpeg.png"]
+    assert f"skipping subfolder {photo_dir / 'sub'}" in caplog.text
+    assert f"skipping {photo_dir / 'f_dangling.jpg'}: broken symbolic link" in caplog.text
+    assert f"skipping {photo_dir / 'g_empty.jpg'}: empty file" in caplog.text
+
+
+def test_loop_replays_a_video_and_a_directory(tmp_path, photo_dir):
+    clip = make_clip(tmp_path / "clip.avi", frames=5)
+    with open_source(str(clip), loop=True) as source:
+        frames = [source.read() for _ in range(12)]
+    assert source.passes == 2 and source.video and not source.live
+    assert [round(f.pts_ms) for f in frames[4:7]] == [133, 0, 33]  # back to the start
+    with open_source(str(photo_dir), loop=True) as source:
+        names = [Path(source.read().source).name for _ in range(5)]
+    assert names == ["a.jpg", "b_really_a_jpeg.png"] * 2 + ["a.jpg"]
+    before = open_fds()
+    with open_source(str(clip), loop=True) as source:
+        for _ in range(30):
+            source.read()
+    assert open_fds() == before  # every pass released its file
+    with pytest.raises(SourceError, match="--loop replays a video file or a directory"):
+        open_source("rtsp://192.0.2.1/stream", loop=True)
+    with pytest.raises(SourceError, match="--loop .* is one image"):
+        open_source(str(photo_dir / "a.jpg"), loop=True)
+
+
+def test_a_loop_that_finds_nothing_ends(tmp_path):
+    folder = tmp_path / "only_text"
+    folder.mkdir()
+    (folder / "x.txt").write_text("no image")
+    with pytest.raises(SourceError, match="no readable image"), open_source(str(folder), loop=True) as source:
+        source.read()

@@ -1,0 +1,192 @@
+"""Opening and reading a frame source off the main thread, so a hanging camera never blocks a stop.
+
+A :class:`FrameReader` thread opens the source (waiting for a camera or stream that is not up yet),
+reads it, and hands frames to the daemon's loop:
+
+- live sources (cameras, streams, ``--realtime`` files) keep only the newest frame: when processing
+  is slower than the camera, stale frames are dropped (and counted) instead of queued;
+- files and directories are handed over in order, none dropped (the reader waits for the loop).
+
+A camera or stream that fails is closed and reopened with exponential backoff. Every frame gets the
+next number of a sequence that runs over the daemon's life, across reconnects and ``--loop`` passes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from .errors import CameraUnavailableError, SourceError
+from .frames import Frame, FrameSource
+from .http_server import StatusBoard
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+#: Frames a file source may read ahead of the loop.
+READ_AHEAD = 2
+
+
+@dataclass
+class ReaderConfig:
+    """Reconnect backoff (seconds) and how long to wait for a source missing at start (None: forever)."""
+
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    wait_for_source: float | None = None
+
+
+@dataclass
+class Delivery:
+    """A frame as read: its read time (ms), and the source's reconnects and replays so far."""
+
+    frame: Frame
+    read_ms: float
+    reconnects: int
+    passes: int
+
+
+class FrameReader:
+    """Reads ``source`` in a background thread; :meth:`get` returns the next frame to process.
+
+    ``error`` holds what ended the reading, if not the end of the source: a :class:`SourceError`
+    of a file, a :class:`CameraUnavailableError` once ``wait_for_source`` ran out, or an
+    unexpected exception. ``opened``: the source is already open.
+    """
+
+    def __init__(self, source: FrameSource, metrics: Metrics, stop: threading.Event,
+                 board: StatusBoard | None = None, config: ReaderConfig | None = None,
+                 opened: bool = False) -> None:
+        self.source = source
+        self.opened = opened
+        self.metrics = metrics
+        self.stop_event = stop
+        self.board = board
+        self.config = config or ReaderConfig()
+        self.error: BaseException | None = None
+        self.ended = False
+        self.reconnects = 0
+        self._sequence = 0
+        self._queue: deque[Delivery] = deque()
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="fer-edge-reader", daemon=True)
+
+    def start(self) -> None:
+        """Start opening and reading."""
+        self._thread.start()
+
+    def _set_state(self, state: str) -> None:
+        if self.board is not None:
+            self.board.state = state
+
+    def _open_with_backoff(self, first: SourceError, deadline: float | None, state: str) -> bool:
+        """Retry ``source.open()`` with backoff until it works (``True``), the deadline or a stop."""
+        self._set_state(state)
+        delay = self.config.backoff_initial
+        log.warning("%s; %s, retrying in %.1f s", first, state, delay)
+        while True:
+            if deadline is not None:
+                delay = min(delay, max(0.0, deadline - time.monotonic()))
+            if self.stop_event.wait(delay):
+                return False
+            try:
+                self.source.open()
+            except SourceError as again:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise CameraUnavailableError(
+                        f"{again} (gave up after --wait-for-source {self.config.wait_for_source:g} s)") from again
+                delay = min(delay * 2, self.config.backoff_max)
+                log.warning("%s; retrying in %.1f s", again, delay)
+                continue
+            self._set_state("running")
+            return True
+
+    def _open_first(self) -> bool:
+        if self.opened:
+            self._set_state("running")
+            return True
+        try:
+            self.source.open()
+        except SourceError as exc:
+            wait = self.config.wait_for_source
+            if not self.source.reconnect:
+                raise
+            if wait == 0:
+                raise CameraUnavailableError(str(exc)) from exc
+            deadline = None if wait is None else time.monotonic() + wait
+            if not self._open_with_backoff(exc, deadline, "waiting"):
+                return False
+            log.info("%s is up", self.source.name)
+            return True
+        self._set_state("running")
+        return True
+
+    def _reopen(self, exc: SourceError) -> bool:
+        self.source.close()
+        if not self._open_with_backoff(exc, None, "reconnecting"):
+            return False
+        self.reconnects += 1
+        self.metrics.inc("source_reconnects")
+        log.info("%s reopened", self.source.name)
+        return True
+
+    def _run(self) -> None:
+        try:
+            if self._open_first():
+                self._read_all()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
+            self.error = exc
+        finally:
+            with self._cond:
+                self.ended = True
+                self._cond.notify_all()
+
+    def _read_all(self) -> None:
+        while not self.stop_event.is_set():
+            t0 = time.perf_counter()
+            try:
+                frame = self.source.read()
+            except SourceError as exc:
+                if not self.source.reconnect:
+                    raise
+                if not self._reopen(exc):
+                    return
+                continue
+            if frame is None:
+                return
+            frame.index = self._sequence
+            self._sequence += 1
+            self._put(Delivery(frame, (time.perf_counter() - t0) * 1e3, self.reconnects,
+                               getattr(self.source, "passes", 0)))
+
+    def _put(self, delivery: Delivery) -> None:
+        with self._cond:
+            if self.source.live:
+                if self._queue:
+                    self._queue.clear()
+                    self.metrics.inc("dropped_frames")
+            else:
+                while len(self._queue) >= READ_AHEAD and not self.stop_event.is_set():
+                    self._cond.wait(0.25)
+            self._queue.append(delivery)
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> Delivery | None:
+        """The next frame, waiting up to ``timeout`` s; ``None`` if none came (see ``ended``)."""
+        with self._cond:
+            if not self._queue and not self.ended:
+                self._cond.wait(timeout)
+            if not self._queue:
+                return None
+            delivery = self._queue.popleft()
+            self._cond.notify_all()
+            return delivery
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread to finish; ``True`` if it did."""
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
