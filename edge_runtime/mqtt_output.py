@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "fer-edge"
 URL_HELP = "use mqtt://[user:pass@]host[:port][/prefix] or mqtts://..."
-_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*):[^\s/@]*@")
 
 
 class MqttError(EdgeRuntimeError):
@@ -35,13 +35,13 @@ class MqttError(EdgeRuntimeError):
 
 
 def redact_url(text: str) -> str:
-    """``text`` with the user and password of any ``scheme://user:pass@`` URL replaced by ``***``."""
-    return _CREDENTIALS.sub(r"\1***@", text)
+    """``text`` with the password of any ``scheme://user:pass@`` URL replaced by ``***``."""
+    return _PASSWORD.sub(r"\g<head>:***@", text)
 
 
-def redact_record(record: dict[str, Any]) -> dict[str, Any]:
-    """A shallow copy of a result record whose string fields carry no URL credentials."""
-    return {k: redact_url(v) if isinstance(v, str) else v for k, v in record.items()}
+def redact_record(record: dict[str, Any], redact_text: Callable[[str], str] = redact_url) -> dict[str, Any]:
+    """A shallow copy of a result record with ``redact_text`` applied to its string fields."""
+    return {k: redact_text(v) if isinstance(v, str) else v for k, v in record.items()}
 
 
 @dataclass
@@ -120,17 +120,17 @@ def dominant_label(record: dict[str, Any]) -> str | None:
 class MqttPublisher:
     """Publishes records to a broker from background threads; :meth:`publish` never blocks.
 
-    ``redact`` turns a record into what is sent (default: :func:`redact_record`).
+    ``redact_text`` removes credentials from the record's string fields (the ``source`` URL) before
+    sending; it runs in the sending thread.
     """
 
-    def __init__(self, config: MqttConfig,
-                 redact: Callable[[dict[str, Any]], dict[str, Any]] = redact_record) -> None:
+    def __init__(self, config: MqttConfig, redact_text: Callable[[str], str] = redact_url) -> None:
         try:
             import paho.mqtt.client as paho
         except ImportError as exc:
             raise EdgeRuntimeError("--mqtt needs paho-mqtt 2.x: pip install 'fer-edge[mqtt]'") from exc
         self.config = config
-        self.redact = redact
+        self.redact_text = redact_text
         self.error: MqttError | None = None
         self.published = 0
         self.dropped = 0
@@ -283,7 +283,7 @@ class MqttPublisher:
                     self.dropped += 1
                 pending = None
                 continue
-            payload = json.dumps(self.redact(pending), separators=(",", ":"), ensure_ascii=False)
+            payload = json.dumps(redact_record(pending, self.redact_text), separators=(",", ":"), ensure_ascii=False)
             info = self.client.publish(self.config.state_topic, payload, qos=0)
             if info.rc == self._paho.MQTT_ERR_NO_CONN:
                 self._closing.wait(0.05)

@@ -1,0 +1,268 @@
+"""The live view: frame hub, MJPEG over real loopback HTTP, and the page in a real headless Chromium.
+
+Needs: apt-get install -y chromium (the browser test; it skips with the reason without it) and
+../shared/media/video/short_hamilton_clip.mp4 for real annotated frames. The browser test saves
+its screenshot under pytest's tmp dir and copies it to out/live-view/live-view.png.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime.live_view import BOUNDARY, PAGE, FrameHub, route
+from edge_runtime.results import Face
+from tests.edge_support import REAL_MODEL, ROOT, VIDEO
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+FACE = Face(box=(40, 30, 60, 60), label="happy", scores={"happy": 0.9, "sad": 0.1}, detector_score=0.9)
+
+
+def green_pixels(image: np.ndarray) -> int:
+    """Pixels of the annotation colour (pure BGR green, allowing for JPEG and scaling)."""
+    b, g, r = image[..., 0].astype(int), image[..., 1].astype(int), image[..., 2].astype(int)
+    return int(np.count_nonzero((g > 190) & (r < 60) & (b < 60)))
+
+
+class LiveServer:
+    """A loopback HTTP server routing ``/`` and ``/stream.mjpg`` to the hub and ``/latest`` to a record."""
+
+    def __init__(self, hub: FrameHub) -> None:
+        self.hub, self.latest = hub, None
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                if route(self, outer.hub):
+                    return
+                if self.path.split("?")[0] == "/latest" and outer.latest is not None:
+                    body = json.dumps(outer.latest).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                else:
+                    self.send_error(404)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.hub.close()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[LiveServer]:
+    s = LiveServer(FrameHub(max_fps=5))
+    yield s
+    s.close()
+
+
+def read_parts(sock_file, count: int) -> list[bytes]:
+    """Read ``count`` JPEG parts of a multipart/x-mixed-replace body."""
+    parts = []
+    while len(parts) < count:
+        line = sock_file.readline()
+        assert line, "stream ended early"
+        if line.strip() != f"--{BOUNDARY}".encode():
+            continue
+        headers = {}
+        while (h := sock_file.readline().strip()):
+            key, _, value = h.decode().partition(":")
+            headers[key.lower()] = value.strip()
+        assert headers["content-type"] == "image/jpeg"
+        parts.append(sock_file.read(int(headers["content-length"])))
+    return parts
+
+
+def open_stream(port: int):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+    f = sock.makefile("rb")
+    status = f.readline()
+    headers = []
+    while (h := f.readline().strip()):
+        headers.append(h.decode())
+    return sock, f, status, headers
+
+
+def test_hub_encodes_only_while_watched_and_at_most_max_fps():
+    drawn = []
+    hub = FrameHub(max_fps=5, draw=lambda img, faces: (drawn.append(len(faces)), img)[1])
+    image = np.full((120, 160, 3), 90, np.uint8)
+    assert not hub.offer(image, [FACE], now=0.0) and hub.next_jpeg(0, timeout=0.05) is None
+    with hub.watch() as admitted:
+        assert admitted and hub.watching
+        assert hub.offer(image, [FACE], now=1.0)
+        assert not hub.offer(image, [FACE], now=1.1), "faster than max_fps"
+        assert hub.offer(image, [FACE], now=1.2)
+        image[:] = 0  # the hub keeps its own copy
+        seq, jpeg = hub.next_jpeg(0, timeout=1)
+        assert seq == 2 and hub.next_jpeg(0, timeout=1) == (seq, jpeg), "one encode per frame for all viewers"
+        decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert decoded.shape == (120, 160, 3) and abs(float(decoded.mean()) - 90) < 3
+        assert hub.next_jpeg(seq, timeout=0.05) is None
+    assert not hub.watching and not hub.offer(image, [FACE], now=5.0)
+    with hub.watch():
+        taken = sum(hub.offer(image, [], now=10 + i / 30) for i in range(300))  # a 30 fps camera, 10 s
+    assert taken in (50, 51), taken
+    assert hub.encoded == 1 and drawn == [1]
+    assert "fer_edge_live_frames_encoded_total 1\n" in hub.prometheus()
+
+
+def test_mjpeg_stream_over_http_at_most_live_fps(server):
+    image = np.full((240, 320, 3), 60, np.uint8)
+    stop = threading.Event()
+
+    def camera() -> None:  # 50 frames/s, far above --live-fps 5
+        while not stop.is_set():
+            server.hub.offer(image, [FACE])
+            time.sleep(0.02)
+
+    threading.Thread(target=camera, daemon=True).start()
+    try:
+        sock, f, status, headers = open_stream(server.port)
+        assert b" 200 " in status
+        assert f"Content-Type: multipart/x-mixed-replace; boundary={BOUNDARY}" in headers
+        read_parts(f, 1)
+        t0 = time.monotonic()
+        parts = read_parts(f, 5)
+        elapsed = time.monotonic() - t0
+        assert elapsed >= 5 / 5 - 0.15, f"5 frames in {elapsed:.2f} s exceeds 5 frames/s"
+        frame = cv2.imdecode(np.frombuffer(parts[-1], np.uint8), cv2.IMREAD_COLOR)
+        assert frame.shape == (240, 320, 3) and green_pixels(frame) > 100, "the face box is drawn"
+        assert server.hub.clients == 1
+        f.close()
+        sock.close()
+        deadline = time.monotonic() + 3
+        while server.hub.clients and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.hub.clients == 0, "a viewer that left is no longer counted"
+        encoded = server.hub.encoded
+        time.sleep(0.5)
+        assert server.hub.encoded == encoded, "nothing is encoded without viewers"
+    finally:
+        stop.set()
+
+
+def test_idle_viewer_that_leaves_is_noticed_and_extra_viewers_get_503(server):
+    server.hub.max_clients = 1
+    sock, f, status, _ = open_stream(server.port)
+    assert b" 200 " in status
+    deadline = time.monotonic() + 3
+    while not server.hub.clients and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sock2, f2, status2, _ = open_stream(server.port)
+    assert b" 503 " in status2
+    f2.close()
+    sock2.close()
+    f.close()
+    sock.close()  # no frame is flowing: the handler notices on its next 1 s wake-up
+    deadline = time.monotonic() + 3
+    while server.hub.clients and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.hub.clients == 0
+
+
+def test_page_is_self_contained():
+    assert "/stream.mjpg" in PAGE and "/latest" in PAGE
+    for external in ("http://", "https://", "src=\"//", "@import", "<link"):
+        assert external not in PAGE
+
+
+def chromium(args: list[str], url: str) -> subprocess.CompletedProcess:
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--mute-audio",
+           "--no-first-run", "--window-size=1000,420", "--virtual-time-budget=3000", *args, url]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)
+
+
+@pytest.fixture(scope="module")
+def video_results() -> list[tuple[np.ndarray, list[Face]]]:
+    """Real frames of the shared clip with real recognitions (shipped fer4 int8, Haar)."""
+    if not VIDEO.is_file():
+        pytest.skip(f"{VIDEO} not found (set FER_SHARED to the shared assets folder)")
+    from edge_runtime import FaceRecognizer
+
+    recognizer = FaceRecognizer(REAL_MODEL, detector="haar", num_threads=1)
+    capture = cv2.VideoCapture(str(VIDEO))
+    out = []
+    for _ in range(12):
+        ok, image = capture.read()
+        assert ok
+        faces = recognizer.recognize(image, {})
+        if faces:
+            out.append((image, faces))
+    capture.release()
+    assert out, "no face found in the clip's first frames"
+    return out
+
+
+def replay(server: LiveServer, frames: list[tuple[np.ndarray, list[Face]]], stop: threading.Event,
+           draw_faces: bool = True) -> None:
+    """Feed frames and records as the daemon does: record to /latest, frame to the hub, 10 frames/s."""
+    index = 0
+    while not stop.is_set():
+        image, faces = frames[index % len(frames)]
+        server.latest = {"source": str(VIDEO), "frame": index, "time": "2026-11-30T10:00:00.000+00:00",
+                         "faces": [f.to_dict() for f in faces]}
+        server.hub.offer(image, faces if draw_faces else [])
+        index += 1
+        stop.wait(0.1)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+def test_live_page_in_headless_chromium_shows_boxes_and_labels(server, video_results, tmp_path):
+    stop = threading.Event()
+    feeder = threading.Thread(target=replay, args=(server, video_results, stop), daemon=True)
+    feeder.start()
+    url = f"http://127.0.0.1:{server.port}/"
+    try:
+        dom = chromium(["--dump-dom"], url).stdout
+        shot = tmp_path / "live-view.png"
+        chromium([f"--screenshot={shot}"], url)
+    finally:
+        stop.set()
+        feeder.join()
+    side = dom[dom.index('<div id="faces">'):]
+    shown = {label for label in ("happy", "neutral", "sad", "surprise") if f'class="label">{label}<' in side}
+    expected = {f.label for _, faces in video_results for f in faces}
+    assert shown and shown <= expected, f"labels on the page {shown}, recognised {expected}"
+    assert 'class="bar"' in side and "faces" in dom
+    picture = cv2.imread(str(shot))
+    assert picture is not None and picture.shape[:2] == (420, 1000)
+    assert float(picture.std()) > 10, "the screenshot is not a blank page"
+    boxes = green_pixels(picture)
+    artifacts = ROOT / "out" / "live-view"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, artifacts / "live-view.png")
+
+    # Control: the same frames with no face drawn leave no box colour on the page.
+    stop.clear()
+    feeder = threading.Thread(target=replay, args=(server, video_results, stop, False), daemon=True)
+    feeder.start()
+    try:
+        control = tmp_path / "control.png"
+        chromium([f"--screenshot={control}"], url)
+    finally:
+        stop.set()
+        feeder.join()
+    plain = green_pixels(cv2.imread(str(control)))
+    assert boxes > 200 and plain < boxes / 20, f"box pixels: {boxes} with faces, {plain} without"
