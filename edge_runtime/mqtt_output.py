@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import re
+import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,24 +23,19 @@ from urllib.parse import unquote, urlsplit
 
 from .errors import EdgeRuntimeError
 from .ha_discovery import DISCOVERY_PREFIX, default_device_name, discovery_configs, sanitize_name
+from .redact import redact
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "fer-edge"
 URL_HELP = "use mqtt://[user:pass@]host[:port][/prefix] or mqtts://..."
-_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*):[^\s/@]*@")
 
 
 class MqttError(EdgeRuntimeError):
     """The broker refused us for good (wrong user or password, not authorized)."""
 
 
-def redact_url(text: str) -> str:
-    """``text`` with the password of any ``scheme://user:pass@`` URL replaced by ``***``."""
-    return _PASSWORD.sub(r"\g<head>:***@", text)
-
-
-def redact_record(record: dict[str, Any], redact_text: Callable[[str], str] = redact_url) -> dict[str, Any]:
+def redact_record(record: dict[str, Any], redact_text: Callable[[str], str] = redact) -> dict[str, Any]:
     """A shallow copy of a result record with ``redact_text`` applied to its string fields."""
     return {k: redact_text(v) if isinstance(v, str) else v for k, v in record.items()}
 
@@ -68,7 +64,7 @@ class MqttConfig:
     def from_url(cls, url: str, device: str | None = None, every: float = 0.0, ca_file: str | None = None,
                  **options: Any) -> MqttConfig:
         """Parse ``mqtt://[user:pass@]host[:port][/prefix]`` (``mqtts://`` for TLS); ValueError if bad."""
-        shown = redact_url(url)
+        shown = redact(url)
         try:
             parts = urlsplit(url.strip())
             port = parts.port
@@ -121,10 +117,10 @@ class MqttPublisher:
     """Publishes records to a broker from background threads; :meth:`publish` never blocks.
 
     ``redact_text`` removes credentials from the record's string fields (the ``source`` URL) before
-    sending; it runs in the sending thread.
+    sending (default: the daemon's :func:`~edge_runtime.redact.redact`); it runs in the sending thread.
     """
 
-    def __init__(self, config: MqttConfig, redact_text: Callable[[str], str] = redact_url) -> None:
+    def __init__(self, config: MqttConfig, redact_text: Callable[[str], str] = redact) -> None:
         try:
             import paho.mqtt.client as paho
         except ImportError as exc:
@@ -140,7 +136,7 @@ class MqttPublisher:
         self._closed = False
         self._last_time: float | None = None
         self._last_label: object = object()
-        self._warned_down = False
+        self._last_failure: str | None = None
         self._lock = threading.Lock()
         self._paho = paho
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"fer-edge-{config.device}",
@@ -168,6 +164,19 @@ class MqttPublisher:
         self.client.loop_start()
         self._sender.start()
         log.info("MQTT: publishing to %s topic %s", self.config.url, self.config.state_topic)
+
+    def wait_until_connected(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the broker; ``False`` if it is not up yet (we keep trying).
+
+        Raises :class:`MqttError` when the broker refused the login (a daemon can exit with it).
+        """
+        deadline = time.monotonic() + timeout
+        while not self._connected.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+            if self.error is not None:
+                raise self.error
+            if time.monotonic() >= deadline:
+                return False
+        return True
 
     def publish(self, record: dict[str, Any], now: float | None = None) -> bool:
         """Queue ``record`` for sending unless the ``every`` rate limit skips it (a new label never is).
@@ -245,7 +254,7 @@ class MqttPublisher:
         for topic, payload in discovery_configs(cfg.device, cfg.state_topic, cfg.availability_topic,
                                                 cfg.labels, cfg.discovery_prefix).items():
             client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=1, retain=True)
-        self._warned_down = False
+        self._last_failure = None
         self._connected.set()
         log.info("MQTT: connected to %s", cfg.url)
 
@@ -256,10 +265,14 @@ class MqttPublisher:
             log.warning("MQTT: lost the broker %s (%s); reconnecting", self.config.url, reason)
 
     def _on_connect_fail(self, _client, _userdata) -> None:
-        if not self._warned_down:
-            self._warned_down = True
-            log.warning("MQTT: cannot reach the broker %s; retrying with backoff up to %.0f s",
-                        self.config.url, self.config.backoff_max)
+        exc = sys.exc_info()[1]  # paho calls this while handling the connection's OSError
+        reason = str(exc) if exc is not None else "connection failed"
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            reason += "; check --mqtt-ca"
+        if reason != self._last_failure:
+            self._last_failure = reason
+            log.warning("MQTT: cannot connect to %s (%s); retrying with backoff up to %.0f s",
+                        self.config.url, reason, self.config.backoff_max)
 
     def _send_loop(self) -> None:
         """Send queued records while connected; a record taken just as the link drops waits for the next."""

@@ -31,10 +31,29 @@ def port_open(port: int) -> bool:
         return False
 
 
+def make_certificates(folder: Path) -> Path:
+    """A throw-away CA and a server certificate for 127.0.0.1 signed by it; returns the CA file."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl not installed (apt-get install -y openssl)")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=folder, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=fer-edge test CA",
+        "-keyout", "ca.key", "-out", "ca.crt")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key",
+        "-out", "server.csr")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", "san.ext", "-out", "server.crt")
+    return folder / "ca.crt"
+
+
 class Broker:
     """``mosquitto -c`` with a generated config; :meth:`start`/:meth:`stop` may be called repeatedly."""
 
-    def __init__(self, folder: Path, users: dict[str, str] | None = None) -> None:
+    def __init__(self, folder: Path, users: dict[str, str] | None = None, tls: bool = False) -> None:
         if not Path(MOSQUITTO).exists():
             pytest.skip("mosquitto not installed (apt-get install -y mosquitto)")
         self.folder = folder
@@ -51,6 +70,9 @@ class Broker:
             lines += ["allow_anonymous false", f"password_file {passwd}"]
         else:
             lines.append("allow_anonymous true")
+        if tls:
+            self.ca = make_certificates(folder)
+            lines += [f"cafile {self.ca}", f"certfile {folder / 'server.crt'}", f"keyfile {folder / 'server.key'}"]
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen | None = None
@@ -79,7 +101,7 @@ class Subscriber:
     """A real paho client subscribed to ``topics``; keeps every message as (topic, payload, retain)."""
 
     def __init__(self, port: int, topics: list[str], username: str | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, ca_file: Path | None = None) -> None:
         import paho.mqtt.client as paho
 
         self.messages: list[tuple[str, str, bool]] = []
@@ -88,6 +110,8 @@ class Subscriber:
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{port}-{id(self)}")
         if username:
             self.client.username_pw_set(username, password)
+        if ca_file:
+            self.client.tls_set(ca_certs=str(ca_file))
 
         def on_connect(client, _u, _f, reason, _p):
             client.subscribe([(t, 1) for t in topics])

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from edge_runtime.ha_discovery import sanitize_name
-from edge_runtime.mqtt_output import MqttConfig, MqttError, MqttPublisher, dominant_label, redact_url
+from edge_runtime.mqtt_output import MqttConfig, MqttError, MqttPublisher, dominant_label
 from tests.edge_support import ROOT
 from tests.mqtt_support import Broker, Subscriber, free_port
 
@@ -94,8 +94,6 @@ def test_url_parsing_and_redaction():
     with pytest.raises(ValueError) as info:
         MqttConfig.from_url("ftp://u:secret@h")
     assert "secret" not in str(info.value)
-    assert redact_url("rtsp://admin:hunter2@10.0.0.5/s1 and http://x/y") == "rtsp://admin:***@10.0.0.5/s1 and http://x/y"
-    assert redact_url("mqtt://u:p@h mqtt://solo@h") == "mqtt://u:***@h mqtt://solo@h"
     assert sanitize_name("  Living Room Pi ") == "living_room_pi"
     with pytest.raises(ValueError, match="device name"):
         sanitize_name("!!!")
@@ -139,13 +137,13 @@ def test_rate_limit_keeps_label_changes(paho):
 def test_state_availability_and_discovery_reach_a_subscriber(broker, publishers):
     sub = Subscriber(broker.port, ["fer-edge/#", "homeassistant/#"])
     pub = start(publishers, broker.url)
-    rec = record(7, source="rtsp://admin:hunter2@10.0.0.5/stream")
+    rec = record(7, source="rtsp://admin:hunter2@10.0.0.5/stream?token=s3cret")
     wait(lambda: pub.connected, what="connection")
     assert pub.publish(rec)
     msgs = sub.wait_for(lambda m: any(t == "fer-edge/testcam/state" for t, _, _ in m))
     state = json.loads(sub.on("fer-edge/testcam/state")[0])
-    assert state == {**rec, "source": "rtsp://admin:***@10.0.0.5/stream"}
-    assert "hunter2" not in json.dumps([p for _, p, _ in msgs])
+    assert state == {**rec, "source": "rtsp://admin:***@10.0.0.5/stream?token=***"}
+    assert "hunter2" not in json.dumps([p for _, p, _ in msgs]) and "s3cret" not in json.dumps(msgs)
     assert sub.on("fer-edge/testcam/availability") == ["online"]
     sub.close()
     late = Subscriber(broker.port, ["fer-edge/#", "homeassistant/#"])
@@ -245,6 +243,8 @@ def test_broker_down_never_slows_publish_and_is_waited_for(tmp_path, paho, publi
         assert times[n // 2] < 50e-6 and total < 0.5 and times[-1] < 0.2, worst
         assert pub.counters() == {"published": 0, "dropped": n - 64, "connected": 0}
     print("publish() with the broker down:", worst)
+    t0 = time.monotonic()
+    assert not down.wait_until_connected(0.3) and 0.25 < time.monotonic() - t0 < 1.0
     later.start()
     try:
         wait(lambda: down.counters()["published"] == 64, timeout=15, what="the broker that came up late")
@@ -264,7 +264,8 @@ def test_wrong_password_is_one_clear_error(tmp_path, paho, publishers, caplog):
     try:
         with caplog.at_level(logging.INFO, logger="edge_runtime.mqtt_output"):
             bad = start(publishers, f"mqtt://cam:wrong-pass@127.0.0.1:{broker.port}")
-            wait(lambda: bad.error is not None, what="the login error")
+            with pytest.raises(MqttError, match="refused the login"):
+                bad.wait_until_connected(10)
             time.sleep(1.5)  # a retry would log again within the 0.2-1 s backoff
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1 and isinstance(bad.error, MqttError)
@@ -273,7 +274,7 @@ def test_wrong_password_is_one_clear_error(tmp_path, paho, publishers, caplog):
         assert not bad.publish(record(0)) and not bad.connected
         sub = Subscriber(broker.port, ["fer-edge/#"], username="cam", password="right-pass")
         good = start(publishers, f"mqtt://cam:right-pass@127.0.0.1:{broker.port}", device="good")
-        wait(lambda: good.connected, what="login with the right password")
+        assert good.wait_until_connected(10)
         good.publish(record(1))
         sub.wait_for(lambda m: any(t == "fer-edge/good/state" for t, _, _ in m))
         sub.close()
@@ -289,3 +290,23 @@ def test_publisher_without_broker_closes_promptly(paho):
     t0 = time.monotonic()
     pub.close()
     assert time.monotonic() - t0 < 2.5
+
+
+def test_mqtts_with_a_ca_file(tmp_path, paho, publishers, caplog):
+    broker = Broker(tmp_path, tls=True)
+    broker.start()
+    url = f"mqtts://127.0.0.1:{broker.port}"
+    try:
+        sub = Subscriber(broker.port, ["fer-edge/#"], ca_file=broker.ca)
+        good = start(publishers, url, ca_file=str(broker.ca), device="tls")
+        wait(lambda: good.connected, what="the TLS connection")
+        good.publish(record(3))
+        sub.wait_for(lambda m: any(t == "fer-edge/tls/state" and json.loads(p)["frame"] == 3 for t, p, _ in m))
+        sub.close()
+        with caplog.at_level(logging.WARNING, logger="edge_runtime.mqtt_output"):
+            untrusted = start(publishers, url, device="untrusted")  # the system CAs do not know this broker
+            wait(lambda: any("--mqtt-ca" in r.getMessage() for r in caplog.records), what="the TLS warning")
+        assert not untrusted.connected
+        assert "certificate verify failed" in caplog.records[-1].getMessage()
+    finally:
+        broker.stop()
