@@ -3,7 +3,8 @@
 The camera loop only calls :meth:`MqttPublisher.publish`, which never waits: records go into a
 bounded queue (the oldest is dropped and counted when it is full) and a background thread sends
 them. paho-mqtt's own network thread connects, waits for a broker that is down, and reconnects
-with exponential backoff. A refused login stops the publisher with :attr:`MqttPublisher.error` set.
+with exponential backoff. A refused login stops the publisher with :attr:`MqttPublisher.error` set
+(not logged: the daemon reports it, once, from :meth:`MqttPublisher.wait_until_connected` or ``error``).
 Needs the ``mqtt`` extra (paho-mqtt 2.x).
 """
 
@@ -144,7 +145,10 @@ class MqttPublisher:
         if config.username is not None:
             client.username_pw_set(config.username, config.password)
         if config.tls:
-            client.tls_set(ca_certs=config.ca_file)
+            try:
+                client.tls_set(ca_certs=config.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise EdgeRuntimeError(f"--mqtt-ca {config.ca_file}: cannot load it ({exc})") from exc
         client.will_set(config.availability_topic, "offline", qos=1, retain=True)
         client.reconnect_delay_set(config.backoff_initial, config.backoff_max)
         client.on_connect = self._on_connect
@@ -243,7 +247,7 @@ class MqttPublisher:
                 self.error = MqttError(
                     f"the MQTT broker {self.config.url} refused the login ({reason}); check the user and "
                     "password in --mqtt")
-                log.error("%s", self.error)
+                log.debug("%s", self.error)
                 self._closing.set()
                 client.disconnect()
             else:

@@ -58,7 +58,7 @@ class Broker:
             pytest.skip("mosquitto not installed (apt-get install -y mosquitto)")
         self.folder = folder
         self.port = free_port()
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr", "log_type error"]
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr", "log_type all"]
         if os.geteuid() == 0:
             lines.append("user root")
         if users:
@@ -91,6 +91,10 @@ class Broker:
             self.process.terminate()
             self.process.wait(10)
         self.process = None
+
+    def log(self) -> str:
+        """What the broker logged so far."""
+        return (self.folder / "broker.log").read_text(errors="replace")
 
     @property
     def url(self) -> str:

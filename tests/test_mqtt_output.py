@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.ha_discovery import sanitize_name
 from edge_runtime.mqtt_output import MqttConfig, MqttError, MqttPublisher, dominant_label
 from tests.edge_support import ROOT
@@ -157,6 +158,7 @@ def test_state_availability_and_discovery_reach_a_subscriber(broker, publishers)
         assert cfg["state_topic"] == "fer-edge/testcam/state"
         assert cfg["availability_topic"] == "fer-edge/testcam/availability"
         assert cfg["unique_id"] == f"fer_edge_testcam_{topic.split('/')[3]}"
+        assert cfg["default_entity_id"] == "sensor." + cfg["unique_id"]
         assert cfg["device"]["identifiers"] == ["fer_edge_testcam"] and "value_template" in cfg
     assert configs["homeassistant/sensor/testcam/expression/config"]["options"] == list(LABELS)
     pub.close()
@@ -262,16 +264,17 @@ def test_wrong_password_is_one_clear_error(tmp_path, paho, publishers, caplog):
     broker = Broker(tmp_path, users={"cam": "right-pass"})
     broker.start()
     try:
-        with caplog.at_level(logging.INFO, logger="edge_runtime.mqtt_output"):
+        with caplog.at_level(logging.DEBUG, logger="edge_runtime.mqtt_output"):
             bad = start(publishers, f"mqtt://cam:wrong-pass@127.0.0.1:{broker.port}")
-            with pytest.raises(MqttError, match="refused the login"):
+            with pytest.raises(MqttError, match="refused the login") as info:
                 bad.wait_until_connected(10)
-            time.sleep(1.5)  # a retry would log again within the 0.2-1 s backoff
-        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-        assert len(errors) == 1 and isinstance(bad.error, MqttError)
-        message = str(bad.error)
-        assert "refused the login" in message and "--mqtt" in message and "wrong-pass" not in message
-        assert not bad.publish(record(0)) and not bad.connected
+            time.sleep(1.5)  # a retry would come within the 0.2-1 s backoff
+        assert broker.log().count("not authorised") == 1, "one login attempt, no retries"
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], "reported once, by the caller"
+        message = str(info.value)
+        assert message == (f"the MQTT broker mqtt://127.0.0.1:{broker.port} refused the login (Not authorized); "
+                           "check the user and password in --mqtt")
+        assert bad.error is info.value and not bad.publish(record(0)) and not bad.connected
         sub = Subscriber(broker.port, ["fer-edge/#"], username="cam", password="right-pass")
         good = start(publishers, f"mqtt://cam:right-pass@127.0.0.1:{broker.port}", device="good")
         assert good.wait_until_connected(10)
@@ -296,6 +299,8 @@ def test_mqtts_with_a_ca_file(tmp_path, paho, publishers, caplog):
     broker = Broker(tmp_path, tls=True)
     broker.start()
     url = f"mqtts://127.0.0.1:{broker.port}"
+    with pytest.raises(EdgeRuntimeError, match="--mqtt-ca .*missing.pem: cannot load it"):
+        MqttPublisher(MqttConfig.from_url(url, ca_file=str(tmp_path / "missing.pem")))
     try:
         sub = Subscriber(broker.port, ["fer-edge/#"], ca_file=broker.ca)
         good = start(publishers, url, ca_file=str(broker.ca), device="tls")
