@@ -1,4 +1,9 @@
-"""Test faces for the benchmarks and top-1 accuracy of a model on them."""
+"""Test faces for the benchmarks and a model's top-1 accuracy on them, against every label set.
+
+Faces are scored against FER2013's folder labels and, where FER+ votes are found (``--votes``,
+or ``ferplus/votes.csv`` beside ``--data``), the FER+ majority labels and the consensus faces
+(both labels agree); see ``train.label_sources``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from train.data_loading import load_split
+from train import label_sources
+from train.errors import UserError
 
 from .errors import BenchmarkError
 from .tflite_model import run_batched
@@ -20,17 +26,26 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TestFaces:
-    """uint8 face crops ``N x 48 x 48`` with their class index in ``labels``."""
+    """uint8 face crops ``N x 48 x 48`` with their class index in ``labels`` per label set (-1: none)."""
 
     faces: np.ndarray
-    targets: np.ndarray
+    label_sets: dict[str, np.ndarray]
     labels: tuple[str, ...]
     source: str
 
+    @property
+    def targets(self) -> np.ndarray:
+        """FER2013 folder labels (-1 where a face counts only for FER+)."""
+        return self.label_sets["fer2013"]
+
+    def counts(self) -> dict[str, int]:
+        """Faces that count, per label set."""
+        return {name: int((labels >= 0).sum()) for name, labels in self.label_sets.items()}
+
 
 def load_test_faces(data: str | Path, split: str, labels: Sequence[str], limit: int | None = None,
-                    seed: int = 0) -> TestFaces:
-    """The ``split`` of ``data`` (``DIR/<split>/<class>/*`` or fer2013.csv) for ``labels``.
+                    seed: int = 0, votes: str | Path | None = None) -> TestFaces:
+    """The ``split`` of ``data`` (``DIR/<split>/<class>/*`` or fer2013.csv) scored for ``labels``.
 
     ``limit`` keeps a random (seeded, hence repeatable) subset of that many faces.
     """
@@ -39,13 +54,20 @@ def load_test_faces(data: str | Path, split: str, labels: Sequence[str], limit: 
         raise BenchmarkError(f"--data {data} does not exist; give the FER2013 folder holding "
                              f"{split}/<class>/ (e.g. ../shared/data/fer2013) or leave --data out to show "
                              "the accuracy recorded in the model cards")
-    faceset = load_split(data, split, tuple(labels))
-    faces, targets = faceset.images, faceset.labels
-    if limit is not None and limit < len(targets):
-        keep = np.sort(np.random.default_rng(seed).permutation(len(targets))[:limit])
-        faces, targets = faces[keep], targets[keep]
-    log.info("%d %s faces of %s from %s", len(targets), split, ", ".join(labels), data)
-    return TestFaces(faces, targets, tuple(labels), f"{data} ({split} split)")
+    try:
+        vote_table = label_sources.resolve_votes(data, votes, required=votes is not None)
+        scored = label_sources.load_scored_split(data, split, tuple(labels), vote_table)
+    except UserError as exc:
+        raise BenchmarkError(str(exc)) from exc
+    sets = scored.label_sets()
+    faces = scored.images
+    if limit is not None and limit < len(faces):
+        keep = np.sort(np.random.default_rng(seed).permutation(len(faces))[:limit])
+        faces, sets = faces[keep], {name: value[keep] for name, value in sets.items()}
+    result = TestFaces(faces, sets, tuple(labels), f"{data} ({split} split)")
+    log.info("%s %s faces of %s from %s", ", ".join(f"{n} {k}" for k, n in result.counts().items()), split,
+             ", ".join(labels), data)
+    return result
 
 
 def predictions(model: Any, interpreter: Any, faces: np.ndarray, labels: Sequence[str],
@@ -55,7 +77,11 @@ def predictions(model: Any, interpreter: Any, faces: np.ndarray, labels: Sequenc
     return np.argmax(model.scores(outputs, labels), axis=1)
 
 
-def accuracy(model: Any, interpreter: Any, test: TestFaces, batch_size: int = 256) -> float:
-    """Top-1 accuracy of ``model`` on ``test``, scored over ``test.labels``."""
+def accuracies(model: Any, interpreter: Any, test: TestFaces, batch_size: int = 256) -> dict[str, float]:
+    """Top-1 accuracy of ``model`` on ``test`` for every label set, scored over ``test.labels``."""
     predicted = predictions(model, interpreter, test.faces, test.labels, batch_size)
-    return float((predicted == test.targets).mean())
+    out = {}
+    for name, labels in test.label_sets.items():
+        keep = labels >= 0
+        out[name] = float((predicted[keep] == labels[keep]).mean()) if keep.any() else float("nan")
+    return out

@@ -24,7 +24,7 @@ import numpy as np
 
 from edge_runtime.paths import bundled_models_dir
 
-from .accuracy import TestFaces, accuracy, load_test_faces
+from .accuracy import TestFaces, accuracies, load_test_faces
 from .device import device_facts
 from .errors import BenchmarkError
 from .latency_report import report_latency
@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "on its test split and latency timed on its crops; without it the cards' "
                         "accuracy is shown, marked recorded")
     p.add_argument("--split", default="test", help="split of --data to use")
+    p.add_argument("--votes", type=Path, default=None,
+                   help="FER+ votes file: accuracy is also scored on FER+ majority labels (default: "
+                        "ferplus/votes.csv beside --data, when present)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="measure accuracy on a seeded random N faces of the split (default: all)")
     peer = p.add_mutually_exclusive_group()
@@ -154,12 +157,12 @@ def time_all(candidates: Sequence[tuple[Any, np.ndarray]], threads: Sequence[int
             for model_samples in samples]
 
 
-def measured_accuracy(model: Any, test: TestFaces, threads: int, batch_size: int) -> float:
-    """Accuracy of ``model`` on ``test`` (its own interpreter, loaded after timing)."""
-    log.debug("accuracy of %s %s on %d faces", model.name, model.variant, len(test.targets))
+def measured_accuracy(model: Any, test: TestFaces, threads: int, batch_size: int) -> dict[str, float]:
+    """Accuracy of ``model`` on ``test`` per label set (its own interpreter, loaded after timing)."""
+    log.debug("accuracy of %s %s on %d faces", model.name, model.variant, len(test.faces))
     interpreter = model.load(threads)
     try:
-        return accuracy(model, interpreter, test, batch_size)
+        return accuracies(model, interpreter, test, batch_size)
     finally:
         del interpreter
         gc.collect()
@@ -171,29 +174,51 @@ def base_row(model: Any, family: str, count: int, latency: Any, latency_inputs: 
             "size_bytes": model.size_bytes, **latency.as_dict(), "latency_inputs": latency_inputs}
 
 
-def our_rows(model: CardModel, stats: dict[int, Any], acc: float | None, test: TestFaces | None,
+def label_source(model: Any) -> str:
+    """The label set a model was trained on (its card's ``training.config.labels``; the peer: FER2013)."""
+    card = getattr(model, "card", None)
+    config = ((card.raw.get("training") or {}).get("config") or {}) if card is not None else {}
+    return config.get("labels", "fer2013")
+
+
+def measured_fields(acc: dict[str, float], test: TestFaces, source: str) -> dict[str, Any]:
+    """``accuracy`` (on the model's own label source) and ``accuracy_<label set>`` with their face counts."""
+    counts = test.counts()
+    fields = {"accuracy": round(acc.get(source, acc["fer2013"]), 5), "accuracy_source": "measured",
+              "accuracy_labels": source if source in acc else "fer2013",
+              "accuracy_n": counts.get(source, counts["fer2013"])}
+    for name, value in acc.items():
+        fields[f"accuracy_{name}"] = round(value, 5)
+        fields[f"accuracy_{name}_n"] = counts[name]
+    return fields
+
+
+def our_rows(model: CardModel, stats: dict[int, Any], acc: dict[str, float] | None, test: TestFaces | None,
              latency_inputs: str) -> list[dict[str, Any]]:
     """Rows of one of our variants: measured accuracy, else the card's recorded figure."""
     recorded = model.recorded_metrics()
     if test is not None:
-        accuracy_fields = {"accuracy": round(acc, 5), "accuracy_source": "measured",
-                           "accuracy_n": int(len(test.targets)), "accuracy_delta_pt": None}
+        accuracy_fields = {**measured_fields(acc, test, label_source(model)), "accuracy_delta_pt": None}
     else:
         accuracy_fields = {"accuracy": recorded.get("accuracy"),
                            "accuracy_source": "recorded" if recorded.get("accuracy") is not None else None,
+                           "accuracy_labels": recorded.get("label_source", "fer2013"),
                            "accuracy_n": recorded.get("n"),
-                           "accuracy_delta_pt": recorded.get("accuracy_delta_pt")}
+                           "accuracy_delta_pt": recorded.get("accuracy_delta_pt"),
+                           **{f"accuracy_{name}": recorded.get(f"accuracy_{name}") for name in ("fer2013", "ferplus")
+                              if recorded.get(f"accuracy_{name}") is not None}}
     return [{**base_row(model, model.name, count, latency, latency_inputs), **accuracy_fields,
              "labels": list(model.labels)} for count, latency in stats.items()]
 
 
 def peer_rows(peer: PeerModel, stats: dict[int, Any], family: str, labels: Sequence[str],
-              acc: float | None, test: TestFaces | None, latency_inputs: str) -> list[dict[str, Any]]:
-    """Rows of the peer scored over ``family``'s classes (same latency for every family)."""
-    return [{**base_row(peer, family, count, latency, latency_inputs),
-             "accuracy": None if acc is None else round(acc, 5),
-             "accuracy_source": None if acc is None else "measured",
-             "accuracy_n": None if acc is None else int(len(test.targets)),
+              acc: dict[str, float] | None, test: TestFaces | None, latency_inputs: str,
+              source: str = "fer2013") -> list[dict[str, Any]]:
+    """Rows of the peer scored over ``family``'s classes (same latency for every family); its
+    ``accuracy`` is on the label set ``family`` was trained on, for a like-for-like comparison."""
+    fields = ({"accuracy": None, "accuracy_source": None, "accuracy_n": None} if acc is None
+              else measured_fields(acc, test, source))
+    return [{**base_row(peer, family, count, latency, latency_inputs), **fields,
              "accuracy_delta_pt": None, "labels": list(labels), "peer": peer.name}
             for count, latency in stats.items()]
 
@@ -215,6 +240,10 @@ def add_comparisons(rows: list[dict[str, Any]]) -> None:
             and peer["accuracy_source"] == "measured"
         row["accuracy_ratio_vs_peer"] = round(row["accuracy"] / peer["accuracy"], 4) if both else None
         row["accuracy_vs_peer_pt"] = round((row["accuracy"] - peer["accuracy"]) * 100, 3) if both else None
+        for name in ("fer2013", "ferplus"):
+            key = f"accuracy_{name}"
+            if both and row.get(key) is not None and peer.get(key) is not None:
+                row[f"{key}_vs_peer_pt"] = round((row[key] - peer[key]) * 100, 3)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -227,8 +256,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tests: dict[tuple[str, ...], TestFaces] = {}
     if args.data is not None:
         for labels in dict.fromkeys(m.labels for m in models):
-            tests[labels] = load_test_faces(args.data, args.split, labels, args.limit)
-    n_faces = min([args.latency_faces] + [len(t.targets) for t in tests.values()])
+            tests[labels] = load_test_faces(args.data, args.split, labels, args.limit, votes=args.votes)
+    n_faces = min([args.latency_faces] + [len(t.faces) for t in tests.values()])
     latency_inputs = f"{n_faces} {'test crops' if tests else 'random faces'}, cycled"
     candidates: list[tuple[Any, np.ndarray]] = [
         (model, latency_faces(tests.get(model.labels), args.latency_faces)) for model in models]
@@ -241,6 +270,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         acc = None if test is None else measured_accuracy(model, test, max(threads), args.batch_size)
         rows.extend(our_rows(model, stats, acc, test, latency_inputs))
     if peer is not None:
+        sources = {m.name: label_source(m) for m in models}
         for family, labels in dict.fromkeys((m.name, m.labels) for m in models):
             test = tests.get(labels)
             acc = None
@@ -250,7 +280,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 else:
                     log.warning("the peer has no output for some of %s's classes; its accuracy is left out",
                                 family)
-            rows.extend(peer_rows(peer, latencies[-1], family, labels, acc, test, latency_inputs))
+            rows.extend(peer_rows(peer, latencies[-1], family, labels, acc, test, latency_inputs, sources[family]))
     add_comparisons(rows)
     families = list(dict.fromkeys(m.name for m in models))
     rows.sort(key=lambda r: (families.index(r["model"]), variant_order(r["variant"]), r["threads"]))

@@ -214,3 +214,31 @@ def test_benchmarks_do_not_import_tensorflow():
     code = ("import sys, benchmarks.latency, benchmarks.pipeline; "
             "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60).returncode == 0
+
+
+def test_every_row_is_scored_on_both_label_sets(bench_setup, tmp_path):  # noqa: F811
+    # FER+ votes that move the first 3 sad test faces to neutral: the biased peer (always "sad" over our
+    # classes) is then right on 7 of 44 faces on FER+ labels, 10 of 44 on FER2013's, 7 of the 41 consensus faces.
+    from train.ferplus import FERPLUS_TO_OURS, VOTE_COLUMNS
+
+    theirs = {ours: name for name, ours in FERPLUS_TO_OURS.items()}
+    lines = ["split,file," + ",".join(VOTE_COLUMNS)]
+    for path in sorted((bench_setup.data / "test").rglob("*.png")):
+        folder = path.parent.name
+        moved = folder == "sad" and int(path.stem.split("_")[-1]) < 3
+        votes = {theirs["neutral"]: 8, theirs["sad"]: 2} if moved else {theirs[folder]: 10}
+        lines.append(f"test,test/{folder}/{path.name}," + ",".join(str(votes.get(c, 0)) for c in VOTE_COLUMNS))
+    votes_file = tmp_path / "votes.csv"
+    votes_file.write_text("\n".join(lines) + "\n")
+    code = main(["--model", str(bench_setup.models / "tiny_int8.tflite"), "--data", str(bench_setup.data),
+                 "--votes", str(votes_file), "--peer", str(bench_setup.biased_peer), "--out", str(tmp_path), *TINY])
+    assert code == 0
+    rows = rows_by(json.loads((tmp_path / "latency.json").read_text()))
+    peer = rows[("peer", 1)]
+    assert peer["accuracy_fer2013"] == pytest.approx(10 / 44, abs=1e-5)
+    assert peer["accuracy_ferplus"] == pytest.approx(7 / 44, abs=1e-5)
+    assert peer["accuracy_consensus"] == pytest.approx(7 / 41, abs=1e-5) and peer["accuracy_consensus_n"] == 41
+    ours = rows[("int8", 1)]
+    assert {"accuracy_fer2013", "accuracy_ferplus"} <= set(ours)
+    assert ours["accuracy"] == ours["accuracy_fer2013"]          # the tiny model was trained on FER2013 labels
+    assert ours["accuracy_ferplus_vs_peer_pt"] == pytest.approx((ours["accuracy_ferplus"] - 7 / 44) * 100, abs=1e-3)

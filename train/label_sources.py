@@ -75,6 +75,8 @@ def load_scored_split(data: str | Path, split: str, classes: tuple[str, ...],
     """One split of ``data`` scored against ``classes``: every FER2013 folder is loaded when votes are
     given (a fear-folder face can be FER+ neutral), else the folders of ``classes`` only."""
     folders = FOLDER_CLASSES if votes is not None else tuple(c for c in classes if c in FOLDER_CLASSES)
+    if votes is not None and Path(data).is_dir():          # a data set may hold only some of the folders
+        folders = tuple(c for c in folders if (Path(data) / split / c).is_dir() or c in classes)
     return scored_faces(load_split(data, split, folders), classes, votes)
 
 
