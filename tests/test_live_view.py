@@ -13,14 +13,17 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import cv2
 import numpy as np
 import pytest
 
+from edge_runtime.http_server import CONNECTION_TIMEOUT, BoundedHTTPServer, StatusBoard
 from edge_runtime.live_view import BOUNDARY, PAGE, FrameHub, route
+from edge_runtime.metrics import Metrics
 from edge_runtime.results import Face
 from tests.edge_support import REAL_MODEL, ROOT, VIDEO
 
@@ -35,33 +38,45 @@ def green_pixels(image: np.ndarray) -> int:
 
 
 class LiveServer:
-    """A loopback HTTP server routing ``/`` and ``/stream.mjpg`` to the hub and ``/latest`` to a record."""
+    """The daemon's bounded HTTP server class with a handler that routes to the live view first,
+    and ``/latest`` from a real :class:`StatusBoard` (the wiring ``--live`` adds to the daemon)."""
 
     def __init__(self, hub: FrameHub) -> None:
-        self.hub, self.latest = hub, None
-        outer = self
+        self.hub = hub
+        self.board = StatusBoard(Metrics())
+        board = self.board
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = CONNECTION_TIMEOUT
+
             def do_GET(self) -> None:  # noqa: N802
-                if route(self, outer.hub):
+                if route(self, hub):
                     return
-                if self.path.split("?")[0] == "/latest" and outer.latest is not None:
-                    body = json.dumps(outer.latest).encode()
+                latest = board.latest()
+                if self.path.split("?")[0] == "/latest" and latest is not None:
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Content-Length", str(len(latest)))
                     self.end_headers()
-                    self.wfile.write(body)
+                    self.wfile.write(latest)
                 else:
                     self.send_error(404)
 
             def log_message(self, *args) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = BoundedHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+
+    @property
+    def latest(self) -> dict | None:
+        raw = self.board.latest()
+        return None if raw is None else json.loads(raw)
+
+    @latest.setter
+    def latest(self, record: dict) -> None:
+        self.board.set_latest(json.dumps(record))
 
     def close(self) -> None:
         self.hub.close()
@@ -163,19 +178,23 @@ def test_mjpeg_stream_over_http_at_most_live_fps(server):
         stop.set()
 
 
-def test_idle_viewer_that_leaves_is_noticed_and_extra_viewers_get_503(server):
-    server.hub.max_clients = 1
-    sock, f, status, _ = open_stream(server.port)
-    assert b" 200 " in status
+def test_extra_viewers_get_503_status_stays_reachable_and_idle_leavers_are_noticed(server):
+    server.hub.max_clients = 2
+    server.latest = {"frame": 1, "faces": []}
+    viewers = [open_stream(server.port) for _ in range(2)]
+    assert all(b" 200 " in status for _, _, status, _ in viewers)
     deadline = time.monotonic() + 3
-    while not server.hub.clients and time.monotonic() < deadline:
+    while server.hub.clients < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
-    sock2, f2, status2, _ = open_stream(server.port)
-    assert b" 503 " in status2
-    f2.close()
-    sock2.close()
+    sock, f, status, _ = open_stream(server.port)
+    assert b" 503 " in status
     f.close()
-    sock.close()  # no frame is flowing: the handler notices on its next 1 s wake-up
+    sock.close()
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/latest", timeout=5) as answer:
+        assert json.loads(answer.read()) == {"frame": 1, "faces": []}
+    for sock, f, _, _ in viewers:  # no frame is flowing: the handler notices on its next 1 s wake-up
+        f.close()
+        sock.close()
     deadline = time.monotonic() + 3
     while server.hub.clients and time.monotonic() < deadline:
         time.sleep(0.05)
