@@ -225,21 +225,30 @@ class MqttPublisher:
                        for n, t, h, v in rows)
 
     def close(self, timeout: float = 2.0) -> None:
-        """Send what is queued (up to ``timeout`` s), publish ``offline`` and disconnect."""
+        """Send what is queued, publish ``offline`` and disconnect, all within about ``timeout`` s."""
         if self._closed:
             return
         self._closed = True
         self._closing.set()
+        deadline = time.monotonic() + timeout
+
+        def remaining() -> float:
+            return max(0.05, deadline - time.monotonic())
+
         if self._sender.is_alive():
-            self._sender.join(timeout)
+            self._sender.join(remaining())
         if self.connected:
             info = self.client.publish(self.config.availability_topic, "offline", qos=1, retain=True)
             try:
-                info.wait_for_publish(timeout)
+                info.wait_for_publish(remaining())
             except (RuntimeError, ValueError):
                 pass
         self.client.disconnect()
-        self.client.loop_stop()
+        # paho's loop_stop joins its thread with no timeout, and that thread may be inside a
+        # connect() to a host that drops packets: wait for it only until the deadline.
+        stopper = threading.Thread(target=self.client.loop_stop, name="fer-edge-mqtt-stop", daemon=True)
+        stopper.start()
+        stopper.join(remaining())
 
     def _on_connect(self, client, _userdata, _flags, reason, _properties) -> None:
         if reason.is_failure:
