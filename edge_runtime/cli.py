@@ -16,6 +16,8 @@ from .redact import RedactingFormatter, redact
 
 log = logging.getLogger("edge_runtime")
 
+#: Environment variable read when --source is not given.
+SOURCE_ENV = "FER_EDGE_SOURCE"
 #: Exit codes (deploy/fer-edge.service relies on them: 2 is never restarted).
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NO_SOURCE = 0, 1, 2, 3
 
@@ -93,7 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Facial expression recognition on a camera, video or images; "
                                             "writes one JSON line per processed frame.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--source", required=True, help="picamera2, camera index, video, URL, image or directory")
+    env_source = os.environ.get(SOURCE_ENV)
+    p.add_argument("--source", required=env_source is None, default=env_source,
+                   help=f"picamera2, camera index, video, URL, image or directory (default: ${SOURCE_ENV}, "
+                        "which keeps a stream password out of the process list)")
     p.add_argument("--model", help="the .tflite model, its card (.json) beside it "
                                    "(default: models/fer4_int8.tflite)")
     p.add_argument("--card", help="the model card, when it is not beside the model")
@@ -101,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--append", action="store_true", help="append to --output instead of replacing it")
     p.add_argument("--rotate-mb", type=_positive_float, metavar="MB",
                    help="rotate --output when it would grow past MB megabytes (results.jsonl.1, .2, ...)")
-    p.add_argument("--keep", type=int, default=5, metavar="K",
+    p.add_argument("--keep", type=int, metavar="K",
                    help="rotated files kept with --rotate-mb, the oldest deleted (default 5)")
     p.add_argument("--detector", choices=DETECTORS, default="blazeface", help="face detector (default: blazeface)")
     p.add_argument("--detector-model", "--blazeface-model", dest="detector_model",
@@ -120,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retry a camera/stream that is not up at start for this long, then exit 3 "
                         "(default: forever; 0: exit 3 at once)")
     p.add_argument("--annotate", metavar="OUT",
-                   help="debug output with boxes drawn: a .mp4/.avi video, a .jpg/.png, or a directory")
+                   help="debug output with boxes drawn: a .mp4/.avi/.mkv/.mov video, a .jpg/.png/.bmp image "
+                        "(rewritten each frame), or a folder path without a suffix")
     p.add_argument("--detect-max-side", type=int, default=640, metavar="PIXELS",
                    help="detect faces on frames downscaled to this longer side (default 640; 0 = never); "
                         "smaller is faster but misses small faces")
@@ -152,7 +158,7 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         max_frames=args.max_frames, realtime=args.realtime, size=args.size,
         detect_max_side=max(0, args.detect_max_side), http_allow_remote=args.http_allow_remote,
         wait_for_source=args.wait_for_source, stale_after=args.stale_after, rotate_mb=args.rotate_mb,
-        keep=args.keep, loop=args.loop)
+        keep=5 if args.keep is None else args.keep, loop=args.loop)
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -161,14 +167,12 @@ def check_args(args: argparse.Namespace) -> None:
         raise EdgeRuntimeError("--source is empty; give picamera2, a camera index (0), a video file, an image, "
                                "a directory of images or an rtsp:// / http:// URL")
     if args.model and Path(args.model).is_dir():
-        models = sorted(p.name for p in Path(args.model).glob("*.tflite"))
-        hint = f" (it holds {', '.join(models[:4])})" if models else ""
-        raise EdgeRuntimeError(f"--model {args.model} is a folder; give the .tflite file{hint}")
+        models = sorted(Path(args.model).glob("*.tflite"), key=lambda p: (not p.name.endswith("_int8.tflite"), p))
+        hint = f", e.g. --model {models[0]}" if models else ""
+        raise EdgeRuntimeError(f"--model {args.model} is a folder; give a .tflite file{hint}")
     if args.margin is not None and args.margin < 0:
         raise EdgeRuntimeError(f"--margin must be >= 0 (got {args.margin:g})")
-    if args.keep < 1:
-        raise EdgeRuntimeError(f"--keep {args.keep}: keep at least 1 rotated file")
-    if args.keep != 5 and args.rotate_mb is None:
+    if args.keep is not None and args.rotate_mb is None:
         raise EdgeRuntimeError("--keep needs --rotate-mb MB")
 
 
