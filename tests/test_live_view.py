@@ -1,8 +1,8 @@
 """The live view: frame hub, MJPEG over real loopback HTTP, and the page in a real headless Chromium.
 
 Needs: apt-get install -y chromium (the browser test; it skips with the reason without it) and
-../shared/media/video/short_hamilton_clip.mp4 for real annotated frames. The browser test saves
-its screenshot under pytest's tmp dir and copies it to out/live-view/live-view.png.
+../shared/media/video/short_hamilton_clip.mp4, which the real daemon replays for that test. The
+browser test saves its screenshot under pytest's tmp dir and copies it to out/live-view/live-view.png.
 """
 
 from __future__ import annotations
@@ -41,10 +41,9 @@ class LiveServer:
     """The daemon's bounded HTTP server class with a handler that routes to the live view first,
     and ``/latest`` from a real :class:`StatusBoard` (the wiring ``--live`` adds to the daemon)."""
 
-    def __init__(self, hub: FrameHub) -> None:
+    def __init__(self, hub: FrameHub, board: StatusBoard | None = None) -> None:
         self.hub = hub
-        self.board = StatusBoard(Metrics())
-        board = self.board
+        self.board = board = board or StatusBoard(Metrics())
 
         class Handler(BaseHTTPRequestHandler):
             timeout = CONNECTION_TIMEOUT
@@ -213,75 +212,58 @@ def chromium(args: list[str], url: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)
 
 
-@pytest.fixture(scope="module")
-def video_results() -> list[tuple[np.ndarray, list[Face]]]:
-    """Real frames of the shared clip with real recognitions (shipped fer4 int8, Haar)."""
-    if not VIDEO.is_file():
-        pytest.skip(f"{VIDEO} not found (set FER_SHARED to the shared assets folder)")
-    from edge_runtime import FaceRecognizer
+class HubFeeder:
+    """Where ``--live`` hooks into the daemon: every processed frame and its faces go to the hub.
 
-    recognizer = FaceRecognizer(REAL_MODEL, detector="haar", num_threads=1)
-    capture = cv2.VideoCapture(str(VIDEO))
-    out = []
-    for _ in range(12):
-        ok, image = capture.read()
-        assert ok
-        faces = recognizer.recognize(image, {})
-        if faces:
-            out.append((image, faces))
-    capture.release()
-    assert out, "no face found in the clip's first frames"
-    return out
+    It stands in the daemon's ``annotator`` slot (same ``write``/``close`` calls) until the flag is wired.
+    """
 
+    def __init__(self, hub: FrameHub) -> None:
+        self.hub, self.draw_faces = hub, True
 
-def replay(server: LiveServer, frames: list[tuple[np.ndarray, list[Face]]], stop: threading.Event,
-           draw_faces: bool = True) -> None:
-    """Feed frames and records as the daemon does: record to /latest, frame to the hub, 10 frames/s."""
-    index = 0
-    while not stop.is_set():
-        image, faces = frames[index % len(frames)]
-        server.latest = {"source": str(VIDEO), "frame": index, "time": "2026-11-30T10:00:00.000+00:00",
-                         "faces": [f.to_dict() for f in faces]}
-        server.hub.offer(image, faces if draw_faces else [])
-        index += 1
-        stop.wait(0.1)
+    def write(self, image: np.ndarray, faces: list[Face], index: int, source: str | None = None) -> None:
+        self.hub.offer(image, faces if self.draw_faces else [])
+
+    def close(self) -> None:
+        pass
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
-def test_live_page_in_headless_chromium_shows_boxes_and_labels(server, video_results, tmp_path):
-    stop = threading.Event()
-    feeder = threading.Thread(target=replay, args=(server, video_results, stop), daemon=True)
-    feeder.start()
+def test_live_page_in_headless_chromium_on_a_daemon_replaying_the_video(tmp_path):
+    if not VIDEO.is_file():
+        pytest.skip(f"{VIDEO} not found (set FER_SHARED to the shared assets folder)")
+    from edge_runtime import Daemon, DaemonConfig
+
+    results = tmp_path / "results.jsonl"
+    daemon = Daemon(DaemonConfig(source=str(VIDEO), model=str(REAL_MODEL), detector="blazeface", threads=1,
+                                 max_fps=10, loop=True, output=str(results)))
+    daemon.prepare()
+    feeder = daemon.annotator = HubFeeder(FrameHub(max_fps=5))
+    server = LiveServer(feeder.hub, daemon.board)
+    runner = threading.Thread(target=daemon.run, daemon=True)
+    runner.start()
     url = f"http://127.0.0.1:{server.port}/"
     try:
         dom = chromium(["--dump-dom"], url).stdout
-        shot = tmp_path / "live-view.png"
+        shot, control = tmp_path / "live-view.png", tmp_path / "control.png"
         chromium([f"--screenshot={shot}"], url)
+        feeder.draw_faces = False  # control: the same video with no face drawn
+        chromium([f"--screenshot={control}"], url)
     finally:
-        stop.set()
-        feeder.join()
+        daemon.stop()
+        runner.join(10)
+        server.close()
+    written = [json.loads(line) for line in results.read_text().splitlines()]
+    recognised = {f["label"] for r in written for f in r["faces"]}
     side = dom[dom.index('<div id="faces">'):]
     shown = {label for label in ("happy", "neutral", "sad", "surprise") if f'class="label">{label}<' in side}
-    expected = {f.label for _, faces in video_results for f in faces}
-    assert shown and shown <= expected, f"labels on the page {shown}, recognised {expected}"
-    assert 'class="bar"' in side and "faces" in dom
+    assert shown and shown <= recognised, f"labels on the page {shown}, in the daemon's output {recognised}"
+    assert 'class="bar"' in side
     picture = cv2.imread(str(shot))
     assert picture is not None and picture.shape[:2] == (420, 1000)
     assert float(picture.std()) > 10, "the screenshot is not a blank page"
-    boxes = green_pixels(picture)
     artifacts = ROOT / "out" / "live-view"
     artifacts.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, artifacts / "live-view.png")
-
-    # Control: the same frames with no face drawn leave no box colour on the page.
-    stop.clear()
-    feeder = threading.Thread(target=replay, args=(server, video_results, stop, False), daemon=True)
-    feeder.start()
-    try:
-        control = tmp_path / "control.png"
-        chromium([f"--screenshot={control}"], url)
-    finally:
-        stop.set()
-        feeder.join()
-    plain = green_pixels(cv2.imread(str(control)))
+    boxes, plain = green_pixels(picture), green_pixels(cv2.imread(str(control)))
     assert boxes > 200 and plain < boxes / 20, f"box pixels: {boxes} with faces, {plain} without"
