@@ -165,6 +165,13 @@ def test_training_on_votes_reports_both_label_sets(tmp_path, data):
     val = json.loads((tmp_path / "eval" / "fer4.validation.eval.json").read_text())
     assert {k: v["accuracy"] for k, v in val["label_sets"].items()} == \
         card["training"]["best_val_accuracy_by_label_set"]
+    # The frontier tool reads the run's card: its validation and test points by label set.
+    from benchmarks.labels import main as labels_main
+
+    assert labels_main(["--model", str(run_dir / "fer4.keras"), "--out", str(tmp_path / "frontier")]) == 0
+    point = json.loads((tmp_path / "frontier" / "labels.json").read_text())["points"][0]
+    assert point["blend"] == 0.5 and point["chosen"] and point["test_ferplus"] == metrics["accuracy_ferplus"]
+    assert (tmp_path / "frontier" / "labels.png").stat().st_size > 1000
     # Conversion checks int8 on the model's own label source and reports both label sets.
     result = run_cli("--model", str(run_dir / "fer4.keras"), "--data", str(data), "--out", str(tmp_path / "tflite"),
                      "--variants", "int8", "--calibration-samples", "32", "--max-int8-drop", "100", module="convert")
@@ -172,6 +179,16 @@ def test_training_on_votes_reports_both_label_sets(tmp_path, data):
     int8 = json.loads((tmp_path / "tflite" / "fer4_int8.json").read_text())["metrics"]
     assert int8["label_source"] == "ferplus" and int8["n"] == int8["n_ferplus"] == 18 and int8["n_fer2013"] == 16
     assert int8["accuracy"] == pytest.approx(int8["accuracy_ferplus"], abs=1e-4)
+
+
+def test_blend_rule_takes_the_best_validation_mean_and_breaks_near_ties_on_fer2013():
+    from benchmarks.labels import choose
+
+    points = [{"blend": 1.0, "val_mean": 0.8200, "val_fer2013": 0.76},
+              {"blend": 0.7, "val_mean": 0.8195, "val_fer2013": 0.78},      # within 0.1 pt, better on FER2013
+              {"blend": 0.4, "val_mean": 0.8100, "val_fer2013": 0.80}]
+    assert choose(points)["blend"] == 0.7
+    assert choose(points[::2])["blend"] == 1.0
 
 
 @pytest.mark.skipif(not (SHARED / "data" / "ferplus" / "votes.csv").is_file(),

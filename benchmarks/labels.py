@@ -1,0 +1,146 @@
+"""``python -m benchmarks.labels``: the label-source frontier, FER+ accuracy against FER2013-label accuracy.
+
+Reads the cards of models trained at several ``--label-blend`` values (``.keras`` or ``.tflite`` cards
+written by ``python -m train`` / ``python -m convert``): one point per model on validation (from its
+training record) and on test (its card's metrics), the peer measured on the same test faces. The model
+the blend rule picks (highest validation mean of the two accuracies; within 0.1 point, the higher
+FER2013 accuracy) is marked. Writes ``labels.json``, ``labels.md`` and ``labels.png`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edge_runtime.model_card import ModelCardError, load_card
+
+from .accuracy import accuracies, load_test_faces
+from .device import device_facts
+from .errors import BenchmarkError
+from .peer import PEER_LABELS, PeerModel, default_peer_path
+from .report import fmt, markdown_table, new_figure, run_and_report, save_figure
+
+log = logging.getLogger("benchmarks.labels")
+TIE_PT = 0.1
+
+
+def model_point(path: Path) -> dict[str, Any]:
+    """A trained model's blend, prior adjustment and accuracies (validation and test, both label sets)."""
+    try:
+        card = load_card(path).raw
+    except ModelCardError as exc:
+        raise BenchmarkError(f"--model {path}: {exc}") from exc
+    training = card.get("training") or {}
+    config = training.get("config") or {}
+    metrics = card.get("metrics") or {}
+    val = training.get("best_val_accuracy_by_label_set") or {}
+    if "ferplus" not in val or metrics.get("accuracy_ferplus") is None:
+        raise BenchmarkError(f"--model {path}: its card has no FER+ scores; train it with FER+ votes available "
+                             "(python -m train ... --votes PATH)")
+    return {"file": str(path), "name": card["name"], "labels": card["labels"],
+            "label_source": config.get("labels", "fer2013"),
+            "blend": config.get("label_blend", 0.0 if config.get("labels", "fer2013") == "fer2013" else 1.0),
+            "prior_tau": (training.get("prior_adjustment") or {}).get("tau", 0.0),
+            "val_fer2013": val["fer2013"], "val_ferplus": val["ferplus"],
+            "val_mean": round((val["fer2013"] + val["ferplus"]) / 2, 4),
+            "test_fer2013": metrics["accuracy_fer2013"], "test_ferplus": metrics["accuracy_ferplus"],
+            "test_n_fer2013": metrics.get("n_fer2013"), "test_n_ferplus": metrics.get("n_ferplus")}
+
+
+def choose(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The blend rule: highest validation mean; within ``TIE_PT`` points, the higher FER2013 validation accuracy."""
+    best = max(p["val_mean"] for p in points)
+    close = [p for p in points if (best - p["val_mean"]) * 100 <= TIE_PT]
+    return max(close, key=lambda p: p["val_fer2013"])
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Read every model's point, measure the peer on the test faces, pick the blend."""
+    started = time.perf_counter()
+    points = [model_point(Path(m)) for m in args.model]
+    labels = tuple(points[0]["labels"])
+    if any(tuple(p["labels"]) != labels for p in points):
+        raise BenchmarkError("--model files have different labels; compare models of one class set")
+    peer = None
+    peer_path = args.peer or default_peer_path()
+    if args.data is not None and peer_path is not None and all(c in PEER_LABELS for c in labels):
+        model = PeerModel.from_path(peer_path)
+        test = load_test_faces(args.data, "test", labels, votes=args.votes)
+        acc = accuracies(model, model.load(args.threads), test)
+        peer = {"file": str(peer_path), "test_fer2013": round(acc["fer2013"], 4),
+                "test_ferplus": round(acc["ferplus"], 4) if "ferplus" in acc else None}
+    chosen = choose(points)
+    for p in points:
+        p["chosen"] = p is chosen
+    return {"benchmark": "labels", "command": "python -m benchmarks.labels " + shlex.join(args.argv),
+            "rule": f"highest validation mean of FER+ and FER2013 accuracy; within {TIE_PT} pt, the higher "
+                    "FER2013 validation accuracy", "labels": list(labels), "points": points, "peer": peer,
+            "device": device_facts(), "duration_s": round(time.perf_counter() - started, 1)}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The frontier as a table, best blend marked."""
+    lines = [[f"{p['blend']:g}" + (" (chosen)" if p["chosen"] else ""), f"{p['prior_tau']:g}",
+              fmt(100 * p["val_ferplus"]), fmt(100 * p["val_fer2013"]), fmt(100 * p["val_mean"]),
+              fmt(100 * p["test_ferplus"]), fmt(100 * p["test_fer2013"]), p["file"]]
+             for p in sorted(result["points"], key=lambda p: p["blend"])]
+    if result["peer"]:
+        peer = result["peer"]
+        lines.append(["peer", None, None, None, None, fmt(None if peer["test_ferplus"] is None
+                                                          else 100 * peer["test_ferplus"]),
+                      fmt(100 * peer["test_fer2013"]), peer["file"]])
+    table = markdown_table(["blend", "prior τ", "val FER+ %", "val FER2013 %", "val mean %", "test FER+ %",
+                            "test FER2013 %", "model"], lines, [False] + [True] * 6 + [False])
+    return f"# Label-source frontier ({', '.join(result['labels'])})\n\n`{result['command']}`\n\n" \
+           f"Rule: {result['rule']}.\n\n{table}\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """FER+ accuracy (y) against FER2013 accuracy (x), validation and test, one point per blend."""
+    fig, axes = new_figure()
+    ax = axes[0]
+    for split, marker in (("val", "o"), ("test", "s")):
+        xs = [100 * p[f"{split}_fer2013"] for p in result["points"]]
+        ys = [100 * p[f"{split}_ferplus"] for p in result["points"]]
+        ax.plot(xs, ys, marker, label="validation" if split == "val" else "test")
+        for p, x, y in zip(result["points"], xs, ys, strict=True):
+            ax.annotate(f"A={p['blend']:g}" + ("*" if p["chosen"] else ""), (x, y), textcoords="offset points",
+                        xytext=(4, 4), fontsize=8)
+    peer = result["peer"]
+    if peer and peer["test_ferplus"] is not None:
+        ax.plot([100 * peer["test_fer2013"]], [100 * peer["test_ferplus"]], "k^", label="peer (test)")
+    ax.set_xlabel("accuracy on FER2013 folder labels (%)")
+    ax.set_ylabel("accuracy on FER+ majority labels (%)")
+    ax.set_title(f"label blend frontier ({len(result['labels'])} classes; * = chosen)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.labels", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", nargs="+", required=True, help="trained models (.keras or .tflite, cards beside)")
+    p.add_argument("--data", type=Path, help="FER2013 folder: the peer is measured on its test split")
+    p.add_argument("--votes", type=Path, help="FER+ votes (default: ferplus/votes.csv beside --data)")
+    p.add_argument("--peer", type=Path, help="the peer .tflite (default: ../shared's)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, help="write labels.json, labels.md, labels.png here")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    return run_and_report(args, run, "labels", markdown, plot)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
