@@ -168,7 +168,7 @@ class FrameHub:
                 return None
             seq, (image, faces) = self._seq, self._raw
         with self._encode_lock:
-            if self._jpeg is not None and self._jpeg[0] == seq:
+            if self._jpeg is not None and self._jpeg[0] >= seq:  # encoded by another viewer meanwhile
                 return self._jpeg
             ok, data = cv2.imencode(".jpg", self.draw(image, faces), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
             if not ok:
