@@ -2,8 +2,8 @@
 
 Every sensor reads the daemon's state message (the JSONL record) through a ``value_template``:
 the dominant expression (the label of the largest face), the face count, and one score per label
-for the largest face (in %). A template renders ``None`` when there is no face, which Home
-Assistant shows as "unknown".
+for the largest face (in %). A score template renders ``None`` when there is no face, which Home
+Assistant's numeric MQTT sensors take as "unknown"; the expression says ``no_face`` instead.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import socket
 from importlib import metadata
 
 DISCOVERY_PREFIX = "homeassistant"
+#: Values of the expression sensor besides the model's labels.
+EXPRESSION_EXTRA = ("uncertain", "no_face")
 
 # Jinja: pick the face with the largest box area (w * h) into ns.f.
 _LARGEST = ("{% set ns = namespace(a=-1, f=none) %}"
@@ -44,8 +46,10 @@ def _version() -> str:
 
 
 def expression_template() -> str:
-    """The dominant expression: the largest face's label, ``None`` without a face or below confidence."""
-    return _LARGEST + "{{ ns.f.label if ns.f is not none and ns.f.label is not none else 'None' }}"
+    """The dominant expression: the largest face's label, ``uncertain`` below ``--min-confidence``,
+    ``no_face`` without a face (Home Assistant keeps a text sensor's ``None`` as the word)."""
+    return (_LARGEST + "{{ 'no_face' if ns.f is none else ns.f.label if ns.f.label is not none "
+            "else 'uncertain' }}")
 
 
 def faces_template() -> str:
@@ -73,7 +77,7 @@ def discovery_configs(device: str, state_topic: str, availability_topic: str,
                   "icon": "mdi:face-recognition"},
     }
     if labels:
-        sensors["expression"].update(device_class="enum", options=list(labels))
+        sensors["expression"].update(device_class="enum", options=[*labels, *EXPRESSION_EXTRA])
     for label in labels:
         object_id = "score_" + sanitize_name(label)
         sensors[object_id] = {"name": f"{label.capitalize()} score", "value_template": score_template(label),

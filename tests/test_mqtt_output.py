@@ -117,9 +117,10 @@ def test_value_templates_render_in_jinja():
     assert render("faces", two) == "2"
     assert render("score_surprise", two) == "70.0" and render("score_sad", two) == "10.0"
     empty = record(2, [])
-    assert render("expression", empty) == "None" and render("faces", empty) == "0"
+    assert render("expression", empty) == "no_face" and render("faces", empty) == "0"
     assert render("score_happy", empty) == "None"
-    assert render("expression", record(3, [([0, 0, 9, 9], None)])) == "None"
+    assert render("expression", record(3, [([0, 0, 9, 9], None)])) == "uncertain"
+    assert set(by_object["expression"]["options"]) >= {render("expression", r) for r in (two, empty)}
 
 
 def test_rate_limit_keeps_label_changes(paho):
@@ -160,7 +161,7 @@ def test_state_availability_and_discovery_reach_a_subscriber(broker, publishers)
         assert cfg["unique_id"] == f"fer_edge_testcam_{topic.split('/')[3]}"
         assert cfg["default_entity_id"] == "sensor." + cfg["unique_id"]
         assert cfg["device"]["identifiers"] == ["fer_edge_testcam"] and "value_template" in cfg
-    assert configs["homeassistant/sensor/testcam/expression/config"]["options"] == list(LABELS)
+    assert configs["homeassistant/sensor/testcam/expression/config"]["options"] == [*LABELS, "uncertain", "no_face"]
     pub.close()
     late.wait_for(lambda m: m[-1] == ("fer-edge/testcam/availability", "offline", False))
     assert pub.counters() == {"published": 1, "dropped": 0, "connected": 0}
