@@ -20,6 +20,8 @@ from .splits import DEFAULT_SPLIT_METHOD, SPLIT_METHODS, inherited_split
 from .validation import parse_drop
 
 CONFIG_FILE = "config.json"
+# The names of train.models.ARCHITECTURES, checked before TensorFlow is imported.
+ARCHITECTURE_NAMES = ("edge", "edge-fast", "edge-small", "baseline")
 log = logging.getLogger(__name__)
 DEFAULT_EPOCHS = 40
 
@@ -46,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="divide TAU x the training class prior out of the output (logit adjustment, folded into "
                         "the model's output bias); auto = the best of 0, 0.25, 0.5, 0.75, 1 on validation "
                         "(default: auto with --labels ferplus, else 0)")
-    p.add_argument("--arch", default="edge", help="edge | edge-small | baseline (default: %(default)s)")
+    p.add_argument("--arch", default="edge", help=f"{' | '.join(ARCHITECTURE_NAMES)} (default: %(default)s)")
     p.add_argument("--name", help="model name used for the output files (default: fer<number of classes>)")
     p.add_argument("--epochs", type=int, default=None,
                    help="epochs of the cosine schedule (default: 40); with --resume, a new length for the "
@@ -222,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     try:
-        if args.arch not in ("edge", "edge-small", "baseline"):
-            raise UserError(f"unknown --arch {args.arch!r}; choose edge, edge-small or baseline")
+        if args.arch not in ARCHITECTURE_NAMES:
+            raise UserError(f"unknown --arch {args.arch!r}; choose one of {', '.join(ARCHITECTURE_NAMES)}")
         config = make_config(args)
         run_dir = Path(args.out)
         config = prepare_run_dir(run_dir, config, args.resume, args.force, args.epochs)
