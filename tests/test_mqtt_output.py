@@ -331,3 +331,9 @@ def test_mqtts_with_a_ca_file(tmp_path, paho, publishers, caplog):
         assert "certificate verify failed" in caplog.records[-1].getMessage()
     finally:
         broker.stop()
+
+
+def test_missing_paho_is_one_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "paho.mqtt.client", None)
+    with pytest.raises(EdgeRuntimeError, match=r"--mqtt needs paho-mqtt 2.x: pip install 'fer-edge\[mqtt\]'"):
+        MqttPublisher(MqttConfig.from_url("mqtt://127.0.0.1", device="x"))
