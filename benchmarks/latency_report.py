@@ -137,6 +137,18 @@ def thread_warnings(result: dict[str, Any]) -> list[str]:
     return warnings
 
 
+def busy_warning(result: dict[str, Any]) -> str | None:
+    """The console's one warning line when some model was slower with more threads (``None`` if none)."""
+    warnings = thread_warnings(result)
+    if not warnings:
+        return None
+    models = len({(r["model"], r["variant"]) for r in result["rows"] if r["variant"] != "peer"}) + \
+        any(r["variant"] == "peer" for r in result["rows"])
+    first = warnings[0].split(";")[0]
+    return (f"{len(warnings)} of {models} models ran slower with more threads than with one (e.g. {first}): "
+            "the machine was probably busy; re-run when it is idle (all of them: the notes in latency.md)")
+
+
 def compact_table(result: dict[str, Any]) -> str:
     """The console table: accuracy and p50 per thread count, one line per model variant."""
     threads = result["settings"]["threads"]
@@ -177,7 +189,8 @@ def report_latency(args: Any, run: Callable[[Any], dict[str, Any]]) -> int:
     print(f"\nfull table (p90/p99, faces/s, accuracy against the peer): {where}")
     if len(written) > 2:
         print(f"plot: {written[2]}")
-    for warning in thread_warnings(result):
+    warning = busy_warning(result)
+    if warning:
         print(f"warning: {warning}", file=sys.stderr)
     log.info("done in %.0f s on %s", result["duration_s"], describe(result["device"]))
     return 0

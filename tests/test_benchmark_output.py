@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from benchmarks.latency_report import compact_table, latency_markdown, thread_warnings
+from benchmarks.latency_report import busy_warning, compact_table, latency_markdown, thread_warnings
 from benchmarks.timing import Progress
 
 
@@ -55,6 +55,8 @@ def test_a_multi_thread_result_slower_than_single_thread_is_flagged():
     (warning,) = thread_warnings(measured)
     assert warning.startswith("fer4 int8: p50 at 2 threads (0.450 ms) is slower than at 1 thread (0.400 ms)")
     assert "Warning: fer4 int8" in latency_markdown(measured)  # the full table in the files says it too
+    assert busy_warning(measured).startswith("1 of 2 models ran slower with more threads than with one")
+    assert busy_warning(result([row("fer4", "int8", 1, 0.4), row("fer4", "int8", 2, 0.3)])) is None
 
 
 def test_the_compact_table_has_one_line_per_variant():
