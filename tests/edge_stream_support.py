@@ -56,6 +56,12 @@ class MjpegCamera:
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
+    @property
+    def connections(self) -> int:
+        """Clients connected now."""
+        with self._lock:
+            return len(self._clients)
+
     def url(self, credentials: str = "") -> str:
         return f"http://{credentials}127.0.0.1:{self.port}/stream.mjpg"
 
@@ -122,6 +128,9 @@ class MjpegCamera:
         except OSError:
             pass
         finally:
+            with self._lock:
+                if client in self._clients:
+                    self._clients.remove(client)
             client.close()
 
 

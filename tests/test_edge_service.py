@@ -116,7 +116,7 @@ def test_stop_is_prompt_while_a_stream_hangs(tiny_model, tmp_path, mode):
     proc = start_daemon("--source", camera.url(), "--model", str(tiny_model), "--output", str(out), "--threads", "1")
     try:
         if mode == "hang_open":  # the daemon sent its request and waits for an answer that never comes
-            wait_until(lambda: camera._clients, 60, "the daemon to connect")
+            wait_until(lambda: camera.connections, 60, "the daemon to connect")
         else:  # one frame came, the next read blocks
             wait_until(lambda: line_count(out) >= 1, 60, "the first frame")
         time.sleep(0.5)
