@@ -124,9 +124,18 @@ class Daemon:
 
     def prepare(self) -> None:
         """Check the options and load everything; raises :class:`EdgeRuntimeError` (or a card error)
-        for bad input. A file source is opened here; cameras and streams by the reader."""
+        for bad input, having released what it opened. A file source is opened here; cameras and
+        streams by the reader. The output file is replaced only once everything else is ready."""
         if self._prepared:
             return
+        try:
+            self._prepare()
+        except BaseException:
+            self._release()
+            raise
+        self._prepared = True
+
+    def _prepare(self) -> None:
         cfg = self.config
         out = output_config(cfg)
         threshold = stale_after(cfg)
@@ -146,14 +155,13 @@ class Daemon:
             self._source_open = True
         if cfg.annotate:
             self.annotator = Annotator(cfg.annotate, fps=cfg.max_fps or self.source.fps)
-        self.writer = JsonlWriter(out)
         rec = self.recognizer
         self.metrics = Metrics(info={"model": rec.classifier.model_path.name, "runtime": rec.runtime_name,
                                      "detector": rec.detector.name, "source": self.source.name})
         self.board = StatusBoard(self.metrics, stale_after=threshold)
         if bind is not None:
             self.server = StatusServer(self.board, *bind, allow_remote=cfg.http_allow_remote)
-        self._prepared = True
+        self.writer = JsonlWriter(out)
 
     def run(self) -> int:
         """Process frames; returns 0. Raises what ended the source early (see :class:`FrameReader`)."""
@@ -183,9 +191,13 @@ class Daemon:
         if self.board is not None:
             self.board.state = "stopping"
         self._stop.set()
-        if self.reader is not None and not self.reader.join(READER_JOIN_TIMEOUT):
+        blocked = self.reader is not None and not self.reader.join(READER_JOIN_TIMEOUT)
+        if blocked:  # closing the source under the blocked reader would crash it
             log.warning("the source is still blocked in an open or a read; exiting without waiting for it")
-        elif self.source is not None:
+        self._release(close_source=not blocked)
+
+    def _release(self, close_source: bool = True) -> None:
+        if close_source and self.source is not None:
             self.source.close()
         for closer in (self.writer, self.annotator, self.server):
             if closer is not None:

@@ -15,10 +15,11 @@ import urllib.request
 import pytest
 
 from edge_runtime import Daemon, DaemonConfig, FaceRecognizer
+from edge_runtime.daemon import stale_after
 from edge_runtime.errors import EdgeRuntimeError
-from edge_runtime.http_server import StatusBoard, StatusServer, check_bind, is_loopback, parse_bind
+from edge_runtime.http_server import STALE_AFTER, StatusBoard, StatusServer, check_bind, is_loopback, parse_bind
 from edge_runtime.metrics import Metrics
-from edge_runtime.sources import VideoSource
+from edge_runtime.sources import STREAM_TIMEOUT, VideoSource
 from tests import edge_support
 from tests.edge_support import make_clip
 
@@ -133,14 +134,29 @@ def test_latest_before_any_frame_and_stalled_health():
         server.close()
 
 
-def test_a_port_in_use_is_a_clear_error():
+def test_a_port_in_use_is_a_clear_error_before_anything_is_written(tiny_model, tmp_path):
     board = StatusBoard(Metrics())
     server = StatusServer(board, "127.0.0.1", 0)
+    out = tmp_path / "out.jsonl"
+    out.write_text("earlier results\n")
+    source = VideoSource(str(make_clip(tmp_path / "clip.avi", frames=3)))
+    config = DaemonConfig(source=source.name, output=str(out), http=f"127.0.0.1:{server.address[1]}")
+    daemon = Daemon(config, recognizer=FaceRecognizer(tiny_model, num_threads=1), source=source)
     try:
         with pytest.raises(EdgeRuntimeError, match="choose another --http"):
-            StatusServer(board, "127.0.0.1", server.address[1])
+            daemon.prepare()
     finally:
         server.close()
+    assert out.read_text() == "earlier results\n" and source._cap is None  # untouched, released
+
+
+def test_the_default_stale_threshold_is_below_the_stream_timeout():
+    assert STALE_AFTER < STREAM_TIMEOUT
+    assert stale_after(DaemonConfig(source="0")) == STALE_AFTER
+    assert stale_after(DaemonConfig(source="0", max_fps=0.1)) == pytest.approx(30.0)  # 3 frame intervals
+    assert stale_after(DaemonConfig(source="0", max_fps=0.1, stale_after=12.0)) == 12.0
+    with pytest.raises(EdgeRuntimeError, match="--stale-after 5 is not longer than one frame"):
+        stale_after(DaemonConfig(source="0", max_fps=0.1, stale_after=5.0))
 
 
 def test_health_says_waiting_or_reconnecting_and_turns_503_after_stale_after():
@@ -154,8 +170,8 @@ def test_health_says_waiting_or_reconnecting_and_turns_503_after_stale_after():
     assert not healthy and details["status"] == "waiting"
     board.state = "running"
     metrics.frame_done(1, {"total": 1.0})
-    assert board.health() == (True, pytest.approx(board.health()[1]))
-    assert board.health()[1]["status"] == "ok"
+    healthy, details = board.health()
+    assert healthy and details["status"] == "ok"
     board.state = "reconnecting"
     assert board.health()[0] and board.health()[1]["status"] == "reconnecting"
     time.sleep(0.4)

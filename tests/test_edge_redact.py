@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from edge_runtime.cli import build_parser
 from edge_runtime.metrics import Metrics
 from edge_runtime.redact import RedactingFormatter, redact
 from edge_runtime.sources import open_source
@@ -44,3 +45,10 @@ def test_log_lines_and_tracebacks_are_redacted():
                                    (type(exc), exc, exc.__traceback__))
     text = formatter.format(record)
     assert "s3cret" not in text and "rtsp://a:***@cam/1" in text and "Traceback" in text
+
+
+def test_argument_errors_are_redacted(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--source", "x", "--max-fps", "http://u:s3cret@h/"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--max-fps" in err and "http://u:***@h/" in err and "s3cret" not in err
