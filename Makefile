@@ -33,8 +33,8 @@ arm64-check: setup-dev
 	$(PY) -m pytest -q -m arm64 -rs
 
 # A wheel in dist/ (runtime files only: .tflite models with their cards, the BlazeFace detectors).
-wheel: setup-dev
-	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
+wheel: $(VENV)/bin/python
+	$(PY) -m pip wheel --quiet --no-deps -w dist .
 
 # Everything the targets above create: the venv, build outputs, caches and benchmark results in out/.
 clean:

@@ -110,7 +110,9 @@ def test_the_installed_command_and_the_default_detector(installed, tmp_path):
     script = installed / "bin" / "fer-edge"
     done = run_installed(installed, tmp_path, str(script), "--help")
     assert done.returncode == 0 and "fer-edge run" in done.stdout and "bench" in done.stdout, done.stderr
-    assert run_installed(installed, tmp_path, str(script), "bench", "--help").returncode == 0
+    done = run_installed(installed, tmp_path, str(script), "bench", "--runs", "2", "--rounds", "1", "--warmup", "0",
+                         "--threads", "1", "--no-peer")
+    assert done.returncode == 0 and "fer4   int8" in done.stdout, done.stderr  # the bundled models, timed
     for command in ([str(script), "run"], [sys.executable, "-m", "edge_runtime"]):
         done = run_installed(installed, tmp_path, *command, "--source", photo, "--threads", "1",
                              "--log-level", "warning")
