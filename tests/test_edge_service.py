@@ -109,13 +109,19 @@ def test_a_late_camera_that_dies_and_comes_back(tiny_model, tmp_path):
     assert "Traceback" not in stderr
 
 
-@pytest.mark.parametrize("mode", ["hang_open", "hang_read"])
-def test_stop_is_prompt_while_a_stream_hangs(tiny_model, tmp_path, mode):
-    camera = MjpegCamera(clip_jpegs(5), mode=mode).start()
+@pytest.mark.parametrize("mode", ["not_up", "hang_open", "hang_read"])
+def test_stop_is_prompt_while_a_stream_is_awaited_or_hangs(tiny_model, tmp_path, mode):
+    camera = MjpegCamera(clip_jpegs(5), mode=mode)
+    if mode != "not_up":
+        camera.start()
     out = tmp_path / "out.jsonl"
-    proc = start_daemon("--source", camera.url(), "--model", str(tiny_model), "--output", str(out), "--threads", "1")
+    base = f"http://127.0.0.1:{free_port()}"
+    proc = start_daemon("--source", camera.url(), "--model", str(tiny_model), "--output", str(out), "--threads", "1",
+                        "--http", base.removeprefix("http://"))
     try:
-        if mode == "hang_open":  # the daemon sent its request and waits for an answer that never comes
+        if mode == "not_up":  # retrying with backoff
+            wait_until(lambda: health(base)[1].get("status") == "waiting", 60, "the daemon to wait")
+        elif mode == "hang_open":  # the daemon sent its request and waits for an answer that never comes
             wait_until(lambda: camera.connections, 60, "the daemon to connect")
         else:  # one frame came, the next read blocks
             wait_until(lambda: line_count(out) >= 1, 60, "the first frame")
