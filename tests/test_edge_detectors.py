@@ -71,6 +71,13 @@ def test_the_default_detector_is_both_bundled_blazeface_models(default_detector)
     assert default_detector.primary.config.input_size == 192 and default_detector.secondary.config.input_size == 128
 
 
+def test_the_daemon_and_the_command_default_to_it():
+    from edge_runtime.cli import build_parser
+
+    assert build_parser().parse_args(["--source", "x.jpg"]).detector == DEFAULT_DETECTOR
+    assert build_parser().parse_args(["--source", "x.jpg", "--detector", "haar"]).detector == "haar"
+
+
 def test_the_default_detector_needs_no_shared_assets(tmp_path, monkeypatch):
     monkeypatch.setenv("FER_SHARED", str(tmp_path / "absent"))
     for kind, name in BLAZEFACE_FILES.items():
