@@ -7,7 +7,7 @@ Library API::
 
     from edge_runtime import FaceRecognizer, open_source
 
-    recognizer = FaceRecognizer()                 # models/fer4_int8.tflite + its card, Haar detector
+    recognizer = FaceRecognizer()                 # models/fer4_int8.tflite + its card, BlazeFace detector
     for face in recognizer.recognize(frame):      # frame: grayscale, BGR or BGRA, any size
         print(face.box, face.label, face.scores, face.detector_score)
     expression = recognizer.classify_face(crop)   # your own detector: label + scores of one crop

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .classifier import ExpressionClassifier
-from .detectors import DEFAULT_MARGINS, FaceDetector, detect_scaled, make_detector
+from .detectors import DEFAULT_DETECTOR, DEFAULT_MARGINS, FaceDetector, detect_scaled, make_detector
 from .model_card import ModelCard
 from .preprocessing import Box, check_frame, crop_face, to_gray
 from .results import Detection, Expression, Face
@@ -39,7 +39,8 @@ class FaceRecognizer:
     Parameters:
         model_path: the .tflite model (its card ``X.json`` beside it); default ``models/fer4_int8.tflite``.
         card_path: a card elsewhere than beside the model.
-        detector: ``"haar"`` (default), ``"blazeface"`` or any object with ``name`` and ``detect(frame)``.
+        detector: ``"blazeface"`` (default: both bundled BlazeFace models), ``"haar"`` or any
+            object with ``name`` and ``detect(frame)``.
         detector_model: the cascade .xml / BlazeFace .tflite, when not the default one.
         num_threads: interpreter threads (classifier and BlazeFace).
         margin: fraction of the face box added on each side before cropping; default: the card's
@@ -50,7 +51,7 @@ class FaceRecognizer:
     """
 
     def __init__(self, model_path: str | Path | None = None, *, card_path: str | Path | None = None,
-                 detector: str | FaceDetector = "haar", detector_model: str | Path | None = None,
+                 detector: str | FaceDetector = DEFAULT_DETECTOR, detector_model: str | Path | None = None,
                  num_threads: int | None = None, margin: float | None = None,
                  min_confidence: float = 0.0, detect_max_side: int = 640) -> None:
         self.classifier = ExpressionClassifier(model_path, card_path, num_threads=num_threads,

@@ -24,7 +24,6 @@ SHARED = shared_dir()
 MEDIA = SHARED / "media"
 VIDEO = MEDIA / "video" / "short_hamilton_clip.mp4"
 PHOTOS = MEDIA / "photos"
-BLAZEFACE = SHARED / "models" / "face_detection" / "face_detection_short_range.tflite"
 REAL_MODEL = ROOT / "models" / "fer4_int8.tflite"
 TINY_LABELS = ("happy", "neutral", "sad", "surprise")
 TINY_VERSION = "3"  # bump to rebuild the cached tiny models

@@ -63,13 +63,18 @@ def test_int8_and_float32_variants_agree(tiny_models, photo):
     assert np.abs(a - b).max() < 0.03, (a, b)
 
 
-def test_grayscale_bgr_bgra_and_single_channel_frames_give_the_same_faces(recognizer, photo):
+def test_bgr_and_bgra_frames_and_both_grayscale_layouts_give_the_same_faces(recognizer, photo):
+    # BlazeFace (the default) sees colour where the frame has it, so colour and gray frames are
+    # compared among themselves; Haar sees gray only, so all four layouts agree with it.
     gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
-    results = [recognizer.recognize(frame) for frame in
-               (photo, cv2.cvtColor(photo, cv2.COLOR_BGR2BGRA), gray, gray[:, :, None])]
-    assert len(results[0]) == 2
-    for other in results[1:]:
-        assert [(f.box, f.scores) for f in other] == [(f.box, f.scores) for f in results[0]]
+    haar = FaceRecognizer(recognizer.classifier.model_path, detector="haar")
+    for rec, groups in ((recognizer, [(photo, cv2.cvtColor(photo, cv2.COLOR_BGR2BGRA)), (gray, gray[:, :, None])]),
+                        (haar, [(photo, cv2.cvtColor(photo, cv2.COLOR_BGR2BGRA), gray, gray[:, :, None])])):
+        for frames in groups:
+            results = [rec.recognize(frame) for frame in frames]
+            assert len(results[0]) == 2
+            for other in results[1:]:
+                assert [(f.box, f.scores) for f in other] == [(f.box, f.scores) for f in results[0]]
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5, 3), (20, 20, 4), (47, 48), (2, 900)])
@@ -101,7 +106,7 @@ def test_margin_precedence_argument_card_detector_default(tiny_model, tmp_path):
     edited = copy_model(tiny_model, tmp_path, lambda c: c.update(face_crop={"margin": 0.15}))
     assert FaceRecognizer(edited).margin == 0.15
     per = copy_model(tiny_model, tmp_path / "per",
-                     lambda c: c.update(face_crop={"margin": 0.15, "by_detector": {"haar": 0.05}}))
+                     lambda c: c.update(face_crop={"margin": 0.15, "by_detector": {"blazeface": 0.05}}))
     assert FaceRecognizer(per).margin == 0.05
     with pytest.raises(ValueError, match="margin"):
         FaceRecognizer(tiny_model, margin=-0.1)
