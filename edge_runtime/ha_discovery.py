@@ -12,6 +12,8 @@ import re
 import socket
 from importlib import metadata
 
+from .errors import EdgeRuntimeError
+
 DISCOVERY_PREFIX = "homeassistant"
 #: Values of the expression sensor besides the model's labels.
 EXPRESSION_EXTRA = ("uncertain", "no_face")
@@ -26,7 +28,7 @@ def sanitize_name(name: str) -> str:
     """A device name usable in MQTT topics and Home Assistant ids: ``[a-z0-9_-]``, at most 64 characters."""
     cleaned = re.sub(r"[^a-z0-9_-]+", "_", name.strip().lower()).strip("_-")[:64]
     if not cleaned:
-        raise ValueError(f"bad device name {name!r}; use letters, digits, '-' or '_'")
+        raise EdgeRuntimeError(f"bad --device-name {name!r}; use letters, digits, '-' or '_'")
     return cleaned
 
 
@@ -34,7 +36,7 @@ def default_device_name() -> str:
     """This machine's hostname, sanitized (``fer-edge`` if it has none usable)."""
     try:
         return sanitize_name(socket.gethostname())
-    except ValueError:
+    except EdgeRuntimeError:
         return "fer-edge"
 
 

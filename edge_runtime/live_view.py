@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from .annotate import draw_faces
+from .errors import EdgeRuntimeError
 from .results import Face
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class FrameHub:
     def __init__(self, max_fps: float = 5.0, quality: int = 80, max_clients: int = 4,
                  draw: Callable[[np.ndarray, Sequence[Face]], np.ndarray] = draw_faces) -> None:
         if max_fps <= 0:
-            raise ValueError(f"--live-fps must be > 0 (got {max_fps})")
+            raise EdgeRuntimeError(f"--live-fps must be > 0 (got {max_fps:g})")
         self.max_fps = max_fps
         self.quality = int(quality)
         self.max_clients = max_clients

@@ -64,22 +64,22 @@ class MqttConfig:
     @classmethod
     def from_url(cls, url: str, device: str | None = None, every: float = 0.0, ca_file: str | None = None,
                  **options: Any) -> MqttConfig:
-        """Parse ``mqtt://[user:pass@]host[:port][/prefix]`` (``mqtts://`` for TLS); ValueError if bad."""
+        """Parse ``mqtt://[user:pass@]host[:port][/prefix]`` (``mqtts://`` for TLS); one clear error if bad."""
         shown = redact(url)
         try:
             parts = urlsplit(url.strip())
             port = parts.port
         except ValueError:
-            raise ValueError(f"bad --mqtt URL {shown!r}; {URL_HELP}") from None
+            raise EdgeRuntimeError(f"bad --mqtt URL {shown!r}; {URL_HELP}") from None
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or parts.query or parts.fragment:
-            raise ValueError(f"bad --mqtt URL {shown!r}; {URL_HELP}")
+            raise EdgeRuntimeError(f"bad --mqtt URL {shown!r}; {URL_HELP}")
         prefix = parts.path.strip("/") or DEFAULT_PREFIX
         if "#" in url or any(c in prefix for c in "+\0") or "//" in prefix:
-            raise ValueError(f"bad --mqtt topic prefix {prefix!r}: no '#', '+' or empty levels")
+            raise EdgeRuntimeError(f"bad --mqtt topic prefix {prefix!r}: no '#', '+' or empty levels")
         if every < 0:
-            raise ValueError(f"--mqtt-every must be >= 0 seconds (got {every})")
+            raise EdgeRuntimeError(f"--mqtt-every must be >= 0 seconds (got {every})")
         if ca_file and parts.scheme != "mqtts":
-            raise ValueError("--mqtt-ca needs an mqtts:// URL")
+            raise EdgeRuntimeError("--mqtt-ca needs an mqtts:// URL")
         tls = parts.scheme == "mqtts"
         return cls(host=parts.hostname, port=port or (8883 if tls else 1883),
                    username=unquote(parts.username) if parts.username else None,

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.http_server import CONNECTION_TIMEOUT, BoundedHTTPServer, StatusBoard
 from edge_runtime.live_view import BOUNDARY, PAGE, FrameHub, route
 from edge_runtime.metrics import Metrics
@@ -140,6 +141,8 @@ def test_hub_encodes_only_while_watched_and_at_most_max_fps():
     assert taken in (50, 51), taken
     assert hub.encoded == 1 and drawn == [1]
     assert "fer_edge_live_frames_encoded_total 1\n" in hub.prometheus()
+    with pytest.raises(EdgeRuntimeError, match="--live-fps must be > 0"):
+        FrameHub(max_fps=0)
 
 
 def test_mjpeg_stream_over_http_at_most_live_fps(server):

@@ -88,15 +88,15 @@ def test_url_parsing_and_redaction():
     d = MqttConfig.from_url("mqtts://broker", ca_file="/etc/ca.pem", device="x")
     assert (d.port, d.tls, d.prefix, d.ca_file) == (8883, True, "fer-edge", "/etc/ca.pem")
     for bad in ("http://broker", "mqtt://", "mqtt://h:99999", "mqtt://h/a/#", "broker:1883"):
-        with pytest.raises(ValueError, match="--mqtt"):
+        with pytest.raises(EdgeRuntimeError, match="--mqtt"):
             MqttConfig.from_url(bad)
-    with pytest.raises(ValueError, match="--mqtt-ca needs an mqtts://"):
+    with pytest.raises(EdgeRuntimeError, match="--mqtt-ca needs an mqtts://"):
         MqttConfig.from_url("mqtt://u:secret@h", ca_file="ca.pem")
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(EdgeRuntimeError) as info:
         MqttConfig.from_url("ftp://u:secret@h")
     assert "secret" not in str(info.value)
     assert sanitize_name("  Living Room Pi ") == "living_room_pi"
-    with pytest.raises(ValueError, match="device name"):
+    with pytest.raises(EdgeRuntimeError, match="--device-name"):
         sanitize_name("!!!")
 
 
