@@ -160,10 +160,11 @@ def test_mjpeg_stream_over_http_at_most_live_fps(server):
         assert b" 200 " in status
         assert f"Content-Type: multipart/x-mixed-replace; boundary={BOUNDARY}" in headers
         read_parts(f, 1)
-        t0 = time.monotonic()
-        parts = read_parts(f, 5)
-        elapsed = time.monotonic() - t0
-        assert elapsed >= 5 / 5 - 0.15, f"5 frames in {elapsed:.2f} s exceeds 5 frames/s"
+        t0, parts = time.monotonic(), []
+        while time.monotonic() - t0 < 2.0:
+            parts += read_parts(f, 1)
+        # At most 5 frames/s: 10 in 2 s, plus one for where the window falls (a stall only lowers it).
+        assert 5 <= len(parts) <= 11, f"{len(parts)} frames in 2 s at --live-fps 5 from a 50 frames/s camera"
         frame = cv2.imdecode(np.frombuffer(parts[-1], np.uint8), cv2.IMREAD_COLOR)
         assert frame.shape == (240, 320, 3) and green_pixels(frame) > 100, "the face box is drawn"
         assert server.hub.clients == 1
