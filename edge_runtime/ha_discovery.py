@@ -89,5 +89,5 @@ def discovery_configs(device: str, state_topic: str, availability_topic: str,
     for object_id, sensor in sensors.items():
         out[f"{prefix}/sensor/{device}/{object_id}/config"] = {
             **sensor, **common, "unique_id": f"fer_edge_{device}_{object_id}",
-            "default_entity_id": f"sensor.fer_edge_{device}_{object_id}"}
+            "default_entity_id": "sensor." + f"fer_edge_{device}_{object_id}".replace("-", "_")}
     return out

@@ -104,6 +104,8 @@ def test_value_templates_render_in_jinja():
     jinja2 = pytest.importorskip("jinja2", reason="jinja2 not installed (pip install jinja2)")
     from edge_runtime.ha_discovery import discovery_configs
 
+    hyphen = discovery_configs("living-room", "s", "a", LABELS)["homeassistant/sensor/living-room/faces/config"]
+    assert hyphen["default_entity_id"] == "sensor.fer_edge_living_room_faces", "entity ids take no '-'"
     configs = discovery_configs("cam", "s", "a", LABELS)
     by_object = {topic.split("/")[3]: cfg for topic, cfg in configs.items()}
     assert set(by_object) == {"expression", "faces", "score_happy", "score_neutral", "score_sad", "score_surprise"}
@@ -243,7 +245,7 @@ def test_broker_down_never_slows_publish_and_is_waited_for(tmp_path, paho, publi
         worst[pub.config.device] = f"median {times[n // 2] * 1e6:.1f} us, max {times[-1] * 1e3:.2f} ms"
         # The max allows for this shared machine's scheduler; a call that waited on the network would
         # take the 5 s connect timeout (blackhole) or a connection attempt per call (closed port).
-        assert times[n // 2] < 50e-6 and total < 0.5 and times[-1] < 0.2, worst
+        assert times[n // 2] < 50e-6 and total < 0.5 and times[-1] < 0.5, worst
         assert pub.counters() == {"published": 0, "dropped": n - 64, "connected": 0}
     print("publish() with the broker down:", worst)
     t0 = time.monotonic()
