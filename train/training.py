@@ -13,8 +13,10 @@ import numpy as np
 import tensorflow as tf
 
 from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
+from edge_runtime.model_card import file_sha256
 
-from . import distillation, evaluation, label_sources, label_validation, models, pipeline, splits, validation
+from . import (distillation, evaluation, finetune, label_sources, label_validation, models, multiworker, pipeline,
+               splits, validation, workers)
 from .data_loading import IMAGE_SIZE, load_split
 from .errors import UserError
 
@@ -50,7 +52,7 @@ def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return multiworker.KerasMultiWorkerStrategy()
     raise UserError(f"unknown --strategy {name!r}; use default, mirrored or multiworker")
 
 
@@ -132,6 +134,7 @@ def keras_card(name: str, labels: tuple[str, ...], model: keras.Model, config: d
                   "dtype": "float32", "value_range": [0, 255]},
         "output": {"dtype": "float32", "kind": "probabilities"},
         "architecture": config["arch"],
+        **finetune.card_fields(config),
         "parameters": int(model.count_params()),
         "macs_per_face": models.count_macs(model),
         "training": {"config": config, **extra},
@@ -177,11 +180,24 @@ def load_data(config: dict) -> RunData:
     return RunData(train_set, val_faces, test_faces, report)
 
 
+def recall_guard(config: dict, val: label_sources.ScoredFaces) -> label_validation.RecallGuard | None:
+    """The ``--guard`` model's per-class consensus recall on our validation faces, as the floor to keep."""
+    if not config.get("guard"):
+        return None
+    reference = distillation.load_teachers([config["guard"]], tuple(config["classes"]))
+    probs = np.asarray(reference(val.images.astype(np.float32)[..., None]))
+    recalls = label_validation.consensus_recalls(probs.argmax(1), val)
+    log.info("guard %s: consensus recall on validation %s (floor: %g points below)", config["guard"],
+             ", ".join(f"{c} {r:.3f}" for c, r in zip(config["classes"], recalls, strict=True)),
+             config.get("guard_margin", 2.0))
+    return label_validation.RecallGuard(recalls, config.get("guard_margin", 2.0) / 100)
+
+
 def compile_model(config: dict, n: int, steps_per_epoch: int, run_dir: Path, resume: bool) -> keras.Model:
     """Build (or warm-start) the model with AdamW on a warm-up + cosine schedule spanning the whole run."""
     labels = tuple(config["classes"])
     steps = steps_per_epoch * config["epochs"]
-    model = models.build_model(config["arch"], n)
+    model = models.build_model(config["arch"], n, **finetune.model_options(config))
     if config.get("init_from") and not resume:
         log.info("initialised %d layers from %s", init_weights_from(model, config["init_from"], labels),
                  config["init_from"])
@@ -189,6 +205,7 @@ def compile_model(config: dict, n: int, steps_per_epoch: int, run_dir: Path, res
     warmup = min(steps // 10, steps_per_epoch * 3)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(steps - warmup, 1), warmup_target=config["lr"], warmup_steps=warmup, alpha=0.01)
+    schedule = finetune.phased(schedule, config, steps_per_epoch)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"]),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config["label_smoothing"]),
@@ -198,8 +215,10 @@ def compile_model(config: dict, n: int, steps_per_epoch: int, run_dir: Path, res
 
 def run(config: dict, run_dir: Path, resume: bool) -> dict:
     """Train per ``config`` into ``run_dir``; return the test report. Resumable per epoch."""
-    keras.utils.set_random_seed(config["seed"])
     strategy = make_strategy(config["strategy"], config.get("cpu_devices", 0))
+    config = multiworker.share_config(strategy, config)
+    keras.utils.set_random_seed(config["seed"])
+    chief, run_dir = workers.is_chief(config["strategy"]), workers.output_dir(run_dir, config["strategy"])
     data = load_data(config)
     atomic_write_json(run_dir / "data_report.json", data.report)
     labels = tuple(config["classes"])
@@ -219,6 +238,7 @@ def run(config: dict, run_dir: Path, resume: bool) -> dict:
                                      teacher_weight=config.get("teacher_weight", 0.0))
     prior = label_validation.class_prior(data.train.targets)
     taus = tuple(config.get("prior_taus") or (0.0,))
+    guard = recall_guard(config, data.val)
 
     keras.mixed_precision.set_global_policy(config["precision"])
     with strategy.scope():
@@ -229,23 +249,29 @@ def run(config: dict, run_dir: Path, resume: bool) -> dict:
 
     best_so_far = max(read_history(run_dir / "history.csv").get("val_accuracy", [None]) or [None], key=lambda v: v or 0)
     callbacks = [
-        label_validation.LabelSetValidation(data.val, prior, taus, config.get("select", "fer2013")),
+        multiworker.AverageMovingStatistics(),
+        label_validation.LabelSetValidation(data.val, prior, taus, config.get("select", "fer2013"), guard),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=False),
+        multiworker.StartFromChief(),
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor="val_accuracy",
                                         save_best_only=True, save_weights_only=True,
                                         initial_value_threshold=best_so_far if resume else None),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         EpochLogger(),
+        *finetune.callbacks(config),
     ]
     started = time.perf_counter()
     model.fit(train_ds, epochs=config["epochs"], callbacks=callbacks, verbose=0)
     train_seconds = time.perf_counter() - started
+    log.info("final weights sha256 %s", multiworker.weights_digest(model))
+    if not chief:
+        return {}
 
     # The shipped model: best validation epoch, rebuilt in float32 (converts cleanly after bf16 training),
     # with the prior adjustment of that epoch folded into its output layer.
     model.load_weights(str(run_dir / "best.weights.h5"))
     keras.mixed_precision.set_global_policy("float32")
-    final = models.build_model(config["arch"], n)
+    final = models.build_model(config["arch"], n, **finetune.model_options(config))
     final.set_weights(model.get_weights())
     history = read_history(run_dir / "history.csv")
     best_epoch = int(np.argmax(history["val_accuracy"]))
@@ -254,6 +280,10 @@ def run(config: dict, run_dir: Path, resume: bool) -> dict:
     return publish(final, config, run_dir, data, history, {
         "best_epoch": best_epoch + 1, "train_seconds": round(train_seconds, 1),
         "prior_adjustment": {"tau": tau, "prior": dict(zip(labels, np.round(prior, 4).tolist(), strict=True))},
+        **({"guard": {"model": config["guard"], "sha256": file_sha256(config["guard"]),
+                      "margin_pt": config.get("guard_margin", 2.0),
+                      "reference_consensus_recall": dict(zip(labels, np.round(guard.reference, 4).tolist(),
+                                                             strict=True))}} if guard else {}),
     })
 
 
