@@ -15,8 +15,19 @@ import tensorflow as tf
 from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
 from edge_runtime.model_card import file_sha256
 
-from . import (distillation, evaluation, finetune, label_sources, label_validation, models, multiworker, pipeline,
-               splits, validation, workers)
+from . import (
+    distillation,
+    evaluation,
+    finetune,
+    label_sources,
+    label_validation,
+    models,
+    multiworker,
+    pipeline,
+    splits,
+    validation,
+    workers,
+)
 from .data_loading import IMAGE_SIZE, load_split
 from .errors import UserError
 
