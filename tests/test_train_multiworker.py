@@ -17,13 +17,13 @@ import pytest
 
 from tests.test_train_ferplus import FOLDERS, planted_votes, write_votes
 from tests.train_support import make_folder_dataset
+from train import workers
+from train.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGEST = re.compile(r"final weights sha256 ([0-9a-f]{64})")
 EPOCH = re.compile(r"INFO epoch (\d+/\d+) ")
 RUN_TIMEOUT = 240
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +117,30 @@ def epochs_logged(text: str) -> list[str]:
     return EPOCH.findall(text)
 
 
+@pytest.mark.parametrize("cluster, task, chief", [
+    ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 0}, True),
+    ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 1}, False),
+    ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "chief", "index": 0}, True),
+    ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "worker", "index": 0}, False),
+])
+def test_the_chief_is_tensorflows_chief(tmp_path, monkeypatch, cluster, task, chief):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+    assert workers.is_chief("multiworker") is chief
+    assert workers.is_chief("default") and workers.is_chief("mirrored")
+    out = workers.output_dir(tmp_path / "run", "multiworker")
+    assert (out == tmp_path / "run") is chief
+    assert chief or out.is_dir()
+
+
+def test_a_broken_tf_config_is_one_error(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(UserError, match="TF_CONFIG is not a valid cluster description"):
+        workers.is_chief("multiworker")
+    monkeypatch.delenv("TF_CONFIG")
+    assert workers.is_chief("multiworker")
+
+
+@pytest.mark.slow
 def test_two_workers_train_in_step_and_only_the_chief_writes(cluster):
     cluster.start("--epochs", "1", name="train")
     logs = cluster.wait()
@@ -136,6 +160,7 @@ def test_two_workers_train_in_step_and_only_the_chief_writes(cluster):
     assert not any((cluster.machines[1] / "tmp").iterdir())
 
 
+@pytest.mark.slow
 def test_a_killed_worker_resumes_from_the_chiefs_checkpoint(cluster):
     cluster.start("--epochs", "3", name="first")
     metadata = cluster.out(0) / "backup" / "training_metadata.json"
