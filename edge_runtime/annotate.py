@@ -56,7 +56,9 @@ def _probe_video(out: Path) -> None:
 
 
 def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
-    """A BGR copy of ``image`` with each face's box, label, probability and track id drawn."""
+    """A BGR copy of ``image`` with each face's box, label, probability and track id drawn.
+
+    A label is moved left, when needed, so that it stays inside the frame."""
     if image.ndim == 2 or image.shape[2] == 1:
         canvas = cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
     elif image.shape[2] == 4:
@@ -74,8 +76,9 @@ def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
         scale = 0.4 * thickness
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = max(0, y - th - base - 2)
-        cv2.rectangle(canvas, (x, top), (x + tw + 2, top + th + base + 2), (0, 255, 0), cv2.FILLED)
-        cv2.putText(canvas, text, (x + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+        left = max(0, min(x, canvas.shape[1] - tw - 3))  # the whole label inside the frame
+        cv2.rectangle(canvas, (left, top), (left + tw + 2, top + th + base + 2), (0, 255, 0), cv2.FILLED)
+        cv2.putText(canvas, text, (left + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
                     thickness, cv2.LINE_AA)
     return canvas
 

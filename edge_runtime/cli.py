@@ -12,12 +12,15 @@ from pathlib import Path
 from .daemon import Daemon, DaemonConfig
 from .detectors import DETECTORS
 from .errors import USER_ERRORS, CameraUnavailableError, EdgeRuntimeError, SourceError
+from .mqtt_output import MqttError
 from .redact import RedactingFormatter, redact
 
 log = logging.getLogger("edge_runtime")
 
 #: Environment variable read when --source is not given.
 SOURCE_ENV = "FER_EDGE_SOURCE"
+#: Environment variable read when --mqtt is not given.
+MQTT_ENV = "FER_EDGE_MQTT"
 #: Exit codes (deploy/fer-edge.service relies on them: 2 is never restarted).
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NO_SOURCE = 0, 1, 2, 3
 
@@ -29,10 +32,12 @@ height, faces [{box [x,y,w,h], label, scores {label: p}, detector_score, track_i
 latency_ms. SIGHUP reopens --output (after logrotate moved it).
 exit codes: 0 done or stopped (SIGTERM/SIGINT); 1 unexpected failure (traceback logged; restart);
 2 bad input found before the start: an option, the model, the card or a --source file (do not
-restart); 3 the camera/stream did not come up within --wait-for-source.
-docs: docs/daemon.md
+restart); 3 the camera/stream did not come up within --wait-for-source. A login the MQTT broker
+refuses is exit 2 at the start, 1 (restarted) when the broker first answers later.
+docs: docs/daemon.md, docs/integrations.md (MQTT, Home Assistant, live view)
 examples:
   python -m edge_runtime --source picamera2 --output results.jsonl --http 127.0.0.1:8765
+  python -m edge_runtime --source picamera2 --http 127.0.0.1:8765 --live --mqtt mqtt://homeassistant.local
   python -m edge_runtime --source ../shared/media/photos --model models/fer4_int8.tflite
 """
 
@@ -143,6 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replay a video file or a directory from the start each time it ends")
     p.add_argument("--size", type=_size,
                    help="camera capture size WIDTHxHEIGHT (default 640x480 for picamera2)")
+    env_mqtt = os.environ.get(MQTT_ENV) or None
+    p.add_argument("--mqtt", metavar="URL", default=env_mqtt,
+                   help="publish each result to an MQTT broker, with Home Assistant discovery: "
+                        f"mqtt://[user:pass@]host[:port][/prefix] or mqtts://... (default: ${MQTT_ENV}, "
+                        "which keeps the password out of the process list)")
+    p.add_argument("--mqtt-ca", metavar="FILE", help="CA certificate (PEM) of an mqtts:// broker")
+    p.add_argument("--mqtt-every", type=_non_negative_float, metavar="SECONDS",
+                   help="publish at most every SECONDS, a change of expression at once (default 0: every frame)")
+    p.add_argument("--device-name", metavar="NAME",
+                   help="the device in MQTT topics and Home Assistant (default: the hostname)")
+    p.add_argument("--live", action="store_true",
+                   help="with --http: a live page at / and the annotated stream at /stream.mjpg")
+    p.add_argument("--live-fps", type=_positive_float, metavar="FPS",
+                   help="frame rate cap of the live stream (default 5)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                    help="log verbosity on stderr (default: info)")
     return p
@@ -158,7 +177,9 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         max_frames=args.max_frames, realtime=args.realtime, size=args.size,
         detect_max_side=max(0, args.detect_max_side), http_allow_remote=args.http_allow_remote,
         wait_for_source=args.wait_for_source, stale_after=args.stale_after, rotate_mb=args.rotate_mb,
-        keep=5 if args.keep is None else args.keep, loop=args.loop)
+        keep=5 if args.keep is None else args.keep, loop=args.loop, mqtt=args.mqtt, mqtt_ca=args.mqtt_ca,
+        mqtt_every=args.mqtt_every or 0.0, device_name=args.device_name, live=args.live,
+        live_fps=5.0 if args.live_fps is None else args.live_fps)
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -174,6 +195,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise EdgeRuntimeError(f"--margin must be >= 0 (got {args.margin:g})")
     if args.keep is not None and args.rotate_mb is None:
         raise EdgeRuntimeError("--keep needs --rotate-mb MB")
+    if args.live_fps is not None and not args.live:
+        raise EdgeRuntimeError("--live-fps needs --live")
+    if args.mqtt_every is not None and not args.mqtt:
+        raise EdgeRuntimeError(f"--mqtt-every needs --mqtt URL (or ${MQTT_ENV})")
 
 
 def setup_logging(level: str) -> None:
@@ -218,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         return daemon.run()
     except CameraUnavailableError as exc:
         return fail(str(exc), EXIT_NO_SOURCE)
+    except MqttError as exc:  # the broker was down at the start and refused the login once up
+        return fail(str(exc), EXIT_FAILURE)
     except SourceError as exc:  # a --source file found unreadable once opened
         return fail(str(exc), EXIT_BAD_INPUT)
     except Exception as exc:  # noqa: BLE001 - logged with its traceback

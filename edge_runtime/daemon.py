@@ -4,7 +4,9 @@
 and annotate paths, HTTP address) before anything runs; :meth:`Daemon.run` then processes frames
 until the source ends, ``max_frames`` is reached, or :meth:`Daemon.stop`. The source is opened and
 read by a :class:`~edge_runtime.reader.FrameReader` thread, so the loop (and a stop request) never
-waits on a camera that hangs. Nothing accumulates per frame, so memory stays flat over long runs.
+waits on a camera that hangs. Each result also goes to MQTT (``--mqtt``, through a bounded queue that
+never blocks the loop) and to the live view (``--live``, only while someone watches). Nothing
+accumulates per frame, so memory stays flat over long runs.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from .annotate import Annotator
 from .detectors import DEFAULT_DETECTOR
 from .errors import EdgeRuntimeError
 from .http_server import STALE_AFTER, StatusBoard, StatusServer, check_bind, parse_bind
+from .live_view import FrameHub
 from .metrics import Metrics
+from .mqtt_output import MqttConfig, MqttPublisher
 from .output import JsonlWriter, OutputConfig
 from .reader import Delivery, FrameReader, ReaderConfig
 from .recognizer import FaceRecognizer
@@ -30,6 +34,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds the daemon waits for a reader stuck in an open or a read before exiting without it.
 READER_JOIN_TIMEOUT = 1.0
+#: Seconds a stop may take from the loop's end; MQTT's goodbye gets what the reader leaves of it.
+STOP_BUDGET = 1.8
+#: Seconds the start waits for the MQTT broker before going on without it (it is waited for).
+MQTT_CONNECT_WAIT = 2.0
 
 
 @dataclass
@@ -62,6 +70,12 @@ class DaemonConfig:
     stale_after: float | None = None  # seconds; None: STALE_AFTER, or 3 frame intervals at --max-fps
     rotate_mb: float | None = None
     keep: int = 5
+    mqtt: str | None = None  # mqtt://[user:pass@]host[:port][/prefix] or mqtts://...
+    mqtt_ca: str | None = None
+    mqtt_every: float = 0.0
+    device_name: str | None = None  # None: the hostname
+    live: bool = False
+    live_fps: float = 5.0
 
 
 def iso_time(seconds: float) -> str:
@@ -78,6 +92,18 @@ def stale_after(config: DaemonConfig) -> float:
         raise EdgeRuntimeError(f"--stale-after {config.stale_after:g} is not longer than one frame at "
                                f"--max-fps {config.max_fps:g} ({interval:g} s); give more than {interval:g}")
     return config.stale_after
+
+
+def check_integrations(config: DaemonConfig) -> None:
+    """Options that need another: the MQTT sub-options need ``--mqtt``, ``--live`` needs ``--http``."""
+    if config.live and not config.http:
+        raise EdgeRuntimeError("--live needs --http [HOST:]PORT (the page is served there), "
+                               "e.g. --http 127.0.0.1:8765 --live")
+    if not config.mqtt:
+        for flag, value in (("--mqtt-ca", config.mqtt_ca), ("--mqtt-every", config.mqtt_every),
+                            ("--device-name", config.device_name)):
+            if value:
+                raise EdgeRuntimeError(f"{flag} needs --mqtt URL (or $FER_EDGE_MQTT)")
 
 
 def output_config(config: DaemonConfig) -> OutputConfig:
@@ -104,6 +130,8 @@ class Daemon:
         self.writer: JsonlWriter | None = None
         self.annotator: Annotator | None = None
         self.reader: FrameReader | None = None
+        self.mqtt: MqttPublisher | None = None
+        self.live: FrameHub | None = None
         self._prepared = False
         self._source_open = False
         self._stop = threading.Event()
@@ -137,6 +165,11 @@ class Daemon:
 
     def _prepare(self) -> None:
         cfg = self.config
+        check_integrations(cfg)
+        mqtt = MqttConfig.from_url(cfg.mqtt, device=cfg.device_name, every=cfg.mqtt_every, ca_file=cfg.mqtt_ca,
+                                   backoff_max=cfg.backoff_max) if cfg.mqtt else None
+        if cfg.live:
+            self.live = FrameHub(max_fps=cfg.live_fps)
         out = output_config(cfg)
         threshold = stale_after(cfg)
         bind = parse_bind(cfg.http) if cfg.http else None
@@ -159,9 +192,22 @@ class Daemon:
         self.metrics = Metrics(info={"model": rec.classifier.model_path.name, "runtime": rec.runtime_name,
                                      "detector": rec.detector.name, "source": self.source.name})
         self.board = StatusBoard(self.metrics, stale_after=threshold)
+        if self.live is not None:
+            self.metrics.extra.append(self.live.prometheus)
         if bind is not None:
-            self.server = StatusServer(self.board, *bind, allow_remote=cfg.http_allow_remote)
+            self.server = StatusServer(self.board, *bind, allow_remote=cfg.http_allow_remote, live=self.live)
+        if mqtt is not None:
+            self._start_mqtt(replace(mqtt, labels=tuple(rec.labels)))
         self.writer = JsonlWriter(out)
+
+    def _start_mqtt(self, config: MqttConfig) -> None:
+        """Connect to the broker in the background; a refused login raises ``MqttError`` here."""
+        self.mqtt = MqttPublisher(config)
+        self.mqtt.start()
+        self.metrics.extra.append(self.mqtt.prometheus)
+        if not self.mqtt.wait_until_connected(MQTT_CONNECT_WAIT):
+            log.warning("MQTT: the broker %s is not up yet; results are published once it is",
+                        self.mqtt.config.url)
 
     def run(self) -> int:
         """Process frames; returns 0. Raises what ended the source early (see :class:`FrameReader`)."""
@@ -191,20 +237,26 @@ class Daemon:
         if self.board is not None:
             self.board.state = "stopping"
         self._stop.set()
+        deadline = time.monotonic() + STOP_BUDGET
         blocked = self.reader is not None and not self.reader.join(READER_JOIN_TIMEOUT)
         if blocked:  # closing the source under the blocked reader would crash it
             log.warning("the source is still blocked in an open or a read; exiting without waiting for it")
-        self._release(close_source=not blocked)
+        self._release(close_source=not blocked, mqtt_timeout=max(0.3, deadline - time.monotonic()))
 
-    def _release(self, close_source: bool = True) -> None:
+    def _release(self, close_source: bool = True, mqtt_timeout: float = 1.0) -> None:
         if close_source and self.source is not None:
             self.source.close()
-        for closer in (self.writer, self.annotator, self.server):
+        for closer in (self.writer, self.annotator, self.live, self.server):
             if closer is not None:
                 try:
                     closer.close()
                 except Exception:  # keep closing the others
                     log.error("closing %s failed", type(closer).__name__, exc_info=True)
+        if self.mqtt is not None:  # publishes "offline" and disconnects within mqtt_timeout
+            try:
+                self.mqtt.close(timeout=mqtt_timeout)
+            except Exception:
+                log.error("closing the MQTT connection failed", exc_info=True)
 
     def _throttle(self, last_start: float | None) -> None:
         if self.config.max_fps and last_start is not None:
@@ -261,6 +313,12 @@ class Daemon:
                 log.warning("output closed by the reader; stopping")
                 break
             self.board.set_latest(line)
+            if self.mqtt is not None:
+                if self.mqtt.error is not None:
+                    raise self.mqtt.error
+                self.mqtt.publish(record)
+            if self.live is not None:
+                self.live.offer(frame.image, faces)
             metrics.frame_done(len(faces), timings)
             if self.annotator is not None:
                 self.annotator.write(frame.image, faces, frame.index, frame.source)

@@ -2,7 +2,8 @@
 
 ``/healthz`` (JSON; 200 while frames flow, 503 when none came for ``stale_after`` seconds: stalled,
 reconnecting or waiting for the source), ``/latest`` (the last result line, 404 before the first),
-``/metrics`` (Prometheus text). Binds loopback unless a host is given, and another host only when
+``/metrics`` (Prometheus text), and with a :class:`~edge_runtime.live_view.FrameHub` (``--live``) the
+live page at ``/`` and its stream at ``/stream.mjpg``. Binds loopback unless a host is given, and another host only when
 allowed (``--http-allow-remote``). Each connection has a timeout, the number of connections served
 at once is bounded (more get a 503 at once), and clients that go away are logged at debug level.
 """
@@ -18,7 +19,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from . import live_view
 from .errors import EdgeRuntimeError
+from .live_view import FrameHub
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -103,7 +106,12 @@ class StatusBoard:
         return healthy, details
 
 
-def _handler(board: StatusBoard, connection_timeout: float) -> type[BaseHTTPRequestHandler]:
+def _handler(board: StatusBoard, connection_timeout: float,
+             live: FrameHub | None = None) -> type[BaseHTTPRequestHandler]:
+    paths = "/, /stream.mjpg, /healthz, /latest or /metrics" if live is not None else \
+        "/healthz, /latest or /metrics"
+    not_found = json.dumps({"error": f"not found; try {paths}"}).encode()
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "fer-edge"
         timeout = connection_timeout
@@ -118,6 +126,8 @@ def _handler(board: StatusBoard, connection_timeout: float) -> type[BaseHTTPRequ
                 self.wfile.write(body)
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if live is not None and live_view.route(self, live):
+                return
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
                 healthy, details = board.health()
@@ -131,8 +141,7 @@ def _handler(board: StatusBoard, connection_timeout: float) -> type[BaseHTTPRequ
             elif path == "/metrics":
                 self._send(200, board.metrics.render().encode(), "text/plain; version=0.0.4; charset=utf-8")
             else:
-                self._send(404, b'{"error": "not found; try /healthz, /latest or /metrics"}',
-                           "application/json")
+                self._send(404, not_found, "application/json")
 
         do_HEAD = do_GET  # noqa: N815
 
@@ -187,15 +196,17 @@ class BoundedHTTPServer(ThreadingHTTPServer):
 class StatusServer:
     """Serve a :class:`StatusBoard` from a background thread; ``close()`` stops it.
 
-    A host other than loopback needs ``allow_remote`` (``--http-allow-remote``).
+    A host other than loopback needs ``allow_remote`` (``--http-allow-remote``). ``live`` adds the
+    live page and stream.
     """
 
     def __init__(self, board: StatusBoard, host: str = "127.0.0.1", port: int = 0, *,
                  allow_remote: bool = False, connection_timeout: float = CONNECTION_TIMEOUT,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS, live: FrameHub | None = None) -> None:
         check_bind(host, allow_remote)
         try:
-            self.httpd = BoundedHTTPServer((host, port), _handler(board, connection_timeout), max_connections)
+            self.httpd = BoundedHTTPServer((host, port), _handler(board, connection_timeout, live),
+                                           max_connections)
         except OSError as exc:
             raise EdgeRuntimeError(f"cannot serve HTTP on {host}:{port} ({exc}); "
                                    "choose another --http address or port") from exc
@@ -205,7 +216,9 @@ class StatusServer:
         self._thread.start()
         if not is_loopback(host):
             log.warning("the HTTP status server listens on %s, reachable from the network", host)
-        log.info("status server on http://%s:%d (/healthz, /latest, /metrics)", *self.address)
+        paths = "/ (live view), /stream.mjpg, /healthz, /latest, /metrics" if live is not None else \
+            "/healthz, /latest, /metrics"
+        log.info("status server on http://%s:%d (%s)", *self.address, paths)
 
     def close(self) -> None:
         """Stop serving and release the port."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .redact import redact
 
@@ -46,7 +46,10 @@ class Histogram:
 
 
 class Metrics:
-    """Thread-safe daemon metrics: frames, faces, dropped frames, reconnects, errors, stage latencies."""
+    """Thread-safe daemon metrics: frames, faces, dropped frames, reconnects, errors, stage latencies.
+
+    ``extra`` holds callables whose Prometheus text (MQTT, live view) :meth:`render` appends.
+    """
 
     COUNTERS = {
         "frames": "Frames processed.",
@@ -63,6 +66,7 @@ class Metrics:
         self.info = dict(info or {})
         self.started = time.time()
         self.last_frame_time: float | None = None
+        self.extra: list[Callable[[], str]] = []
 
     def inc(self, name: str, amount: int = 1) -> None:
         """Add to a counter."""
@@ -102,7 +106,7 @@ class Metrics:
             labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(self.info.items()))
             lines += [f"# HELP {metric} Model, runtime, detector and source of this daemon.",
                       f"# TYPE {metric} gauge", f"{metric}{{{labels}}} 1"]
-            return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + "".join(render() for render in self.extra)
 
 
 def _escape(value: str) -> str:

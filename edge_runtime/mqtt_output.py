@@ -29,7 +29,8 @@ from .redact import redact
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "fer-edge"
-URL_HELP = "use mqtt://[user:pass@]host[:port][/prefix] or mqtts://..."
+#: Written so that redacting credentials from an error line leaves it intact.
+URL_HELP = "use mqtt://HOST[:PORT][/PREFIX] (mqtts:// for TLS), with USER:PASSWORD@ before HOST for a login"
 
 
 class MqttError(EdgeRuntimeError):

@@ -13,17 +13,18 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 
 import cv2
 import numpy as np
 import pytest
 
+from edge_runtime.annotate import draw_faces
 from edge_runtime.errors import EdgeRuntimeError
-from edge_runtime.http_server import CONNECTION_TIMEOUT, BoundedHTTPServer, StatusBoard
-from edge_runtime.live_view import BOUNDARY, PAGE, FrameHub, route
+from edge_runtime.http_server import StatusBoard, StatusServer
+from edge_runtime.live_view import BOUNDARY, PAGE, FrameHub
 from edge_runtime.metrics import Metrics
 from edge_runtime.results import Face
 from tests.edge_support import REAL_MODEL, ROOT, VIDEO
@@ -39,35 +40,13 @@ def green_pixels(image: np.ndarray) -> int:
 
 
 class LiveServer:
-    """The daemon's bounded HTTP server class with a handler that routes to the live view first,
-    and ``/latest`` from a real :class:`StatusBoard` (the wiring ``--live`` adds to the daemon)."""
+    """The daemon's status server with a live hub (what ``--http --live`` starts), on a free loopback port."""
 
-    def __init__(self, hub: FrameHub, board: StatusBoard | None = None) -> None:
+    def __init__(self, hub: FrameHub) -> None:
         self.hub = hub
-        self.board = board = board or StatusBoard(Metrics())
-
-        class Handler(BaseHTTPRequestHandler):
-            timeout = CONNECTION_TIMEOUT
-
-            def do_GET(self) -> None:  # noqa: N802
-                if route(self, hub):
-                    return
-                latest = board.latest()
-                if self.path.split("?")[0] == "/latest" and latest is not None:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(latest)))
-                    self.end_headers()
-                    self.wfile.write(latest)
-                else:
-                    self.send_error(404)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = BoundedHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+        self.board = StatusBoard(Metrics())
+        self.status = StatusServer(self.board, "127.0.0.1", 0, live=hub)
+        self.port = self.status.address[1]
 
     @property
     def latest(self) -> dict | None:
@@ -80,8 +59,7 @@ class LiveServer:
 
     def close(self) -> None:
         self.hub.close()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.status.close()
 
 
 @pytest.fixture
@@ -204,6 +182,38 @@ def test_extra_viewers_get_503_status_stays_reachable_and_idle_leavers_are_notic
     assert server.hub.clients == 0
 
 
+def test_a_label_near_the_right_edge_stays_inside_the_frame():
+    image = np.zeros((120, 200, 3), np.uint8)
+    scores = {"surprise": 0.93, "happy": 0.07}
+    at_left = draw_faces(image, [Face((10, 60, 28, 28), "surprise", scores, 0.9, track_id=12)])
+    at_right = draw_faces(image, [Face((170, 60, 28, 28), "surprise", scores, 0.9, track_id=12)])
+    label_rows = slice(0, 59)  # above the box
+    whole = green_pixels(at_left[label_rows])
+    assert whole > 500 and green_pixels(at_right[label_rows]) == whole, "the label is drawn whole"
+    assert green_pixels(at_right[label_rows, -2:]) > 0, "moved left only as far as needed"
+    assert green_pixels(at_right[60:]) == green_pixels(at_left[60:]), "the box itself stays where the face is"
+
+
+def test_the_status_server_serves_the_live_view_only_with_a_hub():
+    plain = StatusServer(StatusBoard(Metrics()), "127.0.0.1", 0)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"http://127.0.0.1:{plain.address[1]}/", timeout=5)
+        assert info.value.code == 404 and "/stream.mjpg" not in info.value.read().decode()
+    finally:
+        plain.close()
+    live = LiveServer(FrameHub())
+    try:
+        base = f"http://127.0.0.1:{live.port}"
+        with urllib.request.urlopen(base + "/", timeout=5) as answer:
+            assert answer.headers["Content-Type"].startswith("text/html") and answer.read().decode() == PAGE
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(base + "/nope", timeout=5)
+        assert info.value.code == 404 and "try /, /stream.mjpg, /healthz" in info.value.read().decode()
+    finally:
+        live.close()
+
+
 def test_page_is_self_contained():
     assert "/stream.mjpg" in PAGE and "/latest" in PAGE
     for external in ("http://", "https://", "src=\"//", "@import", "<link"):
@@ -216,22 +226,6 @@ def chromium(args: list[str], url: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)
 
 
-class HubFeeder:
-    """Where ``--live`` hooks into the daemon: every processed frame and its faces go to the hub.
-
-    It stands in the daemon's ``annotator`` slot (same ``write``/``close`` calls) until the flag is wired.
-    """
-
-    def __init__(self, hub: FrameHub) -> None:
-        self.hub, self.draw_faces = hub, True
-
-    def write(self, image: np.ndarray, faces: list[Face], index: int, source: str | None = None) -> None:
-        self.hub.offer(image, faces if self.draw_faces else [])
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
 def test_live_page_in_headless_chromium_on_a_daemon_replaying_the_video(tmp_path):
     if not VIDEO.is_file():
@@ -240,23 +234,27 @@ def test_live_page_in_headless_chromium_on_a_daemon_replaying_the_video(tmp_path
 
     results = tmp_path / "results.jsonl"
     daemon = Daemon(DaemonConfig(source=str(VIDEO), model=str(REAL_MODEL), detector="blazeface", threads=1,
-                                 max_fps=10, loop=True, output=str(results)))
+                                 max_fps=10, loop=True, output=str(results), http="127.0.0.1:0", live=True))
     daemon.prepare()
-    feeder = daemon.annotator = HubFeeder(FrameHub(max_fps=5))
-    server = LiveServer(feeder.hub, daemon.board)
     runner = threading.Thread(target=daemon.run, daemon=True)
     runner.start()
-    url = f"http://127.0.0.1:{server.port}/"
+    url = f"http://127.0.0.1:{daemon.server.address[1]}/"
     try:
         dom = chromium(["--dump-dom"], url).stdout
         shot, control = tmp_path / "live-view.png", tmp_path / "control.png"
         chromium([f"--screenshot={shot}"], url)
-        feeder.draw_faces = False  # control: the same video with no face drawn
+        with urllib.request.urlopen(url + "metrics", timeout=5) as answer:
+            metrics = answer.read().decode()
+        daemon.live.draw = lambda image, faces: draw_faces(image, [])  # control: the same video, no face drawn
         chromium([f"--screenshot={control}"], url)
     finally:
         daemon.stop()
         runner.join(10)
-        server.close()
+    assert not runner.is_alive()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url, timeout=2)
+    encoded = [line for line in metrics.splitlines() if line.startswith("fer_edge_live_frames_encoded_total ")]
+    assert encoded and int(encoded[0].split()[1]) > 0, "frames were encoded for the browser"
     written = [json.loads(line) for line in results.read_text().splitlines()]
     recognised = {f["label"] for r in written for f in r["faces"]}
     side = dom[dom.index('<div id="faces">'):]
