@@ -158,6 +158,8 @@ def test_the_systemd_unit_never_gives_up_and_matches_the_exit_codes():
     assert args.rotate_mb and args.append and args.output.startswith("/var/lib/fer-edge/")
     assert args.wait_for_source is None  # a late camera is waited for, not a restart loop
     assert args.http.startswith("127.0.0.1:") and not args.http_allow_remote
+    assert service["EnvironmentFile"] == "-/etc/fer-edge.env", "optional; where FER_EDGE_MQTT is set"
+    assert args.mqtt is None and not args.live, "MQTT only from the environment file, no live view by default"
 
 
 def rss_kib(pid: int) -> int:

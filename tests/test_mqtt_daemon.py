@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -183,3 +184,27 @@ def test_a_broker_that_is_down_never_slows_the_frame_loop_and_is_waited_for(tiny
         broker.stop()
     assert code == 0 and took < 2.0, (took, down.stderr()[-2000:])
     assert rates[1] > 0.5 * rates[0], f"frames/s: {rates[0]:.1f} without --mqtt, {rates[1]:.1f} with the broker down"
+
+
+def test_sigterm_is_prompt_while_connecting_to_a_broker_that_drops_packets(tiny_model, tmp_path):
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    fillers = []
+    for _ in range(3):  # a full accept queue: the kernel drops further SYNs, so connect() hangs for 5 s
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(full.getsockname())
+        fillers.append(filler)
+    daemon = Daemon(tmp_path, "--source", str(need(VIDEO)), "--loop", "--model", str(tiny_model), "--threads", "1",
+                    "--mqtt", f"mqtt://127.0.0.1:{full.getsockname()[1]}", "--device-name", "dropped")
+    try:
+        wait_until(lambda: "not up yet" in daemon.stderr() and line_count(daemon.output) > 0, timeout=60,
+                   what="the daemon running while the connection hangs")
+        took, code = daemon.sigterm()
+    finally:
+        daemon.kill()
+        for sock in (*fillers, full):
+            sock.close()
+    assert code == 0 and took < 2.0, (took, daemon.stderr()[-2000:])
+    assert "cannot connect" not in daemon.stderr(), "stopped while the first connect() still hung"
