@@ -265,7 +265,10 @@ class Daemon:
                 self._stop.wait(remaining)
 
     def _next(self) -> Delivery | None:
+        """The next frame; ``None`` once stopped or the source ended. Raises a refused MQTT login."""
         while not self._stop.is_set():
+            if self.mqtt is not None and self.mqtt.error is not None:
+                raise self.mqtt.error
             delivery = self.reader.get(timeout=0.25)
             if delivery is not None or self.reader.ended:
                 return delivery
@@ -314,8 +317,6 @@ class Daemon:
                 break
             self.board.set_latest(line)
             if self.mqtt is not None:
-                if self.mqtt.error is not None:
-                    raise self.mqtt.error
                 self.mqtt.publish(record)
             if self.live is not None:
                 self.live.offer(frame.image, faces)
