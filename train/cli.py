@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --guard: how many points below the guard's recall a class may fall (default: 2)")
     p.add_argument("--prior-adjust", default=None, metavar="TAU|auto",
                    help="divide TAU x the training class prior out of the output (logit adjustment, folded into "
-                        "the model's output bias); auto = the best of 0, 0.25, 0.5, 0.75, 1 on validation "
+                        "the model's output bias); auto = the best of 0 to 1.5 in steps of 0.125 on validation "
                         "(default: auto with --labels ferplus, else 0)")
     p.add_argument("--arch", default="edge", help=f"{' | '.join(ARCHITECTURE_NAMES)} (default: %(default)s)")
     p.add_argument("--weights", default="none",
@@ -169,7 +169,7 @@ def make_config(args: argparse.Namespace) -> dict:
     return config
 
 
-AUTO_PRIOR_TAUS = (0.0, 0.25, 0.5, 0.75, 1.0)
+AUTO_PRIOR_TAUS = tuple(i / 8 for i in range(13))     # 0, 0.125, ..., 1.5
 
 
 def parse_prior_adjust(spec: str | None, labels: str) -> tuple[float, ...]:
