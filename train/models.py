@@ -7,6 +7,8 @@ normalizes inside its own graph; it outputs one probability per label.
 - ``edge-small``: the same at a quarter of the width, for tests and quick experiments.
 - ``baseline``: the "custom CNN" family of earlier student projects (stacked Conv-BN-ReLU
   blocks with max pooling and dropout, a large dense head, about 6M parameters), for comparison.
+- ``lite0`` (EfficientNet-Lite0, ``train.lite0``) and ``vgg16``, ``resnet50``, ``efficientnetb0``
+  (``train.applications``): transfer learning from ImageNet, at an internal ``resolution``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from . import applications, lite0, pretrained
 from .data_loading import IMAGE_SIZE
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
@@ -76,13 +79,28 @@ ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "edge-fast": lambda n: build_edge(n, width=16, dropout=0.3),
     "edge-small": lambda n: build_edge(n, width=8, dropout=0.2),
     "baseline": build_baseline,
+    "lite0": lite0.build_lite0,
+    **{name: (lambda n, name=name, **options: applications.build_application(name, n, **options))
+       for name in applications.APPLICATIONS},
 }
+# Architectures with a pretrained backbone: they take ``weights`` and ``resolution``.
+TRANSFER_ARCHITECTURES = pretrained.TRANSFER_ARCHITECTURES
+# The layers a frozen warm-up trains (everything else is the backbone).
+HEAD_LAYERS = ("probabilities",)
 
 
-def build_model(arch: str, num_classes: int) -> keras.Model:
-    """Build the named architecture for ``num_classes`` outputs."""
+def build_model(arch: str, num_classes: int, weights: str = "none", resolution: int | None = None) -> keras.Model:
+    """Build the named architecture for ``num_classes`` outputs.
+
+    ``weights`` (``none``, ``imagenet`` or a file) and ``resolution`` (the backbone's input size,
+    default 96) apply to the transfer architectures only.
+    """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if arch in TRANSFER_ARCHITECTURES:
+        return ARCHITECTURES[arch](num_classes, weights=weights, resolution=resolution or lite0.DEFAULT_RESOLUTION)
+    if weights != "none" or resolution:
+        raise ValueError(f"--weights and --resolution apply to {', '.join(TRANSFER_ARCHITECTURES)}, not {arch}")
     return ARCHITECTURES[arch](num_classes)
 
 
