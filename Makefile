@@ -30,7 +30,7 @@ lint: setup-dev
 	$(PY) -m ruff check .
 
 arm64-check: setup-dev
-	$(PY) -m pytest -q -m arm64 -rs
+	$(PY) -m pytest -q -m arm64 -rs tests/test_arm64.py
 
 # A wheel in dist/ (runtime files only: .tflite models with their cards, the BlazeFace detectors).
 wheel: $(VENV)/bin/python

@@ -28,22 +28,22 @@ from edge_runtime.detectors import DETECTORS
 from edge_runtime.errors import USER_ERRORS
 from edge_runtime.paths import shared_dir
 from edge_runtime.preprocessing import crop_face
+from train.data_loading import load_folder_split
+from train.errors import UserError
 
 BORDERS = {"replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT_101}
 
 
 def load_split(folder: Path, labels: tuple[str, ...], limit: int | None) -> list[tuple[np.ndarray, int]]:
-    """(grayscale image, label index) for every image of the card's classes in ``folder/<class>/``."""
+    """(grayscale image, label index) for the images of the card's classes in ``folder/<class>/``
+    (train's loader), at most ``limit`` per class."""
+    faces = load_folder_split(folder.parent, folder.name, labels)
+    per_class: dict[int, int] = {}
     items = []
-    for index, label in enumerate(labels):
-        files = sorted((folder / label).glob("*"))
-        if not files:
-            raise SystemExit(f"error: no images in {folder / label}; "
-                             "pass --data with a split/<class>/ layout")
-        for path in files[:limit]:
-            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            if image is not None:
-                items.append((image, index))
+    for image, label in zip(faces.images, faces.labels.tolist(), strict=True):
+        per_class[label] = per_class.get(label, 0) + 1
+        if limit is None or per_class[label] <= limit:
+            items.append((image, label))
     return items
 
 
@@ -112,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
                                         num_threads=args.threads)
             items = load_split(data, recognizer.labels, args.limit)
             results.append(measure(recognizer, items, margins, args.pad, args.upscale, BORDERS[args.border]))
-    except USER_ERRORS as exc:
+    except (*USER_ERRORS, UserError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    sha = str(recognizer.card.raw.get("sha256", ""))[:12]
+    sha = (recognizer.card.sha256 or "")[:12]
     print(f"model {recognizer.classifier.model_path.name} (sha256 {sha}...), {results[0]['images']} images, "
           f"pad {args.pad}, upscale {args.upscale}, border {args.border}\n")
     print("| detector | found | reference (48x48, found) | " + " | ".join(f"m={m:g}" for m in margins)
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * r['reference_accuracy_found']:.1f} | {cells} | {r['best_margin']:g} |")
     if args.json:
         atomic_write_json(args.json, {"model": str(recognizer.classifier.model_path),
-                                      "model_sha256": recognizer.card.raw.get("sha256"), "pad": args.pad,
+                                      "model_sha256": recognizer.card.sha256, "pad": args.pad,
                                       "upscale": args.upscale, "border": args.border, "results": results})
     return 0
 

@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -24,7 +25,7 @@ import numpy as np
 
 from edge_runtime.atomic_io import atomic_write_json
 from edge_runtime.blazeface import BlazeFaceDetector
-from edge_runtime.detectors import DEFAULT_DETECTOR, FaceDetector, detect_scaled, make_detector
+from edge_runtime.detectors import DEFAULT_DETECTOR, DETECTORS, FaceDetector, detect_scaled, make_detector
 from edge_runtime.errors import USER_ERRORS
 from edge_runtime.paths import shared_dir
 from edge_runtime.results import Detection
@@ -76,7 +77,7 @@ def schemes(threads: int) -> dict[str, Callable[[], FaceDetector]]:
             lambda: FallbackDetector("short>full", blaze("short-range"), blaze("full-range")),
         "full-range, short-range when it finds none":
             lambda: FallbackDetector("full>short", blaze("full-range"), blaze("short-range")),
-        "haar": lambda: make_detector("haar"),
+        **{name: partial(make_detector, name, num_threads=threads) for name in DETECTORS if name != DEFAULT_DETECTOR},
     }
 
 

@@ -7,23 +7,19 @@ the same code the device runs.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge_runtime.classifier import check_card
 from edge_runtime.litert_runtime import make_interpreter
-from edge_runtime.model_card import VARIANTS, ModelCard, load_card
+from edge_runtime.model_card import VARIANTS, ModelCard, dequantize, load_card
+from edge_runtime.model_io import check_card, run_batched
 from edge_runtime.preprocessing import input_tensor
 
 from .errors import BenchmarkError
-
-log = logging.getLogger(__name__)
 
 
 def label_columns(model_labels: Sequence[str], wanted: Sequence[str], model_name: str) -> np.ndarray:
@@ -79,17 +75,10 @@ class CardModel:
         """Size of the model file."""
         return self.path.stat().st_size
 
-    @cached_property
-    def _output_quantization(self) -> tuple[float, int] | None:
-        quant = (self.card.raw.get("output") or {}).get("quantization") or {}
-        if quant.get("scale") is None:
-            return None
-        return float(quant["scale"]), int(quant.get("zero_point", 0))
-
     def load(self, threads: int | None) -> Any:
         """Load the model with ``threads`` threads, checked against its card."""
         interpreter = load_interpreter(self.path, threads)
-        problems = check_card(self.card, self.path, interpreter)
+        problems = check_card(self.card, interpreter, self.path)
         if problems:
             raise BenchmarkError(f"{self.path} does not match its card {self.card.path}: "
                                  + "; ".join(problems))
@@ -101,15 +90,13 @@ class CardModel:
 
     def scores(self, outputs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
         """Raw outputs ``N x classes`` -> float scores in the order of ``labels`` (dequantized)."""
-        values = outputs.astype(np.float32)
-        if self._output_quantization is not None:
-            scale, zero_point = self._output_quantization
-            values = (values - zero_point) * scale
+        quantization = self.card.output.quantization
+        values = outputs.astype(np.float32) if quantization is None else dequantize(outputs, quantization)
         return values[:, label_columns(self.labels, labels, self.path.name)]
 
     def recorded_metrics(self) -> dict[str, Any]:
         """The card's test metrics (``accuracy``, ``accuracy_delta_pt``, ``n``, ``split``), if any."""
-        return dict(self.card.raw.get("metrics") or {})
+        return dict(self.card.metrics.raw)
 
 
 def variant_order(variant: str) -> int:
@@ -132,32 +119,5 @@ def discover_models(models_dir: Path | None, model_files: Sequence[str | Path]) 
     return sorted(models, key=lambda m: (m.name, variant_order(m.variant), m.path.name))
 
 
-def run_batched(interpreter: Any, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Raw outputs for all ``inputs`` (``N x H x W x C``), in batches when the model allows it.
-
-    Used for accuracy only (latency is timed one face at a time). Falls back to one face per
-    invoke if the model's batch dimension cannot be resized.
-    """
-    input_index = interpreter.get_input_details()[0]["index"]
-    output_index = interpreter.get_output_details()[0]["index"]
-    current = int(interpreter.get_input_details()[0]["shape"][0])
-    outputs = []
-    start = 0
-    while start < len(inputs):
-        chunk = inputs[start:start + batch_size]
-        if len(chunk) != current:
-            try:
-                interpreter.resize_tensor_input(input_index, list(chunk.shape), strict=False)
-                interpreter.allocate_tensors()
-                current = len(chunk)
-            except (ValueError, RuntimeError) as exc:
-                if batch_size == 1:
-                    raise
-                log.info("cannot batch this model (%s); running one face per invoke", exc)
-                batch_size = 1
-                continue
-        interpreter.set_tensor(input_index, np.ascontiguousarray(chunk))
-        interpreter.invoke()
-        outputs.append(interpreter.get_tensor(output_index).copy())
-        start += len(chunk)
-    return np.concatenate(outputs)
+__all__ = ["CardModel", "discover_models", "label_columns", "load_interpreter", "run_batched",
+           "variant_order"]

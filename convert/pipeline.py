@@ -270,15 +270,15 @@ class Converter:
             m = converted.card["metrics"]
             attempt = {"samples": n, "accuracy": m["accuracy"], "accuracy_delta_pt": m["accuracy_delta_pt"],
                        "agreement_with_float32": m["agreement_with_float32"]}
-            decisive = m["accuracy_delta_pt"]
+            judged_delta_pt = m["accuracy_delta_pt"]  # the int8 drop the attempt is judged on
             if converted.holdout_accuracy is not None and self.holdout_reference is not None:
-                decisive = round((converted.holdout_accuracy - self.holdout_reference) * 100, 2)
+                judged_delta_pt = round((converted.holdout_accuracy - self.holdout_reference) * 100, 2)
                 attempt.update(validation_accuracy=round(converted.holdout_accuracy, 4),
-                               validation_delta_pt=decisive)
+                               validation_delta_pt=judged_delta_pt)
             attempts.append(attempt)
-            log.info("int8 with %d calibration images: %+.2f pt vs float32 on %s", n, decisive,
+            log.info("int8 with %d calibration images: %+.2f pt vs float32 on %s", n, judged_delta_pt,
                      "validation" if "validation_delta_pt" in attempt else "test")
-            if decisive >= -opts.max_int8_drop_pt:
+            if judged_delta_pt >= -opts.max_int8_drop_pt:
                 break
         assert converted is not None
         card = converted.card

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge_runtime.litert_runtime import make_interpreter
+from edge_runtime.model_card import ModelCardError, Quantization, dequantize, parse_card, quantize
+from edge_runtime.model_io import check_card, run_batched
 from train.errors import UserError
 
 BUILTIN_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -27,13 +30,6 @@ def load(model_path: str, threads: int | None = None) -> Any:
     return make_interpreter(str(model_path), num_threads=threads)
 
 
-def _quantization(detail: dict) -> dict | None:
-    scale, zero_point = detail["quantization"]
-    if not scale:
-        return None
-    return {"scale": float(scale), "zero_point": int(zero_point)}
-
-
 def io_details(interpreter: Any) -> dict:
     """Shape, dtype and quantization of the model's (single) input and output."""
     out = {}
@@ -45,50 +41,23 @@ def io_details(interpreter: Any) -> dict:
         out[key] = {
             "shape": [int(v) for v in detail["shape_signature"]],
             "dtype": np.dtype(detail["dtype"]).name,
-            "quantization": _quantization(detail),
+            "quantization": None if (q := Quantization.from_tensor(detail)) is None else q.as_card(),
         }
     return out
 
 
-def expected_dtype(variant: str) -> str:
-    """The I/O tensor type each variant must have."""
-    return "int8" if variant == "int8" else "float32"
-
-
 def check_contract(interpreter: Any, card: dict) -> None:
-    """Raise :class:`ContractError` unless the model's I/O matches the card.
-
-    Checked: input H x W x C, one output per label, I/O dtypes of the variant, and for
-    integer inputs that the quantization represents every pixel value of ``value_range``
-    exactly (scale at most 1, range covered) and equals the card's numbers.
-    """
-    io = io_details(interpreter)
-    spec, variant = card["input"], card["variant"]
-    want_shape = [int(spec["height"]), int(spec["width"]), int(spec["channels"])]
+    """Raise :class:`ContractError` unless the model's I/O matches the card (see
+    :func:`edge_runtime.model_io.check_card`: shape, labels, dtypes of the variant, quantization
+    equal to the card's and able to represent every pixel of ``value_range``)."""
     name = card.get("file", "model")
-    if io["input"]["shape"][1:] != want_shape or len(io["input"]["shape"]) != 4:
-        raise ContractError(f"{name}: input shape {io['input']['shape']} is not [batch, {want_shape}]")
-    if io["output"]["shape"][-1] != len(card["labels"]):
-        raise ContractError(f"{name}: {io['output']['shape'][-1]} outputs but {len(card['labels'])} labels")
-    for key in ("input", "output"):
-        want = expected_dtype(variant)
-        if io[key]["dtype"] != want or card[key]["dtype"] != want:
-            raise ContractError(f"{name}: {key} dtype is {io[key]['dtype']} (card: {card[key]['dtype']}); "
-                                f"the {variant} variant needs {want}")
-        if want == "int8":
-            got, stated = io[key]["quantization"], card[key].get("quantization")
-            if got is None or stated is None:
-                raise ContractError(f"{name}: int8 {key} without quantization parameters")
-            if abs(got["scale"] - stated["scale"]) > 1e-9 or got["zero_point"] != stated["zero_point"]:
-                raise ContractError(f"{name}: {key} quantization {got} differs from the card's {stated}")
-    if expected_dtype(variant) == "int8":
-        low, high = (float(v) for v in spec["value_range"])
-        q = io["input"]["quantization"]
-        lowest = (-128 - q["zero_point"]) * q["scale"]
-        highest = (127 - q["zero_point"]) * q["scale"]
-        if q["scale"] > 1.0 + 1e-6 or lowest > low + 1e-6 or highest < high - 1e-6:
-            raise ContractError(f"{name}: input quantization {q} cannot represent every pixel of "
-                                f"{low:g}..{high:g}; calibrate with images that hold both extremes")
+    try:
+        parsed = parse_card(card, Path(name).with_suffix(".json"))
+    except ModelCardError as exc:
+        raise ContractError(f"{name}: {exc}") from exc
+    problems = check_card(parsed, interpreter)
+    if problems:
+        raise ContractError(f"{name} does not match its card: " + "; ".join(problems))
 
 
 def _delegated_nodes(ops: list[dict]) -> set[int]:
@@ -145,37 +114,17 @@ def per_channel_weights(interpreter: Any) -> bool:
 
 
 def predict(interpreter: Any, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Probabilities (N, classes) for uint8 images (N, H, W[, C]) of raw pixels.
+    """Scores (N, classes) for uint8 images (N, H, W[, C]) of raw pixels, ``batch_size`` per invoke.
 
-    Integer inputs are quantized and integer outputs dequantized with the tensors' own
-    parameters. The interpreter is resized to ``batch_size``; the last batch is padded.
+    Integer inputs are quantized and integer outputs dequantized with the tensors' own parameters.
     """
     x = images[..., None] if images.ndim == 3 else images
-    inp = interpreter.get_input_details()[0]
-    batch = max(1, min(batch_size, len(x)))
-    if inp["shape_signature"][0] == -1 and inp["shape"][0] != batch:
-        interpreter.resize_tensor_input(inp["index"], [batch, *x.shape[1:]])
-        interpreter.allocate_tensors()
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    batch = int(inp["shape"][0])
-    in_q, out_q = _quantization(inp), _quantization(out)
-    info = np.iinfo(inp["dtype"]) if np.issubdtype(inp["dtype"], np.integer) else None
-    results = []
-    for start in range(0, len(x), batch):
-        chunk = x[start:start + batch].astype(np.float32)
-        n = len(chunk)
-        if n < batch:
-            chunk = np.concatenate([chunk, np.zeros((batch - n, *chunk.shape[1:]), np.float32)])
-        if info is not None:
-            chunk = np.clip(np.round(chunk / in_q["scale"] + in_q["zero_point"]), info.min, info.max)
-        interpreter.set_tensor(inp["index"], chunk.astype(inp["dtype"]))
-        interpreter.invoke()
-        y = interpreter.get_tensor(out["index"])[:n].astype(np.float32)
-        if out_q is not None:
-            y = (y - out_q["zero_point"]) * out_q["scale"]
-        results.append(y)
-    return np.concatenate(results)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    in_q, out_q = Quantization.from_tensor(inp), Quantization.from_tensor(out)
+    values = x.astype(np.float32)
+    inputs = values if in_q is None else quantize(values, in_q, inp["dtype"])
+    outputs = run_batched(interpreter, inputs.astype(inp["dtype"]), max(1, batch_size))
+    return outputs.astype(np.float32) if out_q is None else dequantize(outputs, out_q)
 
 
 def metrics(predicted: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...],

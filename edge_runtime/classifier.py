@@ -11,7 +11,8 @@ import numpy as np
 
 from .errors import ModelError
 from .litert_runtime import make_interpreter
-from .model_card import ModelCard, file_sha256, load_card
+from .model_card import Quantization, dequantize, load_card
+from .model_io import check_card
 from .paths import DEFAULT_MODEL
 from .preprocessing import input_tensor
 from .results import Expression
@@ -33,42 +34,6 @@ def resolve_model_path(model_path: str | Path | None) -> Path:
     return path
 
 
-def _quant_matches(card_q: tuple[float | None, int | None], model_q: tuple[float, int]) -> bool:
-    scale, zero_point = card_q
-    return scale is not None and zero_point is not None and \
-        abs(scale - model_q[0]) <= 1e-6 * max(1.0, abs(model_q[0])) and zero_point == model_q[1]
-
-
-def check_card(card: ModelCard, model_path: Path, interpreter) -> list[str]:
-    """Every way the card disagrees with the loaded model (empty when they match)."""
-    problems = []
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    spec = card.input
-    want_shape = (1, spec.height, spec.width, spec.channels)
-    if tuple(int(v) for v in inp["shape"]) != want_shape:
-        problems.append(f"input shape is {tuple(inp['shape'])}, the card says {want_shape}")
-    if np.dtype(inp["dtype"]).name != spec.dtype:
-        problems.append(f"input dtype is {np.dtype(inp['dtype']).name}, the card says {spec.dtype}")
-    elif np.issubdtype(np.dtype(inp["dtype"]), np.integer) and \
-            not _quant_matches((spec.scale, spec.zero_point), inp["quantization"]):
-        problems.append(f"input quantization is {inp['quantization']}, the card says "
-                        f"scale={spec.scale}, zero_point={spec.zero_point}")
-    n_out = int(out["shape"][-1])
-    if n_out != len(card.labels):
-        problems.append(f"the model has {n_out} outputs, the card lists {len(card.labels)} labels")
-    out_card = card.raw.get("output") or {}
-    if out_card.get("dtype") and out_card["dtype"] != np.dtype(out["dtype"]).name:
-        problems.append(f"output dtype is {np.dtype(out['dtype']).name}, the card says {out_card['dtype']}")
-    out_q = out_card.get("quantization") or {}
-    if np.issubdtype(np.dtype(out["dtype"]), np.integer) and out_q and \
-            not _quant_matches((out_q.get("scale"), out_q.get("zero_point")), out["quantization"]):
-        problems.append(f"output quantization is {out['quantization']}, the card says {out_q}")
-    if card.raw.get("sha256") and card.raw["sha256"] != file_sha256(model_path):
-        problems.append("the card's sha256 is not the model file's (the card belongs to another build)")
-    return problems
-
-
 class ExpressionClassifier:
     """Classifies face crops with a .tflite model; labels, input size and pixel contract come from its card.
 
@@ -84,7 +49,7 @@ class ExpressionClassifier:
             self.interpreter = make_interpreter(str(self.model_path), num_threads=num_threads)
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load model {self.model_path} ({exc}); is it a .tflite file?") from exc
-        problems = check_card(self.card, self.model_path, self.interpreter)
+        problems = check_card(self.card, self.interpreter, self.model_path)
         if problems:
             raise ModelError(f"model {self.model_path} does not match its card {self.card.path}: "
                              + "; ".join(problems) + ". Re-create the card with `python -m convert` "
@@ -95,9 +60,9 @@ class ExpressionClassifier:
         out = self.interpreter.get_output_details()[0]
         self._input_index = self.interpreter.get_input_details()[0]["index"]
         self._output_index = out["index"]
-        self._output_quant = out["quantization"] if np.issubdtype(np.dtype(out["dtype"]), np.integer) \
+        self._output_quant = Quantization.from_tensor(out) if np.issubdtype(np.dtype(out["dtype"]), np.integer) \
             else None
-        self._logits = (self.card.raw.get("output") or {}).get("kind") == "logits"
+        self._logits = self.card.output.kind == "logits"
         self._lock = threading.Lock()
 
     def probabilities(self, face: np.ndarray) -> np.ndarray:
@@ -107,11 +72,7 @@ class ExpressionClassifier:
             self.interpreter.set_tensor(self._input_index, tensor)
             self.interpreter.invoke()
             raw = self.interpreter.get_tensor(self._output_index)[0].copy()
-        if self._output_quant is not None:
-            scale, zero_point = self._output_quant
-            values = (raw.astype(np.float32) - zero_point) * scale
-        else:
-            values = raw.astype(np.float32)
+        values = raw.astype(np.float32) if self._output_quant is None else dequantize(raw, self._output_quant)
         if self._logits:
             values = np.exp(values - values.max())
             values /= values.sum()

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .daemon import Daemon, DaemonConfig
-from .detectors import DETECTORS
+from .detectors import DEFAULT_DETECTOR, DETECTORS
 from .errors import USER_ERRORS, CameraUnavailableError, EdgeRuntimeError, SourceError
 from .mqtt_output import MqttError
 from .redact import RedactingFormatter, redact
@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rotate --output when it would grow past MB megabytes (results.jsonl.1, .2, ...)")
     p.add_argument("--keep", type=int, metavar="K",
                    help="rotated files kept with --rotate-mb, the oldest deleted (default 5)")
-    p.add_argument("--detector", choices=DETECTORS, default="blazeface", help="face detector (default: blazeface)")
+    p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
+                   help=f"face detector (default: {DEFAULT_DETECTOR})")
     p.add_argument("--detector-model", "--blazeface-model", dest="detector_model",
                    help="the detector's model file (Haar .xml or BlazeFace .tflite) if not the default")
     p.add_argument("--threads", type=_positive_int, default=min(4, os.cpu_count() or 1),

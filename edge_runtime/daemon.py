@@ -140,11 +140,6 @@ class Daemon:
         """Ask the loop to finish (safe from signal handlers and other threads)."""
         self._stop.set()
 
-    @property
-    def stopping(self) -> bool:
-        """Whether :meth:`stop` was called."""
-        return self._stop.is_set()
-
     def reopen_output(self) -> None:
         """Reopen the output file before the next line (SIGHUP, after logrotate moved it)."""
         if self.writer is not None:

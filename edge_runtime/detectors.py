@@ -9,13 +9,15 @@ that frame's pixels, best first. Named detectors (``DETECTORS``, the ``--detecto
 - ``haar``: OpenCV's frontal-face cascade (:class:`HaarDetector`); its score is the cascade's
   final-stage weight (higher is surer, not bounded by 1).
 
-Adding a detector is one entry in ``REGISTRY``: its name and a factory ``(model_path, num_threads)``.
+Adding a detector is one entry in ``REGISTRY``: its name, a factory ``(model_path, num_threads)`` and
+its default crop margin; every list of detector names reads it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -30,9 +32,6 @@ log = logging.getLogger(__name__)
 
 #: The detector used when none is named.
 DEFAULT_DETECTOR = "blazeface"
-#: Margin (fraction of the box added on each side) that best matches FER2013's framing, measured per
-#: detector with ``python -m benchmarks.crop_margin`` on the FER2013 test faces (docs/crop-margin.md).
-DEFAULT_MARGINS = {"haar": 0.05, "blazeface": 0.05}
 
 
 @runtime_checkable
@@ -140,12 +139,27 @@ def _haar(model_path: str | Path | None, num_threads: int | None) -> FaceDetecto
     return HaarDetector(model_path)
 
 
-#: Named detectors: name -> factory(model_path or None for the default files, num_threads).
-REGISTRY: dict[str, Callable[[str | Path | None, int | None], FaceDetector]] = {
-    "haar": _haar,
-    "blazeface": _blazeface,
+@dataclass(frozen=True)
+class NamedDetector:
+    """A registry entry: how to build the detector, and its default crop margin.
+
+    ``factory(model_path or None for the default files, num_threads)``; ``margin``: the fraction of
+    the box added on each side that best matches FER2013's framing, measured with
+    ``python -m benchmarks.crop_margin`` on the FER2013 test faces (docs/crop-margin.md).
+    """
+
+    factory: Callable[[str | Path | None, int | None], FaceDetector]
+    margin: float
+
+
+#: Named detectors, the ``--detector`` choices everywhere.
+REGISTRY: dict[str, NamedDetector] = {
+    "haar": NamedDetector(_haar, margin=0.05),
+    "blazeface": NamedDetector(_blazeface, margin=0.05),
 }
 DETECTORS = tuple(REGISTRY)
+#: Default crop margin per named detector.
+DEFAULT_MARGINS = {name: entry.margin for name, entry in REGISTRY.items()}
 
 
 def make_detector(name: str = DEFAULT_DETECTOR, model_path: str | Path | None = None,
@@ -153,4 +167,4 @@ def make_detector(name: str = DEFAULT_DETECTOR, model_path: str | Path | None = 
     """Build a detector by name (``DETECTORS``); ``model_path`` replaces its default model file."""
     if name not in REGISTRY:
         raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
-    return REGISTRY[name](model_path, num_threads)
+    return REGISTRY[name].factory(model_path, num_threads)

@@ -96,7 +96,7 @@ class StatusBoard:
         age = None if last is None else now - last
         reference = last if last is not None else self.metrics.started
         state = self.state
-        healthy = state != "failed" and now - reference <= self.stale_after
+        healthy = now - reference <= self.stale_after
         status = state if state in ("waiting", "reconnecting") else "ok" if healthy else "stalled"
         counts = self.metrics.snapshot()
         details = {"status": status, "state": state, "frames": counts["frames"],

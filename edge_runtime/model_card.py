@@ -27,18 +27,62 @@ the model normalizes inside its own graph.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 SCHEMA_VERSION = 1
-VARIANTS = ("keras", "float32", "float16", "dynamic", "int8")
+#: The .tflite variants ``convert`` writes, in the order reports list them.
+TFLITE_VARIANTS = ("float32", "float16", "dynamic", "int8")
+#: Every variant a card may describe: the Keras model and its .tflite variants.
+VARIANTS = ("keras", *TFLITE_VARIANTS)
+OUTPUT_KINDS = ("probabilities", "logits")
 
 
 class ModelCardError(ValueError):
     """A model card is missing, unreadable or inconsistent with its model."""
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """Affine int8 quantization of a tensor: ``real = (q - zero_point) * scale``."""
+
+    scale: float
+    zero_point: int
+
+    @classmethod
+    def from_card(cls, raw: dict[str, Any] | None) -> Quantization | None:
+        """A card's ``quantization`` object (``None`` when absent)."""
+        if not raw or raw.get("scale") is None or raw.get("zero_point") is None:
+            return None
+        return cls(float(raw["scale"]), int(raw["zero_point"]))
+
+    @classmethod
+    def from_tensor(cls, detail: dict[str, Any]) -> Quantization | None:
+        """An interpreter tensor's quantization (``None`` for a float tensor, whose scale is 0)."""
+        scale, zero_point = detail["quantization"]
+        return cls(float(scale), int(zero_point)) if scale else None
+
+    def as_card(self) -> dict[str, float | int]:
+        """The card's JSON form."""
+        return {"scale": self.scale, "zero_point": self.zero_point}
+
+
+def quantize(values: np.ndarray, quantization: Quantization, dtype: np.dtype | type) -> np.ndarray:
+    """Real values to integers of ``dtype``: ``round(x / scale) + zero_point``, clipped to the type."""
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values / quantization.scale) + quantization.zero_point,
+                   info.min, info.max).astype(dtype)
+
+
+def dequantize(values: np.ndarray, quantization: Quantization) -> np.ndarray:
+    """Integers back to float32 reals: ``(q - zero_point) * scale``."""
+    return (values.astype(np.float32) - quantization.zero_point) * quantization.scale
 
 
 @dataclass(frozen=True)
@@ -53,29 +97,103 @@ class InputSpec:
     scale: float | None = None
     zero_point: int | None = None
 
+    @property
+    def quantization(self) -> Quantization | None:
+        """The input quantization (integer inputs only)."""
+        if self.scale is None or self.zero_point is None:
+            return None
+        return Quantization(self.scale, self.zero_point)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What the model returns: one score per label, ``probabilities`` or ``logits``, maybe int8."""
+
+    dtype: str | None = None
+    kind: str = "probabilities"
+    quantization: Quantization | None = None
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """How a face box is framed before cropping: a margin per detector, else one for all."""
+
+    margin: float | None = None
+    by_detector: dict[str, float] = field(default_factory=dict)
+
+    def margin_for(self, detector: str) -> float | None:
+        """The margin for ``detector``: ``by_detector[detector]``, else ``margin``."""
+        return self.by_detector.get(detector, self.margin)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The test metrics a card records; fields not typed here stay in ``raw``."""
+
+    split: str | None = None
+    n: int | None = None
+    accuracy: float | None = None
+    float32_accuracy: float | None = None
+    accuracy_delta_pt: float | None = None
+    agreement_with_float32: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
 
 @dataclass(frozen=True)
 class ModelCard:
-    """A parsed model card; ``raw`` keeps every field, including the ones not parsed here."""
+    """A parsed model card; ``raw`` keeps every field, including the ones not typed here."""
 
     path: Path
     name: str
     variant: str
+    file: str
     labels: tuple[str, ...]
     input: InputSpec
-    raw: dict[str, Any] = field(repr=False)
+    output: OutputSpec = field(default_factory=OutputSpec)
+    face_crop: FaceCrop = field(default_factory=FaceCrop)
+    metrics: Metrics = field(default_factory=Metrics)
+    sha256: str | None = None
+    size_bytes: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def model_path(self) -> Path:
         """The model file the card describes (``file`` relative to the card)."""
-        return self.path.parent / self.raw["file"]
+        return self.path.parent / self.file
 
     @property
     def face_margin(self) -> float | None:
         """Fraction of the face box added on each side before cropping, if the card sets it."""
-        crop = self.raw.get("face_crop") or {}
-        margin = crop.get("margin")
-        return None if margin is None else float(margin)
+        return self.face_crop.margin
+
+
+def _optional(value: Any, kind: type) -> Any:
+    return None if value is None else kind(value)
+
+
+def _input_spec(spec: dict[str, Any]) -> InputSpec:
+    quant = Quantization.from_card(spec.get("quantization"))
+    return InputSpec(height=int(spec["height"]), width=int(spec["width"]), channels=int(spec["channels"]),
+                     dtype=str(spec["dtype"]), value_range=tuple(spec.get("value_range", (0, 255))),
+                     scale=None if quant is None else quant.scale,
+                     zero_point=None if quant is None else quant.zero_point)
+
+
+def _output_spec(spec: dict[str, Any]) -> OutputSpec:
+    return OutputSpec(dtype=_optional(spec.get("dtype"), str), kind=str(spec.get("kind", "probabilities")),
+                      quantization=Quantization.from_card(spec.get("quantization")))
+
+
+def _face_crop(crop: dict[str, Any]) -> FaceCrop:
+    by_detector = {str(k): float(v) for k, v in (crop.get("by_detector") or {}).items() if v is not None}
+    return FaceCrop(margin=_optional(crop.get("margin"), float), by_detector=by_detector)
+
+
+def _metrics(metrics: dict[str, Any]) -> Metrics:
+    floats = {key: _optional(metrics.get(key), float)
+              for key in ("accuracy", "float32_accuracy", "accuracy_delta_pt", "agreement_with_float32")}
+    return Metrics(split=_optional(metrics.get("split"), str), n=_optional(metrics.get("n"), int),
+                   raw=dict(metrics), **floats)
 
 
 def card_path_for(model_path: str | os.PathLike) -> Path:
@@ -86,34 +204,29 @@ def card_path_for(model_path: str | os.PathLike) -> Path:
 def parse_card(raw: dict[str, Any], path: Path) -> ModelCard:
     """Validate a card's required fields and return it parsed."""
     try:
-        labels = tuple(str(label) for label in raw["labels"])
-        spec = raw["input"]
-        quant = spec.get("quantization") or {}
-        input_spec = InputSpec(
-            height=int(spec["height"]),
-            width=int(spec["width"]),
-            channels=int(spec["channels"]),
-            dtype=str(spec["dtype"]),
-            value_range=tuple(spec.get("value_range", (0, 255))),
-            scale=None if quant.get("scale") is None else float(quant["scale"]),
-            zero_point=None if quant.get("zero_point") is None else int(quant["zero_point"]),
-        )
         card = ModelCard(
             path=path,
             name=str(raw.get("name", path.stem)),
             variant=str(raw.get("variant", "")),
-            labels=labels,
-            input=input_spec,
+            file=str(raw["file"]),
+            labels=tuple(str(label) for label in raw["labels"]),
+            input=_input_spec(raw["input"]),
+            output=_output_spec(raw.get("output") or {}),
+            face_crop=_face_crop(raw.get("face_crop") or {}),
+            metrics=_metrics(raw.get("metrics") or {}),
+            sha256=_optional(raw.get("sha256"), str),
+            size_bytes=_optional(raw.get("size_bytes"), int),
             raw=raw,
         )
-        raw["file"]  # noqa: B018 - required field
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelCardError(f"model card {path} is missing or has a bad field ({exc}); "
                              "re-create it with `python -m convert`") from exc
-    if not labels or len(set(labels)) != len(labels):
+    if not card.labels or len(set(card.labels)) != len(card.labels):
         raise ModelCardError(f"model card {path}: 'labels' must be a non-empty list of distinct names")
-    if input_spec.channels != 1:
+    if card.input.channels != 1:
         raise ModelCardError(f"model card {path}: only grayscale (channels 1) models are supported")
+    if card.output.kind not in OUTPUT_KINDS:
+        raise ModelCardError(f"model card {path}: output.kind must be one of {', '.join(OUTPUT_KINDS)}")
     return card
 
 
@@ -136,8 +249,6 @@ def load_card(path: str | os.PathLike) -> ModelCard:
 
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a model file, as recorded in its card's ``sha256``."""
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

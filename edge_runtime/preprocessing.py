@@ -16,9 +16,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .model_card import InputSpec
-
-Box = tuple[int, int, int, int]  # x, y, w, h in pixels
+from .model_card import InputSpec, quantize
+from .results import Box
 
 
 def as_uint8(frame: np.ndarray) -> np.ndarray:
@@ -118,8 +117,7 @@ def input_tensor(face: np.ndarray, spec: InputSpec) -> np.ndarray:
     values = gray if (low, high) == (0.0, 255.0) else low + gray * ((high - low) / 255.0)
     dtype = np.dtype(spec.dtype)
     if np.issubdtype(dtype, np.integer):
-        if spec.scale is None or spec.zero_point is None:
+        if spec.quantization is None:
             raise ValueError(f"an {spec.dtype} input needs input.quantization in the model card")
-        info = np.iinfo(dtype)
-        values = np.clip(np.round(values / spec.scale) + spec.zero_point, info.min, info.max)
+        values = quantize(values, spec.quantization, dtype)
     return values.astype(dtype).reshape(1, spec.height, spec.width, spec.channels)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +13,10 @@ import numpy as np
 from .classifier import ExpressionClassifier
 from .detectors import DEFAULT_DETECTOR, DEFAULT_MARGINS, FaceDetector, detect_scaled, make_detector
 from .model_card import ModelCard
-from .preprocessing import Box, check_frame, crop_face, to_gray
-from .results import Detection, Expression, Face
+from .preprocessing import check_frame, crop_face, to_gray
+from .results import Box, Detection, Expression, Face
 
 log = logging.getLogger(__name__)
-
-
-def card_margin(card: ModelCard, detector_name: str) -> float | None:
-    """The crop margin a card asks for: ``face_crop.by_detector[<name>]``, else ``face_crop.margin``."""
-    per_detector = (card.raw.get("face_crop") or {}).get("by_detector") or {}
-    if per_detector.get(detector_name) is not None:
-        return float(per_detector[detector_name])
-    return card.face_margin
 
 
 def clip_box(box: tuple[float, float, float, float], width: int, height: int) -> Box | None:
@@ -31,6 +24,20 @@ def clip_box(box: tuple[float, float, float, float], width: int, height: int) ->
     x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
     x1, y1 = min(width, int(round(box[0] + box[2]))), min(height, int(round(box[1] + box[3])))
     return (x0, y0, x1 - x0, y1 - y0) if x1 > x0 and y1 > y0 else None
+
+
+@dataclass
+class RecognizeTrace:
+    """What one :meth:`FaceRecognizer.recognize` call did, for the benchmarks and checks that observe it.
+
+    ``stage_ns``: nanoseconds per stage: ``preprocess`` (frame check, grayscale), ``detect``,
+    ``crop`` (box clipping and cropping) and ``classify``; ``crops``: detection index -> the crop
+    the classifier saw (detections whose box falls outside the frame have none).
+    """
+
+    detections: list[Detection] = field(default_factory=list)
+    crops: dict[int, np.ndarray] = field(default_factory=dict)
+    stage_ns: dict[str, int] = field(default_factory=dict)
 
 
 class FaceRecognizer:
@@ -59,7 +66,7 @@ class FaceRecognizer:
         self.detector = make_detector(detector, detector_model, num_threads) \
             if isinstance(detector, str) else detector
         if margin is None:
-            margin = card_margin(self.card, self.detector.name)
+            margin = self.card.face_crop.margin_for(self.detector.name)
         if margin is None:
             margin = DEFAULT_MARGINS.get(self.detector.name, 0.0)
         if margin < 0:
@@ -109,28 +116,41 @@ class FaceRecognizer:
         """Expressions of several face crops (the same answers as one at a time)."""
         return self.classifier.classify_many(crops)
 
-    def recognize(self, frame: np.ndarray, timings: dict[str, float] | None = None) -> list[Face]:
+    def recognize(self, frame: np.ndarray, timings: dict[str, float] | None = None,
+                  trace: RecognizeTrace | None = None) -> list[Face]:
         """Faces in ``frame`` (grayscale, BGR or BGRA, any size) with their expressions.
 
         ``timings``, when given, receives the milliseconds spent per stage
-        (``preprocess``, ``detect``, ``classify``).
+        (``preprocess``, ``detect``, ``classify``, the last including the crops); ``trace``
+        receives the detections, the crops and finer stage times.
         """
-        t0 = time.perf_counter()
+        clock = time.perf_counter_ns
+        t0 = clock()
         frame = check_frame(frame)
         gray = to_gray(frame)
-        t1 = time.perf_counter()
+        t1 = clock()
         detections = self.detect(frame if getattr(self.detector, "uses_color", True) else gray)
-        t2 = time.perf_counter()
+        t2 = clock()
         faces = []
+        crop_ns = 0
         height, width = gray.shape
-        for detection in detections:
+        for index, detection in enumerate(detections):
+            c0 = clock()
             box = clip_box(detection.box, width, height)
-            if box is None:
+            crop = None if box is None else crop_face(gray, box, self.margin)
+            crop_ns += clock() - c0
+            if crop is None:
                 continue
-            expression = self.classifier.classify(crop_face(gray, box, self.margin))
+            if trace is not None:
+                trace.crops[index] = crop
+            expression = self.classifier.classify(crop)
             faces.append(Face(box=box, label=expression.label, scores=expression.scores,
                               detector_score=detection.score, keypoints=detection.keypoints))
-        t3 = time.perf_counter()
+        t3 = clock()
         if timings is not None:
-            timings.update(preprocess=(t1 - t0) * 1e3, detect=(t2 - t1) * 1e3, classify=(t3 - t2) * 1e3)
+            timings.update(preprocess=(t1 - t0) / 1e6, detect=(t2 - t1) / 1e6, classify=(t3 - t2) / 1e6)
+        if trace is not None:
+            trace.detections = detections
+            trace.stage_ns = {"preprocess": t1 - t0, "detect": t2 - t1, "crop": crop_ns,
+                              "classify": t3 - t2 - crop_ns}
         return faces

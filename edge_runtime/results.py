@@ -37,11 +37,6 @@ class Expression:
     label: str | None
     scores: dict[str, float]
 
-    @property
-    def confidence(self) -> float:
-        """The highest probability."""
-        return max(self.scores.values())
-
 
 @dataclass(frozen=True)
 class Face:

@@ -1,6 +1,6 @@
 """The edge runtime on emulated aarch64 (Raspberry Pi 4 and Pi 5 CPUs) gives the same answers as on x86.
 
-The end-to-end check (benchmarks/arm64_check.py) needs ../shared, root (to build the emulated Python
+The end-to-end check (tools/arm64, ``python -m tools.arm64``) needs ../shared, root (to build the emulated Python
 the first time) and the package archives; it skips with the reason otherwise. The other tests check
 the comparison rules and the device pins, and run anywhere.
 """
@@ -13,8 +13,9 @@ import os
 import numpy as np
 import pytest
 
-from benchmarks import arm64_check
+from edge_runtime.paths import shared_dir
 from tests import edge_support
+from tools.arm64 import build, check, compare, report, settings
 
 tiny_models, tiny_model, pipeline_model = (edge_support.tiny_models, edge_support.tiny_model,  # fixtures
                                            edge_support.pipeline_model)
@@ -30,14 +31,14 @@ def record(box=(10, 20, 30, 30), label="happy", happy=0.7500, sad=0.2500, score=
 
 
 def test_identical_records_count_as_identical():
-    result = arm64_check.compare_records([record()], [record()], STEP, "t")
+    result = compare.compare_records([record()], [record()], STEP, "t")
     assert (result["faces"], result["identical"], result["within_tolerance"]) == (1, 1, 1)
     assert result["problems"] == []
 
 
 def test_one_pixel_and_one_step_are_within_tolerance_but_not_identical():
     other = record(box=(11, 20, 30, 29), happy=0.7461, sad=0.2539)  # one int8 step, rounded to 4 decimals
-    result = arm64_check.compare_records([record()], [other], STEP, "t")
+    result = compare.compare_records([record()], [other], STEP, "t")
     assert (result["identical"], result["within_tolerance"], result["max_box_px"]) == (0, 1, 1)
     assert result["max_score_steps"] == pytest.approx(1.0, abs=0.03)
     assert result["problems"] == []
@@ -50,7 +51,7 @@ def test_one_pixel_and_one_step_are_within_tolerance_but_not_identical():
     (record(score=8.7), "detector score"),
 ])
 def test_differences_beyond_tolerance_are_reported(other, why):
-    result = arm64_check.compare_records([record()], [other], STEP, "t")
+    result = compare.compare_records([record()], [other], STEP, "t")
     assert result["within_tolerance"] == 0, why
     assert len(result["problems"]) == 1 and "x86" in result["problems"][0]
 
@@ -60,35 +61,35 @@ def test_missing_faces_and_frames_are_reported_and_faces_are_paired_by_box():
     two["faces"].append({**two["faces"][0], "box": [200, 20, 30, 30]})
     swapped = copy.deepcopy(two)
     swapped["faces"].reverse()  # the same faces in another order: not a difference
-    assert arm64_check.compare_records([two], [swapped], STEP, "t")["identical"] == 2
-    assert arm64_check.compare_records([two], [record()], STEP, "t")["problems"]
-    assert arm64_check.compare_records([record(), record(frame=1)], [record()], STEP, "t")["problems"]
+    assert compare.compare_records([two], [swapped], STEP, "t")["identical"] == 2
+    assert compare.compare_records([two], [record()], STEP, "t")["problems"]
+    assert compare.compare_records([record(), record(frame=1)], [record()], STEP, "t")["problems"]
 
 
 def test_frames_decoded_differently_are_judged_by_overlap_and_label_unless_the_box_moved():
     face = record(box=(10, 20, 60, 60))
     shifted = record(box=(12, 22, 60, 60), happy=0.70, sad=0.30, score=9.9)  # 2 px, 12 steps, other weight
-    result = arm64_check.compare_records([face], [shifted], STEP, "t", pixels_differ=lambda rec: True)
+    result = compare.compare_records([face], [shifted], STEP, "t", pixels_differ=lambda rec: True)
     decoded = result["decoded_differently"]
     assert result["faces"] == 0 and (decoded["faces"], decoded["within_tolerance"]) == (1, 1)
     assert decoded["max_box_px"] == 2 and decoded["max_score_steps"] > 10 and result["problems"] == []
     far = record(box=(20, 30, 60, 60))  # IoU 0.53: not the same face
-    assert arm64_check.compare_records([face], [far], STEP, "t", pixels_differ=lambda rec: True)["problems"]
+    assert compare.compare_records([face], [far], STEP, "t", pixels_differ=lambda rec: True)["problems"]
     flipped = record(label="sad", box=(10, 20, 60, 60))  # same box, other label: the pixels alone flipped it
-    assert arm64_check.compare_records([face], [flipped], STEP, "t", pixels_differ=lambda rec: True)["problems"]
+    assert compare.compare_records([face], [flipped], STEP, "t", pixels_differ=lambda rec: True)["problems"]
     # A box that moved is another crop: a flipped near tie is counted, not a problem.
     moved = record(box=(10, 20, 61, 61), label="sad", happy=0.45, sad=0.55)
-    result = arm64_check.compare_records([face], [moved], STEP, "t", pixels_differ=lambda rec: True)
+    result = compare.compare_records([face], [moved], STEP, "t", pixels_differ=lambda rec: True)
     assert result["problems"] == [] and result["decoded_differently"]["label_flips_box_moved"] == 1
     assert not result["decoded_differently"]["labels_equal"]
     # On identical pixels a label flip is always a problem, moved box or not.
-    assert arm64_check.compare_records([face], [moved], STEP, "t")["problems"]
+    assert compare.compare_records([face], [moved], STEP, "t")["problems"]
 
 
 def test_compare_arrays_counts_identical_and_measures_differences():
     a = {"s|1": np.arange(6, dtype=np.int8), "s|2": np.zeros(3, np.float32), "t|1": np.ones((2, 5))}
     b = {"s|1": np.arange(6, dtype=np.int8), "s|2": np.array([0, 0.5, 0], np.float32), "t|1": np.ones((1, 5))}
-    stages = arm64_check.compare_arrays(a, b)
+    stages = compare.compare_arrays(a, b)
     assert stages["s"]["items"] == 2 and stages["s"]["identical"] == 1
     assert stages["s"]["max_abs_diff"] == 0.5 and stages["s"]["elements_differing"] == 1
     assert stages["t"]["shape_differs"] == 1 and stages["t"]["identical"] == 0
@@ -98,41 +99,41 @@ def test_page_size_check_reads_the_build_scripts_verdict(tmp_path):
     log = tmp_path / "build.log"
     log.write_text("    16K-page check (Pi 5): 12 LOAD segments, 1 files not 16K-compatible\n"
                    "      NOT 16K-OK: /x/site/bad.so\n")
-    assert arm64_check.page_size_check(log) == {"load_segments": 12, "files_not_16k_compatible": 1,
+    assert build.page_size_check(log) == {"load_segments": 12, "files_not_16k_compatible": 1,
                                                 "not_ok": ["/x/site/bad.so"]}
-    assert arm64_check.page_size_check(tmp_path / "missing.log") is None
+    assert build.page_size_check(tmp_path / "missing.log") is None
 
 
 def test_device_pins_match_pyproject_edge_extra():
-    requirements = arm64_check.edge_requirements()
+    requirements = build.edge_requirements()
     assert {r.split(">")[0].split("=")[0].split(";")[0].strip() for r in requirements} >= {"numpy"}
-    assert arm64_check.pin_problems(requirements, arm64_check.PINS_FILE.read_text()) == []
+    assert build.pin_problems(requirements, settings.PINS_FILE.read_text()) == []
 
 
 def test_pin_problems_catch_a_pin_outside_the_range_a_missing_pin_and_a_loose_one():
     requirements = ["numpy>=1.24", "opencv-python-headless>=4.8,<5"]
-    assert arm64_check.pin_problems(requirements, "numpy==2.0.0\nopencv-python-headless==4.10.0.84\n") == []
-    problems = arm64_check.pin_problems(requirements, "numpy==1.21.0\nopencv_python_headless==5.0.0\n")
+    assert build.pin_problems(requirements, "numpy==2.0.0\nopencv-python-headless==4.10.0.84\n") == []
+    problems = build.pin_problems(requirements, "numpy==1.21.0\nopencv_python_headless==5.0.0\n")
     assert len(problems) == 2 and "numpy==1.21.0" in problems[0]
-    assert "has no pin" in arm64_check.pin_problems(requirements, "numpy==2.0.0\n")[0]
-    assert "pin it with ==" in arm64_check.pin_problems(requirements, "numpy>=2\nopencv-python-headless==4.9\n")[0]
+    assert "has no pin" in build.pin_problems(requirements, "numpy==2.0.0\n")[0]
+    assert "pin it with ==" in build.pin_problems(requirements, "numpy>=2\nopencv-python-headless==4.9\n")[0]
 
 
 @pytest.mark.slow
 def test_edge_runtime_on_emulated_pi4_and_pi5_gives_the_same_answers_as_x86(pipeline_model, tmp_path):
-    shared = arm64_check.shared_dir()
+    shared = shared_dir()
     if not (shared / "media").is_dir():
         pytest.skip(f"../shared not found at {shared} (set FER_SHARED to its path to run the arm64 check)")
-    if os.geteuid() != 0 and not (arm64_check.default_arm64_dir() / "py" / "py-arm64").is_file():
+    if os.geteuid() != 0 and not (build.default_arm64_dir() / "py" / "py-arm64").is_file():
         pytest.skip("not root: building the emulated aarch64 Python needs apt-get (run as root, or set "
                     "FER_ARM64_DIR to a finished build)")
-    opts = arm64_check.CheckOptions(model=pipeline_model, workdir=tmp_path / "runs",
+    opts = check.CheckOptions(model=pipeline_model, workdir=tmp_path / "runs",
                                     summary=tmp_path / "arm64-summary.json", shared=shared)
     try:
-        summary = arm64_check.run_check(opts, log=lambda message: print(message, flush=True))
-    except arm64_check.CheckUnavailable as exc:
+        summary = check.run_check(opts, log=lambda message: print(message, flush=True))
+    except settings.CheckUnavailable as exc:
         pytest.skip(str(exc))
-    print(arm64_check.format_summary(summary))
+    print(report.format_summary(summary))
     print(f"summary: {opts.summary}")
     assert opts.summary.is_file()
     assert summary["ok"], "\n".join(summary["problems"])
@@ -140,7 +141,7 @@ def test_edge_runtime_on_emulated_pi4_and_pi5_gives_the_same_answers_as_x86(pipe
         entry = summary["sides"][side]
         assert entry["facts"]["machine"] == "aarch64" and entry["facts"]["runtime"] == "ai_edge_litert"
         assert not entry["facts"]["tensorflow_installed"] and not entry["facts"]["tensorflow_imported"]
-        for detector in arm64_check.DETECTORS:
+        for detector in settings.DETECTORS:
             result = entry["daemon"][detector]
             assert result["faces"] >= 4, f"{side} {detector}: too few faces to compare ({result['faces']})"
             frames = result["frames"] + result["decoded_differently"]["frames"]

@@ -86,7 +86,7 @@ def test_stages_give_the_recognizers_answers(bench_setup, detector, first):  # n
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--source", "/nonexistent/clip.mp4"], "source /nonexistent/clip.mp4 not found"),
+    (["--source", "/nonexistent/clip.mp4"], "--source /nonexistent/clip.mp4: not found"),
     (["--detectors", "yolo"], "--detectors 'yolo'"),
 ])
 def test_bad_input_gives_one_clear_line(bench_setup, args, message):  # noqa: F811
