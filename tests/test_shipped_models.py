@@ -1,0 +1,35 @@
+"""Every .tflite shipped in models/ loads with the runtime and matches its card (whatever models are there)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_runtime.classifier import ExpressionClassifier
+from edge_runtime.litert_runtime import make_interpreter
+from edge_runtime.model_card import TFLITE_VARIANTS, file_sha256, load_card
+from edge_runtime.model_io import check_card
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+SHIPPED = sorted(MODELS_DIR.glob("*.tflite"))
+
+
+@pytest.mark.parametrize("model", SHIPPED, ids=lambda path: path.name)
+def test_shipped_model_matches_its_card(model: Path):
+    card = load_card(model)
+    assert card.file == model.name and card.model_path == model
+    assert card.variant in TFLITE_VARIANTS and model.stem.endswith(f"_{card.variant}")
+    assert card.sha256 == file_sha256(model) and card.size_bytes == model.stat().st_size
+    assert check_card(card, make_interpreter(str(model), num_threads=1), model) == []
+
+
+@pytest.mark.parametrize("model", SHIPPED, ids=lambda path: path.name)
+def test_shipped_model_gives_one_probability_per_label(model: Path):
+    classifier = ExpressionClassifier(model, num_threads=1)
+    faces = np.random.default_rng(0).integers(0, 256, (3, 64, 64), dtype=np.uint8)
+    for face in faces:
+        probabilities = classifier.probabilities(face)
+        assert probabilities.shape == (len(classifier.labels),) and np.all(probabilities >= 0)
+        assert abs(float(probabilities.sum()) - 1.0) < 0.02
