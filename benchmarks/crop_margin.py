@@ -87,8 +87,8 @@ def measure(recognizer: FaceRecognizer, items, margins, pad: float, upscale: flo
             "best_margin": best, "seconds": round(time.perf_counter() - started, 1)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the measurement and print a markdown table."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks.crop_margin``."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.crop_margin", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", help="the .tflite model (default: models/fer4_int8.tflite)")
     p.add_argument("--card", help="the model card, when it is not beside the model")
@@ -101,7 +101,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, help="at most this many images per class")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
-    args = p.parse_args(argv)
+    return p
+
+
+def print_table(recognizer: FaceRecognizer, results: list[dict], margins: list[float],
+                args: argparse.Namespace) -> None:
+    """The markdown table: detection rate, reference accuracy and accuracy per margin, per detector."""
+    sha = (recognizer.card.sha256 or "")[:12]
+    print(f"model {recognizer.classifier.model_path.name} (sha256 {sha}...), {results[0]['images']} images, "
+          f"pad {args.pad}, upscale {args.upscale}, border {args.border}\n")
+    print("| detector | found | reference (48x48, found) | " + " | ".join(f"m={m:g}" for m in margins)
+          + " | best |")
+    print("|---|---|---|" + "---|" * len(margins) + "---|")
+    for r in results:
+        cells = " | ".join(f"{100 * r['accuracy_by_margin'][str(m)]:.1f}" for m in margins)
+        print(f"| {r['detector']} | {100 * r['detection_rate']:.1f}% | "
+              f"{100 * r['reference_accuracy_found']:.1f} | {cells} | {r['best_margin']:g} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the measurement and print a markdown table."""
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     margins = [float(m) for m in args.margins.split(",")]
     data = args.data or shared_dir() / "data" / "fer2013" / "test"
@@ -115,16 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     except (*USER_ERRORS, UserError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    sha = (recognizer.card.sha256 or "")[:12]
-    print(f"model {recognizer.classifier.model_path.name} (sha256 {sha}...), {results[0]['images']} images, "
-          f"pad {args.pad}, upscale {args.upscale}, border {args.border}\n")
-    print("| detector | found | reference (48x48, found) | " + " | ".join(f"m={m:g}" for m in margins)
-          + " | best |")
-    print("|---|---|---|" + "---|" * len(margins) + "---|")
-    for r in results:
-        cells = " | ".join(f"{100 * r['accuracy_by_margin'][str(m)]:.1f}" for m in margins)
-        print(f"| {r['detector']} | {100 * r['detection_rate']:.1f}% | "
-              f"{100 * r['reference_accuracy_found']:.1f} | {cells} | {r['best_margin']:g} |")
+    print_table(recognizer, results, margins, args)
     if args.json:
         atomic_write_json(args.json, {"model": str(recognizer.classifier.model_path),
                                       "model_sha256": recognizer.card.sha256, "pad": args.pad,

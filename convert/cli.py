@@ -6,12 +6,16 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_runtime.paths import shared_dir
 from train.errors import UserError
 
 from .calibration import MIN_SAMPLES
 from .quantize import VARIANTS
+
+if TYPE_CHECKING:
+    from .pipeline import Options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,26 +45,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def options_from(args: argparse.Namespace) -> Options:
+    """The conversion settings of the command line (an error naming the option when one is out of range)."""
+    if args.max_int8_drop < 0 or args.max_int8_mb <= 0 or args.batch_size < 1 or args.threads < 1:
+        raise UserError("--max-int8-drop must be >= 0 and --max-int8-mb, --batch-size, --threads > 0")
+    from .pipeline import Options  # TensorFlow is imported only when needed
+
+    return Options(calibration_samples=args.calibration_samples, seed=args.seed,
+                   variants=tuple(args.variants), max_int8_drop_pt=args.max_int8_drop,
+                   max_int8_bytes=int(args.max_int8_mb * 1024 * 1024),
+                   batch_size=args.batch_size, threads=args.threads)
+
+
+def print_written(out: Path, cards: list[dict]) -> None:
+    """One line per written variant: file, size, accuracy, difference from float32."""
+    for card in cards:
+        m = card["metrics"]
+        print(f"{out / card['file']}\t{card['size_bytes']} bytes\taccuracy {m['accuracy']:.4f}"
+              f"\t{m['accuracy_delta_pt']:+.2f} pt vs float32")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 2 bad input or failed verification, 1 unexpected)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     log = logging.getLogger("convert")
     try:
-        if args.max_int8_drop < 0 or args.max_int8_mb <= 0 or args.batch_size < 1 or args.threads < 1:
-            raise UserError("--max-int8-drop must be >= 0 and --max-int8-mb, --batch-size, --threads > 0")
-        from .pipeline import Options, convert_model  # TensorFlow is imported only when needed
+        options = options_from(args)
+        from .pipeline import convert_model
 
-        options = Options(calibration_samples=args.calibration_samples, seed=args.seed,
-                          variants=tuple(args.variants), max_int8_drop_pt=args.max_int8_drop,
-                          max_int8_bytes=int(args.max_int8_mb * 1024 * 1024),
-                          batch_size=args.batch_size, threads=args.threads)
         for model in args.model:
             out = Path(args.out or Path(model).parent)
-            for card in convert_model(model, args.data, out, options):
-                m = card["metrics"]
-                print(f"{out / card['file']}\t{card['size_bytes']} bytes\taccuracy {m['accuracy']:.4f}"
-                      f"\t{m['accuracy_delta_pt']:+.2f} pt vs float32")
+            cards = convert_model(model, args.data, out, options)
+            print_written(out, cards)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

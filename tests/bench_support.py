@@ -1,4 +1,5 @@
-"""Test helpers for benchmarks/: a tiny 4-class model in the four .tflite variants with their cards,
+"""Test helpers for benchmarks/: a tiny 4-class model in the four .tflite variants with their cards
+(made by the production converter and card builder, tests/model_support.py),
 a tiny fake peer (64x64x1 -> 7 probabilities) and a tiny folder-per-class test split.
 
 Import the fixtures into a test module (``from bench_support import bench_setup  # noqa: F401``).
@@ -6,7 +7,6 @@ Import the fixtures into a test module (``from bench_support import bench_setup 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +14,12 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_runtime.model_card import TFLITE_VARIANTS
+from tests.model_support import convert_to, keras_card, tiny_cnn, write_variant
+
 LABELS = ("happy", "neutral", "sad", "surprise")
 PEER_ORDER = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-VARIANTS = ("float32", "float16", "dynamic", "int8")
+VARIANTS = TFLITE_VARIANTS
 TEST_COUNTS = (14, 12, 10, 8)  # test faces per class of LABELS (unequal, so that label mix-ups show)
 
 
@@ -45,18 +48,10 @@ def make_split(root: Path, split: str, counts: tuple[int, ...], seed: int,
 
 
 def tiny_keras_model(labels: tuple[str, ...] = LABELS):
-    """A tiny CNN taking raw 0..255 pixels (Rescaling inside), trained for a moment on face_like images."""
+    """The plain tiny CNN, trained for a moment on face_like images."""
     import keras
-    from keras import layers
 
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((48, 48, 1), name="pixels")
-    x = layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
-    x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
-    x = layers.MaxPooling2D(4)(x)
-    x = layers.Flatten()(x)
-    outputs = layers.Dense(len(labels), activation="softmax")(x)
-    model = keras.Model(inputs, outputs)
+    model = tiny_cnn(len(labels), "plain")
     rng = np.random.default_rng(1)
     targets = np.repeat(np.arange(len(labels)), 40)
     images = np.stack([face_like(int(t), rng) for t in targets])[..., None].astype("float32")
@@ -65,51 +60,11 @@ def tiny_keras_model(labels: tuple[str, ...] = LABELS):
     return model
 
 
-def convert_variant(saved_model: Path, variant: str) -> bytes:
-    """Convert a SavedModel to one of the four variants with the project's converter."""
-    from convert.quantize import convert
-
+def representative():
+    """Calibration images for the int8 variant: face_like images of every class."""
     rng = np.random.default_rng(2)
-
-    def representative():
-        for i in range(32):
-            yield [face_like(i % len(LABELS), rng)[None, :, :, None].astype(np.float32)]
-
-    return convert(saved_model, variant, representative if variant == "int8" else None)
-
-
-def io_quantization(model_bytes: bytes) -> tuple[dict | None, dict | None]:
-    """The (input, output) quantization of a .tflite, as card dicts (None for float tensors)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=model_bytes)
-    out = []
-    for detail in (interpreter.get_input_details()[0], interpreter.get_output_details()[0]):
-        scale, zero_point = detail["quantization"]
-        out.append({"scale": float(scale), "zero_point": int(zero_point)} if scale else None)
-    return out[0], out[1]
-
-
-def card_for(name: str, variant: str, model_bytes: bytes, labels: tuple[str, ...],
-             metrics: dict) -> dict:
-    """A model card in the project's schema (edge_runtime/model_card.py)."""
-    dtype = "int8" if variant == "int8" else "float32"
-    in_q, out_q = io_quantization(model_bytes)
-    card = {
-        "schema_version": 1, "name": name, "variant": variant, "file": f"{name}_{variant}.tflite",
-        "labels": list(labels),
-        "input": {"height": 48, "width": 48, "channels": 1, "color": "grayscale", "dtype": dtype,
-                  "value_range": [0, 255]},
-        "output": {"dtype": dtype, "kind": "probabilities"},
-        "face_crop": {"margin": 0.1},
-        "size_bytes": len(model_bytes),
-        "metrics": metrics,
-    }
-    if in_q:
-        card["input"]["quantization"] = in_q
-    if out_q:
-        card["output"]["quantization"] = out_q
-    return card
+    for i in range(32):
+        yield [face_like(i % len(LABELS), rng)[None, :, :, None].astype(np.float32)]
 
 
 def fake_peer(path: Path, bias: np.ndarray | None = None) -> Path:
@@ -158,17 +113,13 @@ def bench_setup(tmp_path_factory) -> BenchSetup:
     model = tiny_keras_model()
     probs = model.predict(images[..., None].astype("float32"), verbose=0)
     keras_accuracy = float((probs.argmax(1) == targets).mean())
-    saved = root / "saved_model"
-    model.export(str(saved), format="tf_saved_model", verbose=False)
     models = root / "models"
     models.mkdir()
+    card = keras_card("tiny", LABELS, model)
     recorded = {}
-    for i, variant in enumerate(VARIANTS):
-        blob = convert_variant(saved, variant)
+    for i, (variant, blob) in enumerate(convert_to(model, root, VARIANTS, representative).items()):
         metrics = {"split": "test", "accuracy": 0.9 - 0.01 * i, "accuracy_delta_pt": -1.0 * i, "n": 44}
-        card = card_for("tiny", variant, blob, LABELS, metrics)
-        (models / card["file"]).write_bytes(blob)
-        (models / f"tiny_{variant}.json").write_text(json.dumps(card))
+        write_variant(models, card, variant, blob, metrics)
         recorded[variant] = metrics
     bias = np.full(7, -5.0)
     bias[[PEER_ORDER.index("angry"), PEER_ORDER.index("sad"), PEER_ORDER.index("happy")]] = [3.0, 2.0, 1.0]

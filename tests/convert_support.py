@@ -1,5 +1,5 @@
 """Test helpers for convert/: a tiny synthetic FER-like dataset and a tiny Keras model trained on it
-in seconds, saved with its card exactly as training would save it, and its conversion.
+in seconds (tests/model_support.py), saved with the card training writes, and its conversion.
 
 Import the fixtures into a test module (``from tests.convert_support import converted  # noqa: F401``).
 """
@@ -13,6 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+from tests.model_support import keras_card, tiny_cnn
 
 LABELS = ("happy", "sad", "surprise")
 TRAIN_PER_CLASS = 60
@@ -50,36 +52,11 @@ def load_folder(root: Path, split: str, labels: tuple[str, ...] = LABELS) -> tup
     return np.stack(images), np.array(targets)
 
 
-def keras_card(name: str, labels: tuple[str, ...]) -> dict:
-    """The card training writes beside a ``.keras`` model (the fields convert reads)."""
-    return {
-        "schema_version": 1, "name": name, "variant": "keras", "file": f"{name}.keras",
-        "labels": list(labels),
-        "input": {"height": 48, "width": 48, "channels": 1, "color": "grayscale", "dtype": "float32",
-                  "value_range": [0, 255]},
-        "output": {"dtype": "float32", "kind": "probabilities"},
-        "face_crop": {"margin": 0.1},
-        "training": {"config": {"arch": "tiny-test"}},
-        "metrics": {"split": "test", "accuracy": 1.0, "n": 60},
-    }
-
-
 def train_tiny_model(data: Path, out_dir: Path, name: str = "tiny", labels: tuple[str, ...] = LABELS) -> Path:
-    """Train a tiny CNN (raw 0..255 pixels in, Rescaling inside) for a few seconds; save it and its card."""
+    """Train the batchnorm tiny CNN for a few seconds; save it with the card training writes."""
     import keras
-    from keras import layers
 
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((48, 48, 1), name="pixels")
-    x = layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
-    x = layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU()(x)
-    x = layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
-    x = layers.MaxPooling2D(4)(x)
-    x = layers.Flatten()(x)
-    outputs = layers.Dense(len(labels), activation="softmax")(x)
-    model = keras.Model(inputs, outputs)
+    model = tiny_cnn(len(labels), "batchnorm")
     images, targets = load_folder(data, "train", labels)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
@@ -87,7 +64,9 @@ def train_tiny_model(data: Path, out_dir: Path, name: str = "tiny", labels: tupl
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.keras"
     model.save(path)
-    (out_dir / f"{name}.json").write_text(json.dumps(keras_card(name, labels)))
+    card = keras_card(name, labels, model)
+    card["metrics"] = {"split": "test", "accuracy": 1.0, "n": 60}
+    (out_dir / f"{name}.json").write_text(json.dumps(card))
     return path
 
 

@@ -1,7 +1,8 @@
 """Test helpers for edge_runtime: a tiny int8 model with its card, shared-media paths, a fake Picamera2.
 
-The tiny model is a real Keras model converted to int8/float32 TFLite by the real converter (in a
-subprocess, so the test process never imports TensorFlow) and cached in pytest's cache folder.
+The tiny model (tests/model_support.py) is converted to int8/float32 TFLite and carded by the
+production converter and card builder (in a subprocess, so the test process never imports
+TensorFlow) and cached in pytest's cache folder.
 """
 
 from __future__ import annotations
@@ -26,58 +27,24 @@ VIDEO = MEDIA / "video" / "short_hamilton_clip.mp4"
 PHOTOS = MEDIA / "photos"
 REAL_MODEL = ROOT / "models" / "fer4_int8.tflite"
 TINY_LABELS = ("happy", "neutral", "sad", "surprise")
-TINY_VERSION = "3"  # bump to rebuild the cached tiny models
+TINY_VERSION = "4"  # bump to rebuild the cached tiny models
 
 BUILD_SCRIPT = textwrap.dedent('''
-    import hashlib, json, sys
+    import sys
     from pathlib import Path
+
     import numpy as np
-    import keras
-    import tensorflow as tf
-    from keras import layers
 
-    out, labels = Path(sys.argv[1]), sys.argv[2].split(",")
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((48, 48, 1), name="pixels")
-    x = layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
-    x = layers.Conv2D(8, 5, strides=2, activation="relu")(x)
-    x = layers.Conv2D(8, 3, strides=2, activation="relu")(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dense(len(labels), kernel_initializer=keras.initializers.RandomNormal(stddev=3.0))(x)
-    model = keras.Model(inputs, layers.Softmax()(x))
+    out, labels, root = Path(sys.argv[1]), tuple(sys.argv[2].split(",")), sys.argv[3]
+    sys.path.insert(0, root)
+    from tests.model_support import convert_to, keras_card, pinned_representative, tiny_cnn, write_variant
+
+    model = tiny_cnn(len(labels), "untrained")
     rng = np.random.default_rng(0)
-
-    def representative():
-        for i in range(64):
-            image = rng.integers(0, 256, (1, 48, 48, 1)).astype(np.float32)
-            image[0, 0, 0, 0], image[0, 0, 1, 0] = 0.0, 255.0  # pin the input range to 0..255
-            yield [image]
-
-    for variant in ("int8", "float32"):
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        if variant == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = representative
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
-        data = converter.convert()
-        path = out / f"tiny_{variant}.tflite"
-        path.write_bytes(data)
-        interpreter = tf.lite.Interpreter(model_content=data)
-        inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-        card = {"schema_version": 1, "name": "tiny", "variant": variant, "file": path.name,
-                "labels": labels,
-                "input": {"height": 48, "width": 48, "channels": 1, "color": "grayscale",
-                          "dtype": np.dtype(inp["dtype"]).name, "value_range": [0, 255]},
-                "output": {"dtype": np.dtype(outp["dtype"]).name, "kind": "probabilities"},
-                "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data)}
-        if variant == "int8":
-            card["input"]["quantization"] = {"scale": float(inp["quantization"][0]),
-                                             "zero_point": int(inp["quantization"][1])}
-            card["output"]["quantization"] = {"scale": float(outp["quantization"][0]),
-                                              "zero_point": int(outp["quantization"][1])}
-        path.with_suffix(".json").write_text(json.dumps(card, indent=2))
+    noise = pinned_representative(lambda: (rng.integers(0, 256, (48, 48)).astype(np.uint8) for _ in range(64)))
+    card = keras_card("tiny", labels, model, face_margin=None)
+    for variant, data in convert_to(model, out, ("int8", "float32"), noise).items():
+        write_variant(out, card, variant, data)
 ''')
 
 
@@ -90,7 +57,7 @@ def build_tiny_models(folder: Path, labels: tuple[str, ...] = TINY_LABELS) -> di
             stamp.is_file() and stamp.read_text() == TINY_VERSION:
         return paths
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    done = subprocess.run([sys.executable, "-c", BUILD_SCRIPT, str(folder), ",".join(labels)],
+    done = subprocess.run([sys.executable, "-c", BUILD_SCRIPT, str(folder), ",".join(labels), str(ROOT)],
                           capture_output=True, text=True, env=env, timeout=600)
     if done.returncode != 0:
         pytest.fail(f"building the tiny test model failed:\n{done.stderr[-3000:]}")
