@@ -318,7 +318,7 @@ def publish(out_dir: Path, converted: list[Converted]) -> list[Path]:
         written += [model_path, card_path]
     for item in converted:                 # the published files, as the runtime will see them
         card = load_card(out_dir / item.card["file"])
-        if file_sha256(card.model_path) != card.raw["sha256"]:
+        if file_sha256(card.model_path) != card.sha256:
             raise UserError(f"{card.model_path} does not match the sha256 of its card; re-run the conversion")
         verify.check_contract(verify.load(str(card.model_path), 1), card.raw)
     return written
