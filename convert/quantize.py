@@ -13,9 +13,10 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from edge_runtime.model_card import TFLITE_VARIANTS as VARIANTS
+
 log = logging.getLogger(__name__)
 
-VARIANTS = ("float32", "float16", "dynamic", "int8")
 METHODS = {
     "float32": "none",
     "float16": "float16 weights",
