@@ -9,7 +9,6 @@ Layer names follow the PyTorch state dict (``_blocks.N._depthwise_conv`` is ``bl
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import keras
@@ -29,26 +28,15 @@ STEM_CHANNELS, HEAD_CHANNELS = 32, 1280
 BN = {"epsilon": 1e-3, "momentum": 0.99}
 
 
-def resize_factors(resolution: int) -> tuple[int, int]:
-    """(up, down): 48 px x up / down = ``resolution``, for a multiple of 16 from 32 to 512."""
-    if resolution % 16 or not 32 <= resolution <= 512:
-        raise ValueError(f"resolution must be a multiple of 16 from 32 to 512, got {resolution}")
-    common = math.gcd(resolution, IMAGE_SIZE)
-    return resolution // common, IMAGE_SIZE // common
-
-
 def resize(x, resolution: int):
-    """Bilinear upsampling by an integer, then box averaging by an integer (96 px: exactly a bilinear 2x).
+    """Bilinear resize to ``resolution`` (Keras' ``Resizing``, as ``tf.image.resize``).
 
-    Not Keras' ``Resizing`` layer: its ``training=True`` default reaches the layers after it in a call
-    without ``training`` (as in export), so BatchNorm would use batch statistics in the converted model.
+    Called with ``training=False``: ``Resizing`` defaults to ``training=True``, and a layer's default is
+    passed on to the layers after it in a call that gives no ``training`` (as export does), which would
+    put BatchNorm in training mode in the converted model. Inside ``fit`` the run's ``training=True``
+    still reaches every layer.
     """
-    up, down = resize_factors(resolution)
-    if up > 1:
-        x = layers.UpSampling2D(up, interpolation="bilinear", name="upsample")(x)
-    if down > 1:
-        x = layers.AveragePooling2D(down, name="downsample")(x)
-    return x
+    return layers.Resizing(resolution, resolution, interpolation="bilinear", name="resize")(x, training=False)
 
 
 def contract_inputs(resolution: int, scale: float | tuple[float, ...] = 1.0, offset: float | tuple[float, ...] = 0.0,

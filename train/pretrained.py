@@ -165,8 +165,8 @@ def transfer_config(arch: str, weights: str, resolution: int | None, freeze_epoc
                              f"{'|'.join(TRANSFER_ARCHITECTURES)}, not {arch}")
         return {}
     resolution = DEFAULT_RESOLUTION if resolution is None else resolution
-    if resolution % 16 or not 32 <= resolution <= 512:
-        raise ValueError(f"--resolution must be a multiple of 16 from 32 to 512 pixels, got {resolution}")
+    if not 32 <= resolution <= 512:
+        raise ValueError(f"--resolution must be from 32 to 512 pixels, got {resolution}")
     if not 0 <= freeze_epochs < epochs:
         raise ValueError(f"--freeze-epochs must be from 0 to fewer than --epochs ({epochs}), got {freeze_epochs}")
     if not 0 < lr_factor <= 1:
