@@ -15,14 +15,21 @@ Minimal schema (``schema_version`` 1)::
       "input": {"height": 48, "width": 48, "channels": 1, "color": "grayscale",
                 "dtype": "int8", "value_range": [0, 255],
                 "quantization": {"scale": 1.0, "zero_point": -128}},   # only for integer I/O
-      "output": {"dtype": "int8", "kind": "probabilities",
+      "output": {"dtype": "int8", "kind": "probabilities",   # or "logits" (softmax applied at runtime)
                  "quantization": {"scale": 0.00390625, "zero_point": -128}},
-      "face_crop": {"margin": 0.0},        # optional: fraction of the box added on each side
-      "metrics": {...}, "sha256": "...", "size_bytes": 123, ...
+      "face_crop": {"margin": 0.0,         # optional: fraction of the box added on each side
+                    "by_detector": {"haar": 0.05}},   # optional: per named detector
+      "metrics": {"split": "test", "n": 3589, "accuracy": 0.8, ...},
+      "sha256": "...", "size_bytes": 123, ...
     }
 
 The pixel contract is fixed for every model we ship: raw grayscale pixels 0..255;
 the model normalizes inside its own graph.
+
+:class:`ModelCard` types what runtime code reads (input, output, labels, face crop, checksums and
+the main metrics); every other field (training details, extra metrics such as ``accuracy_ferplus``,
+``label_source``, ``balanced_accuracy``...) stays in ``raw`` (``ModelCard.raw``, ``Metrics.raw``).
+:func:`quantize` and :func:`dequantize` are the only copies of the int8 arithmetic.
 """
 
 from __future__ import annotations
