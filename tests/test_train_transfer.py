@@ -222,6 +222,24 @@ def test_imagenet_download_failure_is_one_line_pointing_to_weights_path(monkeypa
         models.build_model("vgg16", 4, weights="/nonexistent/vgg16.h5", resolution=32)
 
 
+def test_application_weights_from_a_local_file_load_as_the_imagenet_download_would(tmp_path):
+    """--weights PATH (Keras' no-top file, fetched elsewhere): the weights land in our model by layer,
+    and EfficientNetB0 gets the extra ImageNet rescaling layer Keras adds only for its ImageNet weights."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    source = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(32, 32, 3))
+    source.get_layer("stem_conv").set_weights([np.full((3, 3, 3, 32), 0.01, np.float32)])
+    path = tmp_path / "efficientnetb0_notop.h5"
+    with h5py.File(path, "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(handle, source)
+    model = models.build_model("efficientnetb0", 4, weights=str(path), resolution=32)
+    np.testing.assert_array_equal(model.get_layer("stem_conv").get_weights()[0], np.float32(0.01))
+    plain = models.build_model("efficientnetb0", 4, resolution=32)
+    rescalings = [sum(isinstance(layer, keras.layers.Rescaling) for layer in m.layers) for m in (model, plain)]
+    assert rescalings[0] == rescalings[1] + 1
+
+
 def test_transfer_settings_are_checked_before_tensorflow(tmp_path, monkeypatch):
     assert pretrained.transfer_config("edge", "none", None, 0, 0.1, 10) == {}
     with pytest.raises(ValueError, match="apply to"):

@@ -9,8 +9,10 @@ of the model itself (not a nested model), so freezing, MAC counting and warm sta
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from unittest import mock
 
 import keras
 from keras import layers
@@ -53,19 +55,37 @@ def resolve_weights(name: str, weights: str) -> str | None:
     return str(weights)
 
 
+@contextlib.contextmanager
+def _download_returns(path: str | None) -> Iterator[None]:
+    """Within, Keras' download of the ImageNet weights returns the local file ``path`` (when given).
+
+    A file is then loaded exactly as the downloaded one would be (EfficientNetB0 adds a layer for
+    ImageNet weights that it leaves out for any other weights file).
+    """
+    if path is None:
+        yield
+        return
+    from keras.src.utils import file_utils
+
+    with mock.patch.object(file_utils, "get_file", return_value=path):
+        yield
+
+
 def build_application(name: str, num_classes: int, weights: str = "none",
                       resolution: int = DEFAULT_RESOLUTION, dropout: float = 0.3) -> keras.Model:
     """``name`` (vgg16, resnet50, efficientnetb0) with a new head for ``num_classes``.
 
     ``weights``: ``none``, ``imagenet`` (Keras downloads the weights on first use) or the path of the
-    application's no-top ``.h5`` weights file.
+    file that download would bring (the application's no-top ``.h5``, see ``NOTOP_FILES``).
     """
     if name not in APPLICATIONS:
         raise ValueError(f"unknown application {name!r}; choose one of {', '.join(APPLICATIONS)}")
     inputs, x = _preprocess(name, resolution)
     source = resolve_weights(name, weights)
+    local = source if source not in (None, "imagenet") else None
     try:
-        base = _constructors()[name](include_top=False, weights=source, input_tensor=x)
+        with _download_returns(local):
+            base = _constructors()[name](include_top=False, weights=source and "imagenet", input_tensor=x)
     except Exception as exc:  # noqa: BLE001 - a failed download surfaces as many exception types
         if source != "imagenet":
             raise UserError(f"--weights {weights} does not fit {name}: {str(exc).splitlines()[0][:200]}") from exc
