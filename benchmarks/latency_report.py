@@ -39,7 +39,10 @@ def _groups(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], dict[i
 def latency_markdown(result: dict[str, Any]) -> str:
     """The whole ``latency.md``: machine, settings, the table and what its columns mean."""
     threads = result["settings"]["threads"]
+    by_label_set = any(r.get("accuracy_ferplus") is not None for r in result["rows"])
     headers = ["Model", "Variant", "Size (KiB)", "Accuracy (%)", "Δ vs float32 (pt)"]
+    if by_label_set:
+        headers += ["FER+ labels (%)", "FER2013 labels (%)"]
     for count in threads:
         headers += [f"p50 / p90 / p99 ms, {_threads_label(count)}", f"faces/s, {_threads_label(count)}"]
     headers += ["p50 ours/peer (" + " / ".join(str(c) for c in threads) + " thr)", "accuracy ours/peer"]
@@ -49,6 +52,9 @@ def latency_markdown(result: dict[str, Any]) -> str:
         line: list[Any] = [model, "peer (fer)" if variant == "peer" else variant,
                            f"{first['size_bytes'] / 1024:.0f}", _accuracy_cell(first),
                            fmt(first.get("accuracy_delta_pt"), 2, signed=True)]
+        if by_label_set:
+            line += [fmt(None if first.get(f"accuracy_{name}") is None else 100 * first[f"accuracy_{name}"])
+                     for name in ("ferplus", "fer2013")]
         for count in threads:
             row = by_threads.get(count)
             line += [None, None] if row is None else [
@@ -73,6 +79,10 @@ def latency_markdown(result: dict[str, Any]) -> str:
          else "Accuracy: recorded in each model card (no --data given); the peer has no card, so no figure."),
         "Δ vs float32: accuracy minus the float32 variant's, in percentage points.",
     ]
+    if by_label_set:
+        notes.append("Accuracy is scored on the label set each model was trained on (its card's label source; "
+                     "the peer: as the model it sits beside); FER+ labels: the FER+ majority label of each face "
+                     "that has one among the model's classes; FER2013 labels: the FER2013 folder label.")
     if peer:
         notes.append(f"Peer: {peer['name']} ({Path(peer['file']).name}), its own preprocessing "
                      f"({peer['preprocessing']}), scored over each model's classes ({peer['scoring']}). "
@@ -152,13 +162,16 @@ def busy_warning(result: dict[str, Any]) -> str | None:
 def compact_table(result: dict[str, Any]) -> str:
     """The console table: accuracy and p50 per thread count, one line per model variant."""
     threads = result["settings"]["threads"]
-    headers = ["model", "variant", "accuracy %"] + [f"p50 ms {_threads_label(c)}" for c in threads] \
-        + ["p50 vs peer"]
+    by_label_set = any(r.get("accuracy_ferplus") is not None for r in result["rows"])
+    headers = ["model", "variant", "accuracy %"] + (["FER+ %", "FER2013 %"] if by_label_set else []) \
+        + [f"p50 ms {_threads_label(c)}" for c in threads] + ["p50 vs peer"]
     lines = []
     for (model, variant, _file), by_threads in _groups(result["rows"]).items():
         first = next(iter(by_threads.values()))
         ratio = first.get("p50_ratio_vs_peer")
-        lines.append([model, "peer" if variant == "peer" else variant, _accuracy_cell(first) or "-"]
+        sets = [fmt(None if first.get(f"accuracy_{n}") is None else 100 * first[f"accuracy_{n}"]) or "-"
+                for n in ("ferplus", "fer2013")] if by_label_set else []
+        lines.append([model, "peer" if variant == "peer" else variant, _accuracy_cell(first) or "-", *sets]
                      + [f"{by_threads[c]['p50_ms']:.3f}" if c in by_threads else "-" for c in threads]
                      + ["-" if ratio is None else f"{ratio:.2f}x"])
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *lines, strict=True)]
