@@ -45,8 +45,8 @@ def contract_inputs(resolution: int, scale: float | tuple[float, ...] = 1.0, off
     (one value for every channel, or one per channel).
 
     Weightless layers only, so a pretrained backbone's weight file still lines up with its layers. The
-    first op scales to 0..1: resizing and pooling share their input's int8 range, and would otherwise
-    narrow it below 0..255 (the int8 input stays ``pixel - 128``).
+    first op scales to 0..1: a resize shares its input's int8 range, and as the first op it could narrow
+    the input's range below 0..255 (the int8 input stays ``pixel - 128``).
     """
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name=name)
     x = layers.Rescaling(1.0 / 255.0, name="unit_range")(inputs)
