@@ -147,14 +147,21 @@ def page_size_check(build_log: Path) -> dict[str, Any] | None:
 
 
 def project_files(root: Path = ROOT) -> list[Path]:
-    """What a wheel of the project is built from: pyproject.toml, README.md and its packages' files."""
+    """What a wheel of the project is built from: pyproject.toml, README.md, the license files, its
+    packages' modules and package data (every package folder must exist in the staged copy)."""
     import tomllib
 
     config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    files = [root / "pyproject.toml", root / "README.md"]
-    for package in config["tool"]["setuptools"]["packages"]:
-        files += sorted(p for p in (root / package).rglob("*.py") if "__pycache__" not in p.parts)
-    return [f for f in files if f.is_file()]
+    setuptools = config["tool"]["setuptools"]
+    folders = setuptools.get("package-dir", {})
+    data = setuptools.get("package-data", {})
+    licenses = config["project"].get("license-files", [])
+    files = {root / "pyproject.toml", root / "README.md", *(root / name for name in licenses)}
+    for package in setuptools["packages"]:
+        folder = root / folders.get(package, package.replace(".", "/"))
+        files.update(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+        files.update(p for pattern in data.get(package, []) for p in folder.glob(pattern))
+    return sorted(f for f in files if f.is_file())
 
 
 def tool_files(root: Path = ROOT) -> list[Path]:

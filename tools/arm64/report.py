@@ -107,7 +107,7 @@ def summarize(opts: CheckOptions, runs: list[tuple[str, str, dict]], project: Pa
 
 def stage_line(stage: str, s: dict[str, Any]) -> str:
     """One probe stage's comparison as text."""
-    text = f"{stage:24} {s['identical']:3d}/{s['items']:<3d} bit-identical"
+    text = f"{stage:28} {s['identical']:3d}/{s['items']:<3d} bit-identical"
     if s["identical"] != s["items"]:
         share = s["elements_differing"] / s["elements"] if s["elements"] else 0.0
         text += f"; max |diff| {s['max_abs_diff']:.3g} in {share:.1%} of {s['elements']} values"
