@@ -11,6 +11,7 @@ import pytest
 from edge_runtime import FaceRecognizer, ModelError
 from edge_runtime.classifier import ExpressionClassifier
 from edge_runtime.model_card import ModelCardError
+from edge_runtime.recognizer import RecognizeTrace
 from tests import edge_support
 from tests.edge_support import PHOTOS, copy_model, need
 
@@ -75,6 +76,19 @@ def test_same_answer_alone_in_a_batch_and_via_recognize(recognizer, photo, tiny_
         assert abs(sum(face.scores.values()) - 1.0) < 0.05
         assert face.label == max(face.scores, key=face.scores.get)
     assert faces[0].scores != faces[1].scores  # different faces, different answers
+
+
+def test_trace_hands_back_the_detections_crops_and_stage_times(recognizer, photo):
+    trace = RecognizeTrace()
+    timings: dict[str, float] = {}
+    faces = recognizer.recognize(photo, timings, trace=trace)
+    assert len(trace.detections) >= len(faces) == len(trace.crops) == 2
+    for face, crop in zip(faces, trace.crops.values(), strict=True):
+        assert np.array_equal(crop, recognizer.crop(photo, face.box))
+    assert set(trace.stage_ns) == {"preprocess", "detect", "crop", "classify"}
+    assert all(ns >= 0 for ns in trace.stage_ns.values())
+    assert timings["classify"] * 1e6 == pytest.approx(trace.stage_ns["crop"] + trace.stage_ns["classify"], abs=1)
+    assert timings["detect"] * 1e6 == pytest.approx(trace.stage_ns["detect"], abs=1)
 
 
 def test_int8_and_float32_variants_agree(tiny_models, photo):

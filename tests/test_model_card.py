@@ -1,0 +1,61 @@
+"""The typed model card and the one copy of the int8 arithmetic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_runtime.model_card import ModelCardError, Quantization, dequantize, parse_card, quantize
+
+CARD = {
+    "schema_version": 1, "name": "fer7", "variant": "int8", "file": "fer7_int8.tflite",
+    "labels": ["happy", "sad"],
+    "input": {"height": 48, "width": 48, "channels": 1, "dtype": "int8", "value_range": [0, 255],
+              "quantization": {"scale": 1.0, "zero_point": -128}},
+    "output": {"dtype": "int8", "kind": "logits", "quantization": {"scale": 0.5, "zero_point": 3}},
+    "face_crop": {"margin": 0.1, "by_detector": {"haar": 0.05}},
+    "metrics": {"split": "test", "n": 10, "accuracy": 0.7, "accuracy_ferplus": 0.8, "label_source": "fer2013"},
+    "training": {"prior_adjustment": {"tau": 0.5}}, "sha256": "ab" * 32, "size_bytes": 12,
+}
+
+
+def test_quantize_rounds_half_to_even_and_clips_to_the_type():
+    q = Quantization(scale=0.5, zero_point=-3)
+    values = np.array([-100.0, 0.0, 0.25, 0.75, 10.0, 100.0], np.float32)
+    # x / 0.5 = -200, 0, 0.5, 1.5, 20, 200; rounded half to even (0.5 -> 0, 1.5 -> 2); - 3; clipped to int8
+    assert quantize(values, q, np.int8).tolist() == [-128, -3, -3, -1, 17, 127]
+    assert quantize(values, q, np.int8).dtype == np.int8
+
+
+def test_dequantize_inverts_quantize_on_representable_values():
+    q = Quantization(scale=0.25, zero_point=10)
+    ints = np.array([-128, 10, 11, 127], np.int8)
+    assert dequantize(ints, q).tolist() == [-34.5, 0.0, 0.25, 29.25]
+    assert dequantize(ints, q).dtype == np.float32
+    assert quantize(dequantize(ints, q), q, np.int8).tolist() == ints.tolist()
+
+
+def test_card_types_what_the_runtime_reads_and_keeps_the_rest_raw():
+    card = parse_card(dict(CARD), Path("/m/fer7_int8.json"))
+    assert card.model_path == Path("/m/fer7_int8.tflite")
+    assert card.input.quantization == Quantization(1.0, -128)
+    assert card.output.kind == "logits" and card.output.quantization == Quantization(0.5, 3)
+    assert card.face_crop.margin_for("haar") == 0.05 and card.face_crop.margin_for("blazeface") == 0.1
+    assert (card.metrics.split, card.metrics.n, card.metrics.accuracy) == ("test", 10, 0.7)
+    assert card.metrics.raw["accuracy_ferplus"] == 0.8 and card.raw["training"]["prior_adjustment"]["tau"] == 0.5
+    assert (card.sha256, card.size_bytes) == ("ab" * 32, 12)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.pop("file"), "missing or has a bad field"),
+    (lambda c: c["input"].update(channels=3), "grayscale"),
+    (lambda c: c.update(labels=["a", "a"]), "distinct"),
+    (lambda c: c["face_crop"].update(by_detector={"haar": "wide"}), "bad field"),
+])
+def test_bad_cards_are_refused_with_the_reason(edit, message):
+    raw = {**CARD, "input": dict(CARD["input"]), "face_crop": dict(CARD["face_crop"])}
+    edit(raw)
+    with pytest.raises(ModelCardError, match=message):
+        parse_card(raw, Path("card.json"))
