@@ -10,6 +10,7 @@ FER2013 accuracy) is marked. Writes ``labels.json``, ``labels.md`` and ``labels.
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import shlex
 import sys
@@ -43,7 +44,7 @@ def model_point(path: Path) -> dict[str, Any]:
     if "ferplus" not in val or metrics.get("accuracy_ferplus") is None:
         raise BenchmarkError(f"--model {path}: its card has no FER+ scores; train it with FER+ votes available "
                              "(python -m train ... --votes PATH)")
-    return {"file": str(path), "name": card["name"], "labels": card["labels"],
+    return {"file": str(path), "name": card["name"], "labels": card["labels"], "guard_met": guard_met(path, training),
             "label_source": config.get("labels", "fer2013"),
             "blend": config.get("label_blend", 0.0 if config.get("labels", "fer2013") == "fer2013" else 1.0),
             "prior_tau": (training.get("prior_adjustment") or {}).get("tau", 0.0),
@@ -53,8 +54,29 @@ def model_point(path: Path) -> dict[str, Any]:
             "test_n_fer2013": metrics.get("n_fer2013"), "test_n_ferplus": metrics.get("n_ferplus")}
 
 
+def guard_met(path: Path, training: dict[str, Any]) -> bool | None:
+    """Whether the epoch a ``--guard`` run chose kept the guard (``None``: trained without one).
+
+    Read from the card (``training.guard.met``) or, for runs that do not record it, from the run's
+    ``history.csv`` beside the model (``val_guard_shortfall`` at the chosen epoch)."""
+    guard = training.get("guard")
+    if not guard:
+        return None
+    if "met" in guard:
+        return bool(guard["met"])
+    history = path.parent / "history.csv"
+    if not history.is_file() or not training.get("best_epoch"):
+        return False
+    with history.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return float(rows[training["best_epoch"] - 1].get("val_guard_shortfall") or 1.0) == 0.0
+
+
 def choose(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The blend rule: highest validation mean; within ``TIE_PT`` points, the higher FER2013 validation accuracy."""
+    """The blend rule: among runs that kept their ``--guard`` (all runs, when none had one), the highest
+    validation mean; within ``TIE_PT`` points, the higher FER2013 validation accuracy."""
+    guarded = [p for p in points if p.get("guard_met")]
+    points = guarded or [p for p in points if p.get("guard_met") is None] or list(points)
     best = max(p["val_mean"] for p in points)
     close = [p for p in points if (best - p["val_mean"]) * 100 <= TIE_PT]
     return max(close, key=lambda p: p["val_fer2013"])
@@ -79,24 +101,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for p in points:
         p["chosen"] = p is chosen
     return {"benchmark": "labels", "command": "python -m benchmarks.labels " + shlex.join(args.argv),
-            "rule": f"highest validation mean of FER+ and FER2013 accuracy; within {TIE_PT} pt, the higher "
-                    "FER2013 validation accuracy", "labels": list(labels), "points": points, "peer": peer,
+            "rule": f"among runs that kept their --guard (all, when none had one), the highest validation mean "
+                    f"of FER+ and FER2013 accuracy; within {TIE_PT} pt, the higher FER2013 validation accuracy",
+            "labels": list(labels), "points": points, "peer": peer,
             "device": device_facts(), "duration_s": round(time.perf_counter() - started, 1)}
 
 
 def markdown(result: dict[str, Any]) -> str:
     """The frontier as a table, best blend marked."""
-    lines = [[f"{p['blend']:g}" + (" (chosen)" if p["chosen"] else ""), f"{p['prior_tau']:g}",
+    guard = {None: "none", True: "kept", False: "missed"}
+    lines = [[f"{p['blend']:g}" + (" (chosen)" if p["chosen"] else ""), f"{p['prior_tau']:g}", guard[p["guard_met"]],
               fmt(100 * p["val_ferplus"]), fmt(100 * p["val_fer2013"]), fmt(100 * p["val_mean"]),
               fmt(100 * p["test_ferplus"]), fmt(100 * p["test_fer2013"]), p["file"]]
              for p in sorted(result["points"], key=lambda p: p["blend"])]
     if result["peer"]:
         peer = result["peer"]
-        lines.append(["peer", None, None, None, None, fmt(None if peer["test_ferplus"] is None
+        lines.append(["peer", None, None, None, None, None, fmt(None if peer["test_ferplus"] is None
                                                           else 100 * peer["test_ferplus"]),
                       fmt(100 * peer["test_fer2013"]), peer["file"]])
-    table = markdown_table(["blend", "prior τ", "val FER+ %", "val FER2013 %", "val mean %", "test FER+ %",
-                            "test FER2013 %", "model"], lines, [False] + [True] * 6 + [False])
+    table = markdown_table(["blend", "prior τ", "guard", "val FER+ %", "val FER2013 %", "val mean %", "test FER+ %",
+                            "test FER2013 %", "model"], lines, [False, True, False] + [True] * 5 + [False])
     return f"# Label-source frontier ({', '.join(result['labels'])})\n\n`{result['command']}`\n\n" \
            f"Rule: {result['rule']}.\n\n{table}\n"
 

@@ -200,6 +200,9 @@ def test_blend_rule_takes_the_best_validation_mean_and_breaks_near_ties_on_fer20
               {"blend": 0.4, "val_mean": 0.8100, "val_fer2013": 0.80}]
     assert choose(points)["blend"] == 0.7
     assert choose(points[::2])["blend"] == 1.0
+    # Runs trained with --guard: only those whose chosen epoch kept it compete.
+    guarded = [{**points[0], "guard_met": False}, {**points[1], "guard_met": None}, {**points[2], "guard_met": True}]
+    assert choose(guarded)["blend"] == 0.4
 
 
 @pytest.mark.skipif(not (SHARED / "data" / "ferplus" / "votes.csv").is_file(),

@@ -292,6 +292,7 @@ def run(config: dict, run_dir: Path, resume: bool) -> dict:
         "best_epoch": best_epoch + 1, "train_seconds": round(train_seconds, 1),
         "prior_adjustment": {"tau": tau, "prior": dict(zip(labels, np.round(prior, 4).tolist(), strict=True))},
         **({"guard": {"model": config["guard"], "sha256": file_sha256(config["guard"]),
+                      "met": float(history.get("val_guard_shortfall", [1.0] * (best_epoch + 1))[best_epoch]) == 0.0,
                       "margin_pt": config.get("guard_margin", 2.0),
                       "reference_consensus_recall": dict(zip(labels, np.round(guard.reference, 4).tolist(),
                                                              strict=True))}} if guard else {}),
