@@ -221,10 +221,9 @@ class Converter:
         if variant == "float32":
             metrics.update(float32_accuracy=metrics["accuracy"], accuracy_delta_pt=0.0,
                            agreement_with_float32=1.0)
-        card = cards.build_card(self.keras_card, variant, path.name, data, io,
-                                source_file=self.model_path.name, source_sha256=self.source_sha256,
-                                ops=ops, metrics=metrics, calibration=calibration_summary,
-                                quantization=quantization)
+        facts = cards.VariantFacts(variant, path.name, data, io, ops, metrics, quantization, calibration_summary)
+        card = cards.build_card(self.keras_card, facts, source_file=self.model_path.name,
+                                source_sha256=self.source_sha256)
         verify.check_contract(interpreter, card)
         log.info("verified %s", cards.summary_line(card))
         holdout_accuracy = None
