@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
 from .splits import LEGACY_SPLIT_METHOD
@@ -91,5 +91,6 @@ class RunConfig:
         return tuple(self.classes)
 
 
-def _default(f) -> Any:
+def _default(f: Field) -> Any:
+    """A dataclass field's default value."""
     return f.default_factory() if f.default_factory is not MISSING else f.default
