@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from train.errors import UserError
+from .errors import ConvertError
 
 # Fewer images than this do not calibrate activation ranges reliably.
 MIN_SAMPLES = 32
@@ -20,10 +20,10 @@ def allocate(counts: np.ndarray, n: int) -> np.ndarray:
     """Split ``n`` samples over classes in proportion to ``counts``, at least one per class."""
     counts = np.asarray(counts, dtype=np.int64)
     if n < counts.size:
-        raise UserError(f"--calibration-samples {n} is fewer than the {counts.size} classes; "
+        raise ConvertError(f"--calibration-samples {n} is fewer than the {counts.size} classes; "
                         "ask for at least one image per class")
     if n > counts.sum():
-        raise UserError(f"too few calibration images: {n} requested but the training split holds only "
+        raise ConvertError(f"too few calibration images: {n} requested but the training split holds only "
                         f"{int(counts.sum())}; lower --calibration-samples or add training images")
     exact = counts / counts.sum() * n
     take = np.maximum(np.floor(exact).astype(np.int64), 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -52,32 +53,39 @@ def expected_card(keras_card: dict, variant: str, file_name: str) -> dict:
     }
 
 
-def build_card(keras_card: dict, variant: str, file_name: str, model_bytes: bytes, io: dict, *,
-               source_file: str, source_sha256: str, ops: dict, metrics: dict,
-               calibration: dict | None, quantization: dict) -> dict:
-    """The full card of one converted variant.
+@dataclass(frozen=True)
+class VariantFacts:
+    """What one converted variant is, as measured once converted: the card's own fields."""
 
-    ``io`` comes from :func:`convert.verify.io_details` (the quantization the converter
-    chose); everything else is measured by the caller.
-    """
-    card = expected_card(keras_card, variant, file_name)
-    if io["input"]["quantization"] is not None:
-        card["input"]["quantization"] = io["input"]["quantization"]
-    if io["output"]["quantization"] is not None:
-        card["output"]["quantization"] = io["output"]["quantization"]
+    variant: str
+    file_name: str
+    model_bytes: bytes = field(repr=False)
+    io: dict            # convert.verify.io_details: the quantization the converter chose
+    ops: dict           # convert.verify.op_report
+    metrics: dict
+    quantization: dict
+    calibration: dict | None
+
+
+def build_card(keras_card: dict, facts: VariantFacts, *, source_file: str, source_sha256: str) -> dict:
+    """The full card of one converted variant of the Keras model of ``keras_card``."""
+    card = expected_card(keras_card, facts.variant, facts.file_name)
+    for tensor in ("input", "output"):
+        if facts.io[tensor]["quantization"] is not None:
+            card[tensor]["quantization"] = facts.io[tensor]["quantization"]
     for key in COPIED_FIELDS:
         if key in keras_card:
             card[key] = keras_card[key]
     card.update({
-        "description": DESCRIPTIONS[variant],
+        "description": DESCRIPTIONS[facts.variant],
         "source_model": {"file": source_file, "sha256": source_sha256,
                          "metrics": keras_card.get("metrics")},
-        "sha256": sha256_bytes(model_bytes),
-        "size_bytes": len(model_bytes),
-        "quantization": quantization,
-        "calibration": calibration,
-        "ops": ops,
-        "metrics": metrics,
+        "sha256": sha256_bytes(facts.model_bytes),
+        "size_bytes": len(facts.model_bytes),
+        "quantization": facts.quantization,
+        "calibration": facts.calibration,
+        "ops": facts.ops,
+        "metrics": facts.metrics,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "tools": tool_versions(),
     })

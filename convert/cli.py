@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_runtime.paths import shared_dir
-from train.errors import UserError
 
 from .calibration import MIN_SAMPLES
+from .errors import ConvertError
 from .quantize import VARIANTS
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from(args: argparse.Namespace) -> Options:
     """The conversion settings of the command line (an error naming the option when one is out of range)."""
     if args.max_int8_drop < 0 or args.max_int8_mb <= 0 or args.batch_size < 1 or args.threads < 1:
-        raise UserError("--max-int8-drop must be >= 0 and --max-int8-mb, --batch-size, --threads > 0")
+        raise ConvertError("--max-int8-drop must be >= 0 and --max-int8-mb, --batch-size, --threads > 0")
     from .pipeline import Options  # TensorFlow is imported only when needed
 
     return Options(calibration_samples=args.calibration_samples, seed=args.seed,
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(args.out or Path(model).parent)
             cards = convert_model(model, args.data, out, options)
             print_written(out, cards)
-    except UserError as exc:
+    except ConvertError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback, from a CLI

@@ -17,9 +17,9 @@ import numpy as np
 
 from edge_runtime.atomic_io import atomic_write_bytes, atomic_write_json
 from edge_runtime.model_card import ModelCardError, card_path_for, file_sha256, load_card, parse_card
-from train.errors import UserError
 
 from . import calibration, cards, eval_faces, quantize, verify
+from .errors import ConvertError, train_errors_as_convert_errors
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def prepare_out_dir(out: str | Path) -> Path:
         with tempfile.TemporaryFile(dir=out):
             pass
     except OSError as exc:
-        raise UserError(f"output directory {out} is not writable ({exc.strerror or exc}); "
+        raise ConvertError(f"output directory {out} is not writable ({exc.strerror or exc}); "
                         "choose another --out") from exc
     return out
 
@@ -71,9 +71,9 @@ def check_model_file(model_path: str | Path) -> Path:
     """The model file must exist and be a ``.keras`` file."""
     path = Path(model_path)
     if not path.is_file():
-        raise UserError(f"model file {path} not found; train it first (python -m train) or fix --model")
+        raise ConvertError(f"model file {path} not found; train it first (python -m train) or fix --model")
     if path.suffix != ".keras":
-        raise UserError(f"{path} is not a Keras model (.keras file); give the .keras file training wrote")
+        raise ConvertError(f"{path} is not a Keras model (.keras file); give the .keras file training wrote")
     return path
 
 
@@ -81,14 +81,14 @@ def read_keras_card(model_path: Path) -> dict:
     """The card training wrote beside the Keras model (labels, input contract)."""
     card_path = card_path_for(model_path)
     if not card_path.is_file():
-        raise UserError(f"model card {card_path} not found: the Keras model needs the card training wrote "
+        raise ConvertError(f"model card {card_path} not found: the Keras model needs the card training wrote "
                         "beside it (same name, .json) for its labels and input contract")
     try:
         card = load_card(card_path).raw
     except ModelCardError as exc:
-        raise UserError(str(exc).splitlines()[0]) from exc
+        raise ConvertError(str(exc).splitlines()[0]) from exc
     if card.get("variant", "keras") != "keras":
-        raise UserError(f"model card {card_path} is for variant {card.get('variant')!r}, not a Keras model")
+        raise ConvertError(f"model card {card_path} is for variant {card.get('variant')!r}, not a Keras model")
     return card
 
 
@@ -96,7 +96,7 @@ def check_data(data: str | Path, labels: tuple[str, ...]) -> None:
     """A folder-per-class tree must hold a train/ and test/ folder for every label."""
     data = Path(data)
     if not data.exists():
-        raise UserError(f"--data {data} does not exist; give the FER2013 folder (train/, test/) "
+        raise ConvertError(f"--data {data} does not exist; give the FER2013 folder (train/, test/) "
                         "or fer2013.csv")
     if data.is_file():
         return
@@ -105,7 +105,7 @@ def check_data(data: str | Path, labels: tuple[str, ...]) -> None:
         present = sorted(p.name for p in split_dir.iterdir() if p.is_dir()) if split_dir.is_dir() else []
         missing = [name for name in labels if name not in present]
         if missing:
-            raise UserError(f"the classes in {split_dir} do not match the model's labels: no folder for "
+            raise ConvertError(f"the classes in {split_dir} do not match the model's labels: no folder for "
                             f"{', '.join(missing)} (model labels: {', '.join(labels)}; found: "
                             f"{', '.join(present) or 'nothing'}); give --data with a folder per label")
 
@@ -131,12 +131,12 @@ def load_keras_model(path: Path, card: dict):
         model = keras.models.load_model(str(path), compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path} is not a loadable Keras model ({reason[:200]}); give the .keras file "
+        raise ConvertError(f"{path} is not a loadable Keras model ({reason[:200]}); give the .keras file "
                         "training wrote") from exc
     spec = card["input"]
     want = (int(spec["height"]), int(spec["width"]), int(spec["channels"]))
     if tuple(model.input_shape[1:]) != want or model.output_shape[-1] != len(card["labels"]):
-        raise UserError(f"{path} (input {model.input_shape}, output {model.output_shape}) does not match "
+        raise ConvertError(f"{path} (input {model.input_shape}, output {model.output_shape}) does not match "
                         f"its card (input {want}, {len(card['labels'])} labels); re-export the model "
                         "with its card")
     return model
@@ -221,10 +221,9 @@ class Converter:
         if variant == "float32":
             metrics.update(float32_accuracy=metrics["accuracy"], accuracy_delta_pt=0.0,
                            agreement_with_float32=1.0)
-        card = cards.build_card(self.keras_card, variant, path.name, data, io,
-                                source_file=self.model_path.name, source_sha256=self.source_sha256,
-                                ops=ops, metrics=metrics, calibration=calibration_summary,
-                                quantization=quantization)
+        facts = cards.VariantFacts(variant, path.name, data, io, ops, metrics, quantization, calibration_summary)
+        card = cards.build_card(self.keras_card, facts, source_file=self.model_path.name,
+                                source_sha256=self.source_sha256)
         verify.check_contract(interpreter, card)
         log.info("verified %s", cards.summary_line(card))
         holdout_accuracy = None
@@ -287,7 +286,7 @@ class Converter:
         last = attempts[-1]
         for split, delta in (("validation", last.get("validation_delta_pt")), ("test", last["accuracy_delta_pt"])):
             if delta is not None and delta < -opts.max_int8_drop_pt:
-                raise UserError(f"{self.file_name('int8')} loses {-delta:.2f} pt of {split} accuracy against "
+                raise ConvertError(f"{self.file_name('int8')} loses {-delta:.2f} pt of {split} accuracy against "
                                 f"float32 (allowed: {opts.max_int8_drop_pt} pt) even with "
                                 f"{last['samples']} calibration images; retrain (e.g. "
                                 "quantization-aware) or raise --max-int8-drop")
@@ -300,7 +299,7 @@ class Converter:
         if not card["quantization"]["input_is_pixel_minus_128"]:
             log.warning("int8 input quantization is %s, not scale 1.0 / zero point -128", q)
         if len(converted.data) > opts.max_int8_bytes:
-            raise UserError(f"{self.file_name('int8')} is {len(converted.data)} bytes, more than the "
+            raise ConvertError(f"{self.file_name('int8')} is {len(converted.data)} bytes, more than the "
                             f"{opts.max_int8_bytes} allowed; use a smaller architecture")
         return converted
 
@@ -319,16 +318,17 @@ def publish(out_dir: Path, converted: list[Converted]) -> list[Path]:
     for item in converted:                 # the published files, as the runtime will see them
         card = load_card(out_dir / item.card["file"])
         if file_sha256(card.model_path) != card.sha256:
-            raise UserError(f"{card.model_path} does not match the sha256 of its card; re-run the conversion")
+            raise ConvertError(f"{card.model_path} does not match the sha256 of its card; re-run the conversion")
         verify.check_contract(verify.load(str(card.model_path), 1), card.raw)
     return written
 
 
+@train_errors_as_convert_errors()
 def convert_model(model_path: str | Path, data: str | Path, out_dir: str | Path,
                   options: Options | None = None) -> list[dict]:
     """Convert ``model_path`` (a .keras with its card) to every requested variant in ``out_dir``.
 
-    Returns the cards written. Raises :class:`train.errors.UserError` on bad input or when
+    Returns the cards written. Raises :class:`convert.errors.ConvertError` on bad input or when
     a variant fails verification (then nothing is written).
     """
     options = options or Options()
@@ -337,10 +337,10 @@ def convert_model(model_path: str | Path, data: str | Path, out_dir: str | Path,
     labels = tuple(keras_card["labels"])
     unknown = [v for v in options.variants if v not in quantize.VARIANTS]
     if unknown:
-        raise UserError(f"unknown variant(s) {', '.join(unknown)}; "
+        raise ConvertError(f"unknown variant(s) {', '.join(unknown)}; "
                         f"choose from {', '.join(quantize.VARIANTS)}")
     if options.calibration_samples < calibration.MIN_SAMPLES:
-        raise UserError(f"too few calibration images: --calibration-samples {options.calibration_samples} is "
+        raise ConvertError(f"too few calibration images: --calibration-samples {options.calibration_samples} is "
                         f"below the minimum of {calibration.MIN_SAMPLES}")
     votes = eval_faces.load_votes(keras_card, data)
     folders = eval_faces.folders_to_load(keras_card, votes)

@@ -15,13 +15,14 @@ import numpy as np
 from edge_runtime.litert_runtime import make_interpreter
 from edge_runtime.model_card import ModelCardError, Quantization, dequantize, parse_card, quantize
 from edge_runtime.model_io import check_card, run_batched
-from train.errors import UserError
+
+from .errors import ConvertError
 
 BUILTIN_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 FLOAT_TYPES = (np.float32, np.float16, np.float64)
 
 
-class ContractError(UserError):
+class ContractError(ConvertError):
     """A converted model does not honour the contract its card states."""
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from .model_card import ModelCardError
-
 
 class EdgeRuntimeError(Exception):
     """Base class of the errors a user can fix (bad model, bad source, bad option)."""
@@ -22,4 +20,4 @@ class CameraUnavailableError(SourceError):
 
 
 #: Errors the CLI reports as one line and exit code 2.
-USER_ERRORS = (EdgeRuntimeError, ModelCardError)
+USER_ERRORS = (EdgeRuntimeError,)

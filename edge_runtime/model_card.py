@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import EdgeRuntimeError
+
 SCHEMA_VERSION = 1
 #: The .tflite variants ``convert`` writes, in the order reports list them.
 TFLITE_VARIANTS = ("float32", "float16", "dynamic", "int8")
@@ -51,7 +53,7 @@ VARIANTS = ("keras", *TFLITE_VARIANTS)
 OUTPUT_KINDS = ("probabilities", "logits")
 
 
-class ModelCardError(ValueError):
+class ModelCardError(EdgeRuntimeError, ValueError):
     """A model card is missing, unreadable or inconsistent with its model."""
 
 

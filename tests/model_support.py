@@ -93,9 +93,9 @@ def write_variant(folder: Path, card: dict, variant: str, model_bytes: bytes, me
     path = folder / f"{card['name']}_{variant}.tflite"
     path.write_bytes(model_bytes)
     interpreter = verify.load(str(path), 1)
-    tflite_card = cards.build_card(
-        card, variant, path.name, model_bytes, verify.io_details(interpreter),
-        source_file=card["file"], source_sha256="0" * 64, ops=verify.op_report(interpreter),
-        metrics=metrics or {}, calibration=None, quantization={"method": quantize.METHODS[variant]})
+    facts = cards.VariantFacts(variant, path.name, model_bytes, verify.io_details(interpreter),
+                               verify.op_report(interpreter), metrics or {}, {"method": quantize.METHODS[variant]},
+                               calibration=None)
+    tflite_card = cards.build_card(card, facts, source_file=card["file"], source_sha256="0" * 64)
     path.with_suffix(".json").write_text(json.dumps(tflite_card, indent=2))
     return path

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from convert import calibration
-from train.errors import UserError
+from convert.errors import ConvertError
 
 
 def test_allocate_is_proportional_with_one_per_class_and_exact_total():
@@ -20,7 +20,7 @@ def test_allocate_is_proportional_with_one_per_class_and_exact_total():
 @pytest.mark.parametrize("n, message", [(1000, "too few calibration images"),
                                         (2, "fewer than the 3 classes")])
 def test_allocate_rejects_impossible_sizes(n, message):
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(ConvertError, match=message):
         calibration.allocate(np.array([300, 200, 100]), n)
 
 

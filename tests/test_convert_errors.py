@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from convert import cli
+from convert.errors import ConvertError
 from convert.pipeline import Options, convert_model
 from tests.convert_support import tiny_setup  # noqa: F401
-from train.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +72,22 @@ def test_missing_card(capsys, tmp_path, tiny_setup):  # noqa: F811
     assert_one_error_line(err, "alone.json", "not found")
 
 
+def test_errors_of_the_training_code_become_convert_errors(capsys, tmp_path, tiny_setup):  # noqa: F811
+    """A FER+ model without its votes fails in train's code; convert reports it as its own error."""
+    data, model = tiny_setup
+    ferplus = tmp_path / "ferplus.keras"
+    shutil.copy(model, ferplus)
+    card = json.loads(model.with_suffix(".json").read_text())
+    card.setdefault("training", {}).setdefault("config", {}).update(labels="ferplus", votes=None)
+    ferplus.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ConvertError, match="needs the FER\\+ votes") as caught:
+        convert_model(ferplus, data, tmp_path / "out")
+    assert type(caught.value.__cause__).__module__ == "train.errors"
+    code, err = run_cli(capsys, "--model", ferplus, "--data", data, "--out", tmp_path / "out")
+    assert code == 2
+    assert_one_error_line(err, "needs the FER+ votes")
+
+
 def test_data_classes_do_not_match_the_labels(capsys, tmp_path, tiny_setup):  # noqa: F811
     data, model = tiny_setup
     partial = tmp_path / "data"
@@ -125,7 +141,7 @@ def test_a_failed_accuracy_check_writes_nothing_and_keeps_old_files(tmp_path, ti
     out.mkdir()
     (out / "tiny_int8.tflite").write_bytes(b"old model")
     (out / "tiny_int8.json").write_text(json.dumps({"old": True}))
-    with pytest.raises(UserError, match="loses .* pt of validation accuracy .* even with 162 calibration images"):
+    with pytest.raises(ConvertError, match="loses .* pt of validation accuracy .* even with 162 calibration images"):
         convert_model(model, data, out, Options(calibration_samples=60, max_int8_drop_pt=-1.0))
     assert sorted(p.name for p in out.iterdir()) == ["tiny_int8.json", "tiny_int8.tflite"]
     assert (out / "tiny_int8.tflite").read_bytes() == b"old model"

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.model_card import ModelCardError, Quantization, dequantize, parse_card, quantize
 
 CARD = {
@@ -57,5 +58,6 @@ def test_card_types_what_the_runtime_reads_and_keeps_the_rest_raw():
 def test_bad_cards_are_refused_with_the_reason(edit, message):
     raw = {**CARD, "input": dict(CARD["input"]), "face_crop": dict(CARD["face_crop"])}
     edit(raw)
-    with pytest.raises(ModelCardError, match=message):
+    with pytest.raises(ModelCardError, match=message) as caught:
         parse_card(raw, Path("card.json"))
+    assert isinstance(caught.value, EdgeRuntimeError), "edge_runtime has one error base class"

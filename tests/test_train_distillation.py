@@ -55,7 +55,7 @@ def test_training_targets_blend_each_label_with_the_teacher_on_the_augmented_fac
     import tensorflow as tf
 
     from train.distillation import load_teachers
-    from train.pipeline import make_dataset
+    from train.pipeline import DatasetOptions, make_dataset
 
     _, path = save_with_card(tmp_path, "fer7", FER2013_CLASSES, seed=0)
     teacher = load_teachers([str(path)], STUDENT)
@@ -64,7 +64,7 @@ def test_training_targets_blend_each_label_with_the_teacher_on_the_augmented_fac
     labels = rng.integers(0, 4, 40)
     tf.random.set_seed(0)
     targets = np.eye(4, dtype=np.float32)[labels]
-    ds = make_dataset(images, targets, 16, training=True, seed=1, teacher=teacher, teacher_weight=0.3)
+    ds = make_dataset(images, targets, DatasetOptions(16, training=True, seed=1, teacher=teacher, teacher_weight=0.3))
     for x, y in ds:
         x, y = x.numpy(), y.numpy()
         soft = np.asarray(teacher(x))                           # the teacher on the very faces trained on

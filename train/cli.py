@@ -11,6 +11,7 @@ from pathlib import Path
 
 from edge_runtime.atomic_io import atomic_write_json
 
+from .config import RunConfig
 from .data_loading import check_source
 from .distillation import check_teachers
 from .errors import UserError
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def make_config(args: argparse.Namespace) -> dict:
+def make_config(args: argparse.Namespace) -> RunConfig:
     """The run's settings, as stored in ``config.json`` and reused by ``--resume``."""
     try:
         classes = parse_classes(args.classes, FER2013_CLASSES + (FERPLUS_ONLY_CLASSES if args.labels == "ferplus"
@@ -166,7 +167,7 @@ def make_config(args: argparse.Namespace) -> dict:
         config.update(warm_start_split(args.init_from, classes))
     if args.labels == "ferplus" or args.votes:
         resolve_votes(args.data, args.votes, required=True)  # a votes file that does not fit fails here
-    return config
+    return RunConfig.from_dict(config)
 
 
 AUTO_PRIOR_TAUS = tuple(i / 8 for i in range(13))     # 0, 0.125, ..., 1.5
@@ -220,24 +221,24 @@ def epochs_done(run_dir: Path) -> int:
         return 0
 
 
-def prepare_run_dir(run_dir: Path, config: dict, resume: bool, force: bool, args_epochs: int | None = None) -> dict:
+def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, force: bool,
+                    args_epochs: int | None = None) -> RunConfig:
     """Create or reopen the run dir; never overwrite a run without ``--resume`` or ``--force``."""
     config_path = run_dir / CONFIG_FILE
     if resume:
         if not config_path.is_file():
             raise UserError(f"--resume: {run_dir} holds no run to resume (no {CONFIG_FILE}); drop --resume")
-        stored = json.loads(config_path.read_text())
-        stored["resumed_with"] = config["command"]
-        if args_epochs is not None and args_epochs != stored["epochs"]:
+        stored = RunConfig.from_dict(json.loads(config_path.read_text()))
+        stored.resumed_with = config.command
+        if args_epochs is not None and args_epochs != stored.epochs:
             done = epochs_done(run_dir)
             if args_epochs <= done:
                 raise UserError(f"--resume --epochs {args_epochs}: the run has already done {done} epochs; "
                                 f"give more than {done}, or drop --epochs")
-            log.info("--resume: schedule length %d -> %d epochs", stored["epochs"], args_epochs)
-            stored.setdefault("epochs_changed", []).append({"from": stored["epochs"], "to": args_epochs,
-                                                           "after_epoch": done})
-            stored["epochs"] = args_epochs
-            atomic_write_json(config_path, stored)
+            log.info("--resume: schedule length %d -> %d epochs", stored.epochs, args_epochs)
+            stored.epochs_changed.append({"from": stored.epochs, "to": args_epochs, "after_epoch": done})
+            stored.epochs = args_epochs
+            atomic_write_json(config_path, stored.to_dict())
         return stored
     if run_dir.exists() and any(run_dir.iterdir()):
         if not force:
@@ -245,7 +246,7 @@ def prepare_run_dir(run_dir: Path, config: dict, resume: bool, force: bool, args
                             "replace it, or choose another --out")
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(config_path, config)
+    atomic_write_json(config_path, config.to_dict())
     return config
 
 
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = Path(args.out)
         if is_chief(args.strategy):     # other workers of a multiworker run never touch --out
             config = prepare_run_dir(run_dir, config, args.resume, args.force, args.epochs)
-        check_source(config["data"], ("train", "test"), tuple(config.get("split_classes") or config["classes"]))
+        check_source(config.data, ("train", "test"), tuple(config.split_classes or config.classes))
         from .training import run  # TensorFlow is imported only once the arguments are known good
 
         run(config, run_dir, resume=args.resume)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -59,36 +60,47 @@ def mixup(images: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor | None, alph
     return blend(images), blend(targets), None if weights is None else blend(weights)
 
 
-def make_dataset(images: np.ndarray, targets: np.ndarray, batch_size: int, *,
-                 training: bool, seed: int, sample_weights: np.ndarray | None = None,
-                 mixup_alpha: float = 0.0, teacher: Callable[[tf.Tensor], tf.Tensor] | None = None,
-                 teacher_weight: float = 0.0) -> tf.data.Dataset:
-    """Batches of (float32 pixels 0..255 shaped (B, 48, 48, 1), targets[, weights]).
-
-    ``targets`` (N, classes) are one-hot labels or soft ones (FER+ vote distributions), rows summing to 1.
+@dataclass(frozen=True)
+class DatasetOptions:
+    """How a dataset is batched and, for training, shuffled and changed.
 
     Training batches are augmented, then mixed up when ``mixup_alpha`` > 0; with a ``teacher``
     (faces -> probabilities, see ``train.distillation``) each target becomes
     ``(1 - teacher_weight) * label + teacher_weight * teacher(face)`` on the face as trained on.
     """
+
+    batch_size: int
+    training: bool = False
+    seed: int = 0
+    mixup_alpha: float = 0.0
+    teacher: Callable[[tf.Tensor], tf.Tensor] | None = None
+    teacher_weight: float = 0.0
+
+
+def make_dataset(images: np.ndarray, targets: np.ndarray, options: DatasetOptions,
+                 sample_weights: np.ndarray | None = None) -> tf.data.Dataset:
+    """Batches of (float32 pixels 0..255 shaped (B, 48, 48, 1), targets[, weights]).
+
+    ``targets`` (N, classes) are one-hot labels or soft ones (FER+ vote distributions), rows summing to 1.
+    """
     x = images.astype(np.float32)[..., None]
     y = targets.astype(np.float32)
     parts = (x, y) if sample_weights is None else (x, y, sample_weights.astype(np.float32))
     ds = tf.data.Dataset.from_tensor_slices(parts).cache()
-    if training:
-        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=False)
-    if training:
-        augment = face_augmenter(seed)
+    if options.training:
+        ds = ds.shuffle(len(y), seed=options.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(options.batch_size, drop_remainder=False)
+    if options.training:
+        augment = face_augmenter(options.seed)
 
         def _augment(x, y, *weights):
             x = augment(x, training=True)
             x = tf.clip_by_value(random_erasing(x), 0.0, 255.0)
-            if mixup_alpha > 0:
-                x, y, w = mixup(x, y, weights[0] if weights else None, mixup_alpha)
+            if options.mixup_alpha > 0:
+                x, y, w = mixup(x, y, weights[0] if weights else None, options.mixup_alpha)
                 weights = (w,) if weights else ()
-            if teacher is not None:
-                y = (1.0 - teacher_weight) * y + teacher_weight * teacher(x)
+            if options.teacher is not None:
+                y = (1.0 - options.teacher_weight) * y + options.teacher_weight * options.teacher(x)
             return (x, y, *weights)
 
         ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE)

@@ -28,6 +28,7 @@ from . import (
     validation,
     workers,
 )
+from .config import RunConfig
 from .data_loading import IMAGE_SIZE, load_split
 from .errors import UserError
 
@@ -164,22 +165,64 @@ class RunData:
     report: dict
 
 
-def load_data(config: dict) -> RunData:
+@dataclass
+class FitInputs:
+    """What fitting needs besides the model: the training batches, the class prior, the prior
+    adjustments to choose from on validation, and the ``--guard`` recall floor."""
+
+    batches: tf.data.Dataset
+    prior: np.ndarray
+    taus: tuple[float, ...]
+    guard: label_validation.RecallGuard | None
+
+
+def run(config: RunConfig, run_dir: Path, resume: bool) -> dict:
+    """Train per ``config`` into ``run_dir``; return the test report. Resumable per epoch."""
+    strategy, config, run_dir = setup(config, run_dir)
+
+    data = load_data(config)
+    atomic_write_json(run_dir / "data_report.json", data.report)
+    inputs = fit_inputs(config, data, run_dir, resume)
+
+    keras.mixed_precision.set_global_policy(config.precision)
+    with strategy.scope():
+        model = compile_model(config, int(np.ceil(len(data.train) / config.batch_size)), run_dir, resume)
+    log.info("model %s: %d parameters, %.1fM MACs per face; %d train / %d val / %d test images",
+             config.arch, model.count_params(), models.count_macs(model) / 1e6, len(data.train),
+             len(data.val), len(data.test))
+
+    train_seconds = fit(model, config, run_dir, data.val, inputs, resume)
+    if not workers.is_chief(config.strategy):
+        return {}
+
+    final, history, record = best_model(model, config, run_dir, inputs, train_seconds)
+    return publish(final, config, run_dir, data, history, record)
+
+
+def setup(config: RunConfig, run_dir: Path) -> tuple[tf.distribute.Strategy, RunConfig, Path]:
+    """The distribution strategy, the config every worker shares, the seed, and where this worker writes."""
+    strategy = make_strategy(config.strategy, config.cpu_devices)
+    config = RunConfig.from_dict(multiworker.share_config(strategy, config.to_dict()))
+    keras.utils.set_random_seed(config.seed)
+    return strategy, config, workers.output_dir(run_dir, config.strategy)
+
+
+def load_data(config: RunConfig) -> RunData:
     """Load train and test, validate, drop what was asked, carve the validation split, make the targets.
 
     With ``--labels ferplus`` every FER2013 folder is loaded (a fear-folder face may be FER+ neutral)
     and the targets come from the votes; either way validation and test are scored against both label
     sets where votes are available.
     """
-    source = config.get("labels", "fer2013")
-    votes = label_sources.resolve_votes(config["data"], config.get("votes"), required=source == "ferplus")
-    classes = tuple(config["classes"])
-    split_classes = splits.split_settings(config)["classes"]    # the run's classes, or its source's
-    train_all = load_split(config["data"], "train", split_classes)
-    test_all = load_split(config["data"], "test", split_classes)
-    carve_config = {**config, "classes": list(split_classes)} if source == "ferplus" else config
+    votes = label_sources.resolve_votes(config.data, config.votes, required=config.labels == "ferplus")
+    classes = config.class_names
+    raw = config.to_dict()
+    split_classes = splits.split_settings(raw)["classes"]    # the run's classes, or its source's
+    train_all = load_split(config.data, "train", split_classes)
+    test_all = load_split(config.data, "test", split_classes)
+    carve_config = {**raw, "classes": list(split_classes)} if config.labels == "ferplus" else raw
     train, val, report = splits.carve_run_split(carve_config, train_all, test_all)
-    train_set, kept = label_sources.training_set(train, classes, votes, source, config.get("label_blend", 1.0))
+    train_set, kept = label_sources.training_set(train, classes, votes, config.labels, config.label_blend)
     report["split"]["train_targets"] = kept
     val_faces = label_sources.scored_faces(val, classes, votes)
     test_faces = label_sources.scored_faces(test_all, classes, votes)
@@ -191,77 +234,63 @@ def load_data(config: dict) -> RunData:
     return RunData(train_set, val_faces, test_faces, report)
 
 
-def recall_guard(config: dict, val: label_sources.ScoredFaces) -> label_validation.RecallGuard | None:
+def fit_inputs(config: RunConfig, data: RunData, run_dir: Path, resume: bool) -> FitInputs:
+    """The training batches (class-weighted, mixed up and distilled as configured), prior, taus and guard."""
+    weights = pipeline.class_weights(data.train.labels, len(config.classes), config.class_weight)
+    teachers = config.teachers or []
+    if teachers:
+        record_teachers(run_dir, teachers, resume)
+        log.info("distilling from %s (teacher weight %g)", ", ".join(teachers), config.teacher_weight)
+    options = pipeline.DatasetOptions(
+        config.batch_size, training=True, seed=config.seed, mixup_alpha=config.mixup,
+        teacher=distillation.load_teachers(teachers, config.class_names) if teachers else None,
+        teacher_weight=config.teacher_weight)
+    batches = pipeline.make_dataset(data.train.images, data.train.targets, options,
+                                    None if weights is None else weights[data.train.labels])
+    return FitInputs(batches, label_validation.class_prior(data.train.targets),
+                     tuple(config.prior_taus or (0.0,)), recall_guard(config, data.val))
+
+
+def recall_guard(config: RunConfig, val: label_sources.ScoredFaces) -> label_validation.RecallGuard | None:
     """The ``--guard`` model's per-class consensus recall on our validation faces, as the floor to keep."""
-    if not config.get("guard"):
+    if not config.guard:
         return None
-    reference = distillation.load_teachers([config["guard"]], tuple(config["classes"]))
+    reference = distillation.load_teachers([config.guard], config.class_names)
     probs = np.asarray(reference(val.images.astype(np.float32)[..., None]))
     recalls = label_validation.consensus_recalls(probs.argmax(1), val)
-    log.info("guard %s: consensus recall on validation %s (floor: %g points below)", config["guard"],
-             ", ".join(f"{c} {r:.3f}" for c, r in zip(config["classes"], recalls, strict=True)),
-             config.get("guard_margin", 2.0))
-    return label_validation.RecallGuard(recalls, config.get("guard_margin", 2.0) / 100)
+    log.info("guard %s: consensus recall on validation %s (floor: %g points below)", config.guard,
+             ", ".join(f"{c} {r:.3f}" for c, r in zip(config.classes, recalls, strict=True)),
+             config.guard_margin)
+    return label_validation.RecallGuard(recalls, config.guard_margin / 100)
 
 
-def compile_model(config: dict, n: int, steps_per_epoch: int, run_dir: Path, resume: bool) -> keras.Model:
+def compile_model(config: RunConfig, steps_per_epoch: int, run_dir: Path, resume: bool) -> keras.Model:
     """Build (or warm-start) the model with AdamW on a warm-up + cosine schedule spanning the whole run."""
-    labels = tuple(config["classes"])
-    steps = steps_per_epoch * config["epochs"]
-    model = models.build_model(config["arch"], n, **finetune.model_options(config))
-    if config.get("init_from") and not resume:
-        log.info("initialised %d layers from %s", init_weights_from(model, config["init_from"], labels),
-                 config["init_from"])
-        atomic_write_json(run_dir / WARM_START_FILE, source_model_record(config["init_from"]))
+    raw = config.to_dict()
+    steps = steps_per_epoch * config.epochs
+    model = models.build_model(config.arch, len(config.classes), **finetune.model_options(raw))
+    if config.init_from and not resume:
+        log.info("initialised %d layers from %s", init_weights_from(model, config.init_from, config.class_names),
+                 config.init_from)
+        atomic_write_json(run_dir / WARM_START_FILE, source_model_record(config.init_from))
     warmup = min(steps // 10, steps_per_epoch * 3)
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(steps - warmup, 1), warmup_target=config["lr"], warmup_steps=warmup, alpha=0.01)
-    schedule = finetune.phased(schedule, config, steps_per_epoch)
+        0.0, decay_steps=max(steps - warmup, 1), warmup_target=config.lr, warmup_steps=warmup, alpha=0.01)
+    schedule = finetune.phased(schedule, raw, steps_per_epoch)
     model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"]),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config["label_smoothing"]),
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"])
     return model
 
 
-def run(config: dict, run_dir: Path, resume: bool) -> dict:
-    """Train per ``config`` into ``run_dir``; return the test report. Resumable per epoch."""
-    strategy = make_strategy(config["strategy"], config.get("cpu_devices", 0))
-    config = multiworker.share_config(strategy, config)
-    keras.utils.set_random_seed(config["seed"])
-    chief, run_dir = workers.is_chief(config["strategy"]), workers.output_dir(run_dir, config["strategy"])
-    data = load_data(config)
-    atomic_write_json(run_dir / "data_report.json", data.report)
-    labels = tuple(config["classes"])
-    n = len(labels)
-
-    weights = pipeline.class_weights(data.train.labels, n, config["class_weight"])
-    sample_weights = None if weights is None else weights[data.train.labels]
-    batch = config["batch_size"]
-    teachers = config.get("teachers") or []
-    if teachers:
-        record_teachers(run_dir, teachers, resume)
-        log.info("distilling from %s (teacher weight %g)", ", ".join(teachers), config["teacher_weight"])
-    train_ds = pipeline.make_dataset(data.train.images, data.train.targets, batch, training=True,
-                                     seed=config["seed"], sample_weights=sample_weights,
-                                     mixup_alpha=config.get("mixup", 0.0),
-                                     teacher=distillation.load_teachers(teachers, labels) if teachers else None,
-                                     teacher_weight=config.get("teacher_weight", 0.0))
-    prior = label_validation.class_prior(data.train.targets)
-    taus = tuple(config.get("prior_taus") or (0.0,))
-    guard = recall_guard(config, data.val)
-
-    keras.mixed_precision.set_global_policy(config["precision"])
-    with strategy.scope():
-        model = compile_model(config, n, int(np.ceil(len(data.train) / batch)), run_dir, resume)
-    log.info("model %s: %d parameters, %.1fM MACs per face; %d train / %d val / %d test images",
-             config["arch"], model.count_params(), models.count_macs(model) / 1e6, len(data.train),
-             len(data.val), len(data.test))
-
+def fit(model: keras.Model, config: RunConfig, run_dir: Path, val: label_sources.ScoredFaces, inputs: FitInputs,
+        resume: bool) -> float:
+    """Fit with a checkpoint per epoch (resumable) and the best validation epoch kept; return the seconds taken."""
     best_so_far = max(read_history(run_dir / "history.csv").get("val_accuracy", [None]) or [None], key=lambda v: v or 0)
     callbacks = [
         multiworker.AverageMovingStatistics(),
-        label_validation.LabelSetValidation(data.val, prior, taus, config.get("select", "fer2013"), guard),
+        label_validation.LabelSetValidation(val, inputs.prior, inputs.taus, config.select, inputs.guard),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=False),
         multiworker.StartFromChief(),
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor="val_accuracy",
@@ -269,49 +298,57 @@ def run(config: dict, run_dir: Path, resume: bool) -> dict:
                                         initial_value_threshold=best_so_far if resume else None),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         EpochLogger(),
-        *finetune.callbacks(config),
+        *finetune.callbacks(config.to_dict()),
     ]
     started = time.perf_counter()
-    model.fit(train_ds, epochs=config["epochs"], callbacks=callbacks, verbose=0)
+    model.fit(inputs.batches, epochs=config.epochs, callbacks=callbacks, verbose=0)
     train_seconds = time.perf_counter() - started
     log.info("final weights sha256 %s", multiworker.weights_digest(model))
-    if not chief:
-        return {}
+    return train_seconds
 
-    # The shipped model: best validation epoch, rebuilt in float32 (converts cleanly after bf16 training),
-    # with the prior adjustment of that epoch folded into its output layer.
+
+def best_model(model: keras.Model, config: RunConfig, run_dir: Path, inputs: FitInputs,
+               train_seconds: float) -> tuple[keras.Model, dict, dict]:
+    """The shipped model, its history and its training record.
+
+    The model is the best validation epoch, rebuilt in float32 (converts cleanly after bf16
+    training), with the prior adjustment of that epoch folded into its output layer.
+    """
+    labels = config.class_names
     model.load_weights(str(run_dir / "best.weights.h5"))
     keras.mixed_precision.set_global_policy("float32")
-    final = models.build_model(config["arch"], n, **finetune.model_options(config))
+    final = models.build_model(config.arch, len(labels), **finetune.model_options(config.to_dict()))
     final.set_weights(model.get_weights())
     history = read_history(run_dir / "history.csv")
     best_epoch = int(np.argmax(history["val_accuracy"]))
     tau = float(history.get("val_prior_tau", [0.0] * (best_epoch + 1))[best_epoch])
-    label_validation.fold_into_bias(final, prior, tau)
-    return publish(final, config, run_dir, data, history, {
-        "best_epoch": best_epoch + 1, "train_seconds": round(train_seconds, 1),
-        "prior_adjustment": {"tau": tau, "prior": dict(zip(labels, np.round(prior, 4).tolist(), strict=True))},
-        **({"guard": {"model": config["guard"], "sha256": file_sha256(config["guard"]),
-                      "met": float(history.get("val_guard_shortfall", [1.0] * (best_epoch + 1))[best_epoch]) == 0.0,
-                      "margin_pt": config.get("guard_margin", 2.0),
-                      "reference_consensus_recall": dict(zip(labels, np.round(guard.reference, 4).tolist(),
-                                                             strict=True))}} if guard else {}),
-    })
+    label_validation.fold_into_bias(final, inputs.prior, tau)
+    record = {"best_epoch": best_epoch + 1, "train_seconds": round(train_seconds, 1),
+              "prior_adjustment": {"tau": tau, "prior": dict(zip(labels, np.round(inputs.prior, 4).tolist(),
+                                                                 strict=True))}}
+    if inputs.guard:
+        shortfall = float(history.get("val_guard_shortfall", [1.0] * (best_epoch + 1))[best_epoch])
+        record["guard"] = {"model": config.guard, "sha256": file_sha256(config.guard), "met": shortfall == 0.0,
+                           "margin_pt": config.guard_margin,
+                           "reference_consensus_recall": dict(zip(labels, np.round(inputs.guard.reference, 4).tolist(),
+                                                                  strict=True))}
+    return final, history, record
 
 
-def publish(final: keras.Model, config: dict, run_dir: Path, data: RunData, history: dict, record: dict) -> dict:
+def publish(final: keras.Model, config: RunConfig, run_dir: Path, data: RunData, history: dict,
+            record: dict) -> dict:
     """Evaluate the final model on validation and test, write it with its card, report and plots."""
-    labels = tuple(config["classes"])
-    name = config["name"]
+    labels = config.class_names
+    name = config.name
     evaluation.plot_history(history, run_dir / "history.png")
     report = evaluation.label_set_report(evaluation.predict_probabilities(final, data.test.images), data.test,
-                                         config.get("labels", "fer2013"))
-    report.update({"split": "test", "data": str(config["data"]), "model": f"{name}.keras"})
+                                         config.labels)
+    report.update({"split": "test", "data": str(config.data), "model": f"{name}.keras"})
     val_report = evaluation.label_set_report(evaluation.predict_probabilities(final, data.val.images), data.val,
-                                             config.get("labels", "fer2013"))
+                                             config.labels)
     atomic_write_with(run_dir / f"{name}.keras", final.save)
     evaluation.write_reports(report, run_dir, name, f"{name} (Keras float32) on the test split")
-    card = keras_card(name, labels, final, config, {
+    card = keras_card(name, labels, final, config.to_dict(), {
         "data_report": {k: data.report[k] for k in ("applied", "split") if k in data.report},
         "best_val_accuracy": round(val_report["accuracy"], 4),
         "best_val_accuracy_by_label_set": {k: v["accuracy"] for k, v in val_report["label_sets"].items()},
@@ -320,7 +357,7 @@ def publish(final: keras.Model, config: dict, run_dir: Path, data: RunData, hist
         **({"init_from": json.loads((run_dir / WARM_START_FILE).read_text())}
            if (run_dir / WARM_START_FILE).is_file() else {}),
         **({"teachers": json.loads((run_dir / distillation.TEACHERS_FILE).read_text())}
-           if config.get("teachers") else {}),
+           if config.teachers else {}),
     })
     card["metrics"] = evaluation.card_metrics(report)
     atomic_write_json(run_dir / f"{name}.json", card)
