@@ -206,5 +206,7 @@ def test_sigterm_is_prompt_while_connecting_to_a_broker_that_drops_packets(tiny_
         daemon.kill()
         for sock in (*fillers, full):
             sock.close()
-    assert code == 0 and took < 2.0, (took, daemon.stderr()[-2000:])
+    # The daemon's stop budget is 2 s; 0.5 s more covers signal delivery and interpreter exit
+    # on a busy 2-core machine.
+    assert code == 0 and took < 2.5, (took, daemon.stderr()[-2000:])
     assert "cannot connect" not in daemon.stderr(), "stopped while the first connect() still hung"
