@@ -134,7 +134,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ys = [100 * p[f"{split}_ferplus"] for p in result["points"]]
         ax.plot(xs, ys, marker, label="validation" if split == "val" else "test")
         for p, x, y in zip(result["points"], xs, ys, strict=True):
-            ax.annotate(f"A={p['blend']:g}" + ("*" if p["chosen"] else ""), (x, y), textcoords="offset points",
+            guard = {True: ", guard kept", False: ", guard missed", None: ""}[p["guard_met"]]
+            ax.annotate(f"A={p['blend']:g} τ={p['prior_tau']:g}{guard}" + ("*" if p["chosen"] else ""), (x, y),
+                        textcoords="offset points",
                         xytext=(4, 4), fontsize=8)
     peer = result["peer"]
     if peer and peer["test_ferplus"] is not None:
