@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.detectors import PHOTO_FACES
 from edge_runtime import BlazeFaceDetector, HaarDetector, ModelError
 from edge_runtime.blazeface import ANCHOR_CONFIGS, decode_boxes, ssd_anchors, weighted_nms
 from edge_runtime.detectors import DEFAULT_DETECTOR, DETECTORS, CombinedDetector, detect_scaled, make_detector
@@ -18,23 +19,7 @@ from tests.edge_support import MEDIA, PHOTOS, VIDEO, need
 
 tiny_models, tiny_model = edge_support.tiny_models, edge_support.tiny_model  # fixtures
 
-# Face centres a person sees in ../shared/media/photos (pixels of the original images).
-FACES = {
-    "alex-lacamoire.png": [(256, 229)],
-    "biden.jpg": [(582, 410)],
-    "kit_with_rose.jpg": [(309, 148), (117, 160)],
-    "lin-manuel-miranda.png": [(390, 343)],
-    "obama-240p.jpg": [(222, 61)],
-    "obama-480p.jpg": [(441, 121)],
-    "obama-720p.jpg": [(662, 182)],
-    "obama.jpg": [(485, 279)],
-    "obama2.jpg": [(340, 451)],
-    "obama3.jpg": [(770, 475)],
-    "obama_and_biden.jpg": [(1234, 478), (836, 514)],
-    "obama_partial_face.jpg": [(100, 277)],
-    "obama_small.jpg": [(161, 129)],
-    "two_people.jpg": [(861, 177), (305, 141)],
-}
+FACES = PHOTO_FACES   # face centres a person sees in ../shared/media/photos
 
 
 def score_on_photos(detector) -> tuple[int, int, int]:
