@@ -77,11 +77,7 @@ def predictions(model: Any, interpreter: Any, faces: np.ndarray, labels: Sequenc
     return np.argmax(model.scores(outputs, labels), axis=1)
 
 
-def accuracies(model: Any, interpreter: Any, test: TestFaces, batch_size: int = 256) -> dict[str, float]:
+def accuracies(model: Any, interpreter: Any, test: TestFaces, batch_size: int = 256) -> dict[str, float | None]:
     """Top-1 accuracy of ``model`` on ``test`` for every label set, scored over ``test.labels``."""
     predicted = predictions(model, interpreter, test.faces, test.labels, batch_size)
-    out = {}
-    for name, labels in test.label_sets.items():
-        keep = labels >= 0
-        out[name] = float((predicted[keep] == labels[keep]).mean()) if keep.any() else float("nan")
-    return out
+    return label_sources.accuracy_by_label_set(predicted, test.label_sets)

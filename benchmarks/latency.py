@@ -188,7 +188,7 @@ def measured_fields(acc: dict[str, float], test: TestFaces, source: str) -> dict
               "accuracy_labels": source if source in acc else "fer2013",
               "accuracy_n": counts.get(source, counts["fer2013"])}
     for name, value in acc.items():
-        fields[f"accuracy_{name}"] = round(value, 5)
+        fields[f"accuracy_{name}"] = None if value is None else round(value, 5)
         fields[f"accuracy_{name}_n"] = counts[name]
     return fields
 

@@ -39,10 +39,9 @@ class EvalFaces:
     def by_label_set(self, predicted: np.ndarray) -> dict:
         """``accuracy_<set>`` and ``n_<set>`` for every label set."""
         out = {}
-        for name, labels in self.label_sets.items():
-            keep = labels >= 0
-            out[f"accuracy_{name}"] = round(float((predicted[keep] == labels[keep]).mean()), 5) if keep.any() else None
-            out[f"n_{name}"] = int(keep.sum())
+        for name, value in label_sources.accuracy_by_label_set(predicted, self.label_sets).items():
+            out[f"accuracy_{name}"] = None if value is None else round(value, 5)
+            out[f"n_{name}"] = int((self.label_sets[name] >= 0).sum())
         return out
 
 
@@ -57,7 +56,7 @@ def load_votes(card: dict, data: str | Path) -> ferplus.Votes | None:
     return label_sources.resolve_votes(data, config.get("votes"), required=label_source(card) == "ferplus")
 
 
-def folders_to_load(card: dict, votes: ferplus.Votes | None) -> tuple[str, ...]:
+def folders_to_load(card: dict) -> tuple[str, ...]:
     """FER2013 folders to load: all of them for a FER+ model, else the model's labels."""
     if label_source(card) == "ferplus":
         return label_sources.FOLDER_CLASSES

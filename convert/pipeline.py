@@ -343,7 +343,7 @@ def convert_model(model_path: str | Path, data: str | Path, out_dir: str | Path,
         raise ConvertError(f"too few calibration images: --calibration-samples {options.calibration_samples} is "
                         f"below the minimum of {calibration.MIN_SAMPLES}")
     votes = eval_faces.load_votes(keras_card, data)
-    folders = eval_faces.folders_to_load(keras_card, votes)
+    folders = eval_faces.folders_to_load(keras_card)
     check_data(data, folders)
     out = prepare_out_dir(out_dir)
     size = (int(keras_card["input"]["height"]), int(keras_card["input"]["width"]))

@@ -129,13 +129,19 @@ def adjust_for_prior(probs: np.ndarray, prior: np.ndarray, tau: float) -> np.nda
     return e / e.sum(axis=1, keepdims=True)
 
 
-def accuracies(predicted: np.ndarray, faces: ScoredFaces) -> dict[str, float]:
-    """Accuracy per label set present (faces without a label in a set do not count for it)."""
+def accuracy_by_label_set(predicted: np.ndarray, label_sets: dict[str, np.ndarray]) -> dict[str, float | None]:
+    """Accuracy of ``predicted`` against each label set; a face without a label (-1) in a set does not
+    count for it, and a set without any labelled face gets ``None``."""
     out = {}
-    for name, labels in faces.label_sets().items():
+    for name, labels in label_sets.items():
         mask = labels >= 0
-        out[name] = float((predicted[mask] == labels[mask]).mean()) if mask.any() else 0.0
+        out[name] = float((predicted[mask] == labels[mask]).mean()) if mask.any() else None
     return out
+
+
+def accuracies(predicted: np.ndarray, faces: ScoredFaces) -> dict[str, float]:
+    """Accuracy per label set of ``faces`` (0 for a set without labelled faces), for selection."""
+    return {name: value or 0.0 for name, value in accuracy_by_label_set(predicted, faces.label_sets()).items()}
 
 
 def selection_score(acc: dict[str, float], select: str) -> float:
