@@ -88,8 +88,34 @@ def latency_markdown(result: dict[str, Any]) -> str:
                      f"({peer['preprocessing']}), scored over each model's classes ({peer['scoring']}). "
                      "Ratios are ours/peer from this run at the same thread count.")
     notes += [f"Warning: {w}" for w in thread_warnings(result)]
+    architectures = architecture_markdown(result)
     return (f"# Latency against accuracy\n\n{table}\n\n" + "\n".join(f"- {n}" for n in notes)
+            + ("" if architectures is None else f"\n\n{architectures}\n\n- Parameters and MACs (convolutions "
+               "and dense layers, per face) from each model's card; the other columns from the table above.")
             + f"\n\nCommand: `{result['command']}` ({result['duration_s']} s)\n")
+
+
+def architecture_markdown(result: dict[str, Any]) -> str | None:
+    """One line per model: its architecture, parameters and MACs (from its card) beside the int8
+    variant's size, p50 at the fewest threads and accuracy per label set; ``None`` without cards."""
+    threads = min(result["settings"]["threads"])
+    chosen: dict[str, dict[str, Any]] = {}
+    for row in result["rows"]:
+        if row["variant"] == "peer" or row["threads"] != threads or row.get("architecture") is None:
+            continue
+        if row["model"] not in chosen or row["variant"] == "int8":
+            chosen[row["model"]] = row
+    if not chosen:
+        return None
+    headers = ["Model", "Architecture", "Parameters", "MACs per face (M)", "Variant", "Size (KiB)",
+               f"p50 ms, {_threads_label(threads)}", "FER+ labels (%)", "FER2013 labels (%)"]
+    lines = [[model, row["architecture"], None if row.get("parameters") is None else f"{row['parameters']:,}",
+              fmt(None if row.get("macs_per_face") is None else row["macs_per_face"] / 1e6, 1), row["variant"],
+              f"{row['size_bytes'] / 1024:.0f}", f"{row['p50_ms']:.3f}",
+              *(fmt(None if row.get(f"accuracy_{n}") is None else 100 * row[f"accuracy_{n}"])
+                for n in ("ferplus", "fer2013"))]
+             for model, row in chosen.items()]
+    return "## Architectures\n\n" + markdown_table(headers, lines, [False, False] + [True] * 7)
 
 
 def plot_latency(result: dict[str, Any], path: Path) -> None:

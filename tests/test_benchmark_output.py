@@ -68,3 +68,24 @@ def test_the_compact_table_has_one_line_per_variant():
     assert lines[1].split() == ["fer4", "int8", "79.00", "0.400", "0.300", "1.52x"]
     assert lines[2].split() == ["fer4", "peer", "79.00", "0.260", "0.200", "-"]
     assert len(lines) == 3 and max(len(line) for line in lines) <= 100
+
+
+def test_the_architecture_table_has_each_model_once_at_its_int8_variant_and_fewest_threads():
+    arch = {"architecture": "edge", "parameters": 1175588, "macs_per_face": 117_400_000}
+    measured = result([row("fer4", "float32", 1, 0.9, **arch, accuracy_ferplus=0.80),
+                       row("fer4", "int8", 2, 0.15, **arch, accuracy_ferplus=0.81),
+                       row("fer4", "int8", 1, 0.27, **arch, accuracy_ferplus=0.81, accuracy_fer2013=0.76),
+                       row("fer4", "peer", 1, 0.24, accuracy_ferplus=0.74)])
+    section = latency_markdown(measured).split("## Architectures", 1)[1]
+    lines = [line for line in section.splitlines() if line.startswith("| fer4")]
+    assert lines == ["| fer4 | edge | 1,175,588 | 117.4 | int8 | 1 | 0.270 | 81.00 | 76.00 |"]
+    assert "## Architectures" not in latency_markdown(result([row("fer4", "int8", 1, 0.27)]))  # no card facts
+
+
+def test_a_pretrained_backbone_is_named_in_the_architecture():
+    from benchmarks.latency import architecture_text
+
+    card = {"architecture": "lite0", "backbone": {"architecture": "EfficientNet-Lite0", "resolution": 80,
+                                                  "weights": {"dataset": "ImageNet"}}}
+    assert architecture_text(card) == "lite0 (EfficientNet-Lite0, 80 px, ImageNet weights)"
+    assert architecture_text({"architecture": "edge"}) == "edge"
