@@ -258,3 +258,43 @@ def test_recall_guard_keeps_clear_sad_faces_even_at_some_cost_in_accuracy():
     strict = RecallGuard(np.array([1.0, 1.0]), 0.0)
     assert strict.shortfall(np.array([1.0, 0.75])) == pytest.approx(0.25)
     assert strict.shortfall(np.array([1.0, np.nan])) == 0.0                  # a class without faces sets no floor
+
+
+def test_validation_under_mixed_precision_scores_the_float32_twin():
+    import keras
+
+    from train.label_sources import ScoredFaces
+    from train.label_validation import LabelSetValidation
+
+    # Two logits 0.2 % apart: bfloat16 (8-bit mantissa) rounds them to a tie, float32 keeps sad ahead.
+    n = 48 * 48
+
+    def build():
+        inputs = keras.Input((48, 48, 1))
+        x = keras.layers.Flatten()(inputs)
+        x = keras.layers.Dense(2, use_bias=False, name="logits")(x)
+        return keras.Model(inputs, keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x))
+
+    def float32_twin():
+        keras.mixed_precision.set_global_policy("float32")
+        try:
+            return build()
+        finally:
+            keras.mixed_precision.set_global_policy("mixed_bfloat16")
+
+    labels = np.ones(6, int)
+    faces = ScoredFaces(np.full((6, 48, 48), 100, np.uint8), labels, labels.copy(), ("neutral", "sad"))
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build()
+        model.get_layer("logits").set_weights([np.tile([[1.0, 1.002]], (n, 1)).astype(np.float32) / (100 * n)])
+        scores = {}
+        for twin in (None, float32_twin):
+            callback = LabelSetValidation(faces, np.array([0.5, 0.5]), (0.0,), "mean", float32_twin=twin)
+            callback.set_model(model)
+            logs = {}
+            callback.on_epoch_end(0, logs)
+            scores[twin is not None] = logs["val_accuracy_ferplus"]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert scores == {False: 0.0, True: 1.0}   # bf16 calls the tie for neutral; float32 finds every sad face

@@ -9,6 +9,7 @@ layer's bias of the exported model (:func:`fold_into_bias`), so every runtime an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -48,19 +49,33 @@ class LabelSetValidation(keras.callbacks.Callback):
     guard's margin counts; an epoch where none does scores ``-shortfall`` (``val_guard_shortfall``), so
     any epoch within the guard beats every epoch outside it. Put it first in the callback list:
     checkpoints and the CSV log read what it writes.
+
+    ``float32_twin`` builds the same architecture in float32: when the model trains in mixed
+    precision, each epoch's weights are scored in that twin, as the shipped (float32) model will be.
     """
 
     def __init__(self, faces: ScoredFaces, prior: np.ndarray, taus: tuple[float, ...], select: str,
-                 guard: RecallGuard | None = None, batch_size: int = 256):
+                 guard: RecallGuard | None = None, batch_size: int = 256,
+                 float32_twin: Callable[[], keras.Model] | None = None):
         super().__init__()
         self.faces, self.prior, self.taus, self.select, self.batch_size = faces, prior, taus, select, batch_size
         self.guard = guard
+        self.float32_twin, self._twin = float32_twin, None
+
+    def scoring_model(self) -> keras.Model:
+        """The model to score: the trained one, or its float32 twin holding the same weights."""
+        if self.float32_twin is None or getattr(self.model, "compute_dtype", "float32") == "float32":
+            return self.model
+        if self._twin is None:
+            self._twin = self.float32_twin()
+        self._twin.set_weights(self.model.get_weights())
+        return self._twin
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
         x = self.faces.images.astype(np.float32)[..., None]
-        probs = np.asarray(self.model.predict(x, batch_size=self.batch_size, verbose=0), np.float64)
+        probs = np.asarray(self.scoring_model().predict(x, batch_size=self.batch_size, verbose=0), np.float64)
         best = None
         for tau in self.taus:
             predicted = adjust_for_prior(probs, self.prior, tau).argmax(1)

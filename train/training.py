@@ -290,7 +290,8 @@ def fit(model: keras.Model, config: RunConfig, run_dir: Path, val: label_sources
     best_so_far = max(read_history(run_dir / "history.csv").get("val_accuracy", [None]) or [None], key=lambda v: v or 0)
     callbacks = [
         multiworker.AverageMovingStatistics(),
-        label_validation.LabelSetValidation(val, inputs.prior, inputs.taus, config.select, inputs.guard),
+        label_validation.LabelSetValidation(val, inputs.prior, inputs.taus, config.select, inputs.guard,
+                                            float32_twin=lambda: float32_model(config)),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=False),
         multiworker.StartFromChief(),
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor="val_accuracy",
@@ -307,6 +308,16 @@ def fit(model: keras.Model, config: RunConfig, run_dir: Path, val: label_sources
     return train_seconds
 
 
+def float32_model(config: RunConfig) -> keras.Model:
+    """A new model of the run's architecture in float32, whatever the global precision policy."""
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        return models.build_model(config.arch, len(config.class_names), **finetune.model_options(config.to_dict()))
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
 def best_model(model: keras.Model, config: RunConfig, run_dir: Path, inputs: FitInputs,
                train_seconds: float) -> tuple[keras.Model, dict, dict]:
     """The shipped model, its history and its training record.
@@ -317,7 +328,7 @@ def best_model(model: keras.Model, config: RunConfig, run_dir: Path, inputs: Fit
     labels = config.class_names
     model.load_weights(str(run_dir / "best.weights.h5"))
     keras.mixed_precision.set_global_policy("float32")
-    final = models.build_model(config.arch, len(labels), **finetune.model_options(config.to_dict()))
+    final = float32_model(config)
     final.set_weights(model.get_weights())
     history = read_history(run_dir / "history.csv")
     best_epoch = int(np.argmax(history["val_accuracy"]))
