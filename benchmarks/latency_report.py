@@ -115,7 +115,7 @@ def architecture_markdown(result: dict[str, Any]) -> str | None:
               *(fmt(None if row.get(f"accuracy_{n}") is None else 100 * row[f"accuracy_{n}"])
                 for n in ("ferplus", "fer2013"))]
              for model, row in chosen.items()]
-    return "## Architectures\n\n" + markdown_table(headers, lines, [False, False] + [True] * 7)
+    return "## Architectures\n\n" + markdown_table(headers, lines, [False, False, True, True, False] + [True] * 4)
 
 
 def plot_latency(result: dict[str, Any], path: Path) -> None:
