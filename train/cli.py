@@ -165,6 +165,8 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         config["split_classes"] = list(FOLDER_CLASSES)      # carve over every folder: votes relabel across them
     if args.init_from:
         config.update(warm_start_split(args.init_from, classes))
+        if args.weights == "none" and args.arch in TRANSFER_ARCHITECTURES:
+            config.update(inherited_weights_source(args.init_from, config.get("weights_source") or {}))
     if args.labels == "ferplus" or args.votes:
         resolve_votes(args.data, args.votes, required=True)  # a votes file that does not fit fails here
     return RunConfig.from_dict(config)
@@ -186,6 +188,17 @@ def parse_prior_adjust(spec: str | None, labels: str) -> tuple[float, ...]:
     if not 0 <= tau <= 2:
         raise UserError(f"--prior-adjust {tau}: give a number from 0 (off) to 2, or auto")
     return (tau,)
+
+
+def inherited_weights_source(source_path: str, own: dict) -> dict:
+    """A warm start's backbone weights come from its source: the source card's record of where its
+    pretrained weights came from, with the file they came through (empty when the source has none)."""
+    from edge_runtime.model_card import load_card
+
+    weights = (load_card(source_path).raw.get("backbone") or {}).get("weights") or {}
+    if weights.get("weights", "none") == "none":
+        return {}
+    return {"weights_source": {**own, **weights, "through": str(source_path)}}
 
 
 def warm_start_split(source_path: str, classes: tuple[str, ...]) -> dict:
