@@ -28,6 +28,12 @@ def _accuracy_cell(row: dict[str, Any]) -> str | None:
     return text + " (recorded)" if row["accuracy_source"] == "recorded" else text
 
 
+def _label_set_cells(row: dict[str, Any]) -> list[str | None]:
+    """A row's accuracy on FER+ and on FER2013 labels, in percent (``None`` where not measured)."""
+    return [fmt(None if row.get(f"accuracy_{name}") is None else 100 * row[f"accuracy_{name}"])
+            for name in ("ferplus", "fer2013")]
+
+
 def _groups(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], dict[int, dict[str, Any]]]:
     """Rows by (model, variant, file), then by thread count, in run order."""
     groups: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
@@ -53,8 +59,7 @@ def latency_markdown(result: dict[str, Any]) -> str:
                            f"{first['size_bytes'] / 1024:.0f}", _accuracy_cell(first),
                            fmt(first.get("accuracy_delta_pt"), 2, signed=True)]
         if by_label_set:
-            line += [fmt(None if first.get(f"accuracy_{name}") is None else 100 * first[f"accuracy_{name}"])
-                     for name in ("ferplus", "fer2013")]
+            line += _label_set_cells(first)
         for count in threads:
             row = by_threads.get(count)
             line += [None, None] if row is None else [
@@ -112,8 +117,7 @@ def architecture_markdown(result: dict[str, Any]) -> str | None:
     lines = [[model, row["architecture"], None if row.get("parameters") is None else f"{row['parameters']:,}",
               fmt(None if row.get("macs_per_face") is None else row["macs_per_face"] / 1e6, 1), row["variant"],
               f"{row['size_bytes'] / 1024:.0f}", f"{row['p50_ms']:.3f}",
-              *(fmt(None if row.get(f"accuracy_{n}") is None else 100 * row[f"accuracy_{n}"])
-                for n in ("ferplus", "fer2013"))]
+              *_label_set_cells(row)]
              for model, row in chosen.items()]
     return "## Architectures\n\n" + markdown_table(headers, lines, [False, False, True, True, False] + [True] * 4)
 
@@ -195,8 +199,7 @@ def compact_table(result: dict[str, Any]) -> str:
     for (model, variant, _file), by_threads in _groups(result["rows"]).items():
         first = next(iter(by_threads.values()))
         ratio = first.get("p50_ratio_vs_peer")
-        sets = [fmt(None if first.get(f"accuracy_{n}") is None else 100 * first[f"accuracy_{n}"]) or "-"
-                for n in ("ferplus", "fer2013")] if by_label_set else []
+        sets = [cell or "-" for cell in _label_set_cells(first)] if by_label_set else []
         lines.append([model, "peer" if variant == "peer" else variant, _accuracy_cell(first) or "-", *sets]
                      + [f"{by_threads[c]['p50_ms']:.3f}" if c in by_threads else "-" for c in threads]
                      + ["-" if ratio is None else f"{ratio:.2f}x"])

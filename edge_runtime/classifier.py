@@ -60,8 +60,7 @@ class ExpressionClassifier:
         out = self.interpreter.get_output_details()[0]
         self._input_index = self.interpreter.get_input_details()[0]["index"]
         self._output_index = out["index"]
-        self._output_quant = Quantization.from_tensor(out) if np.issubdtype(np.dtype(out["dtype"]), np.integer) \
-            else None
+        self._output_quant = Quantization.from_tensor(out)   # None for a float output
         self._logits = self.card.output.kind == "logits"
         self._lock = threading.Lock()
 
