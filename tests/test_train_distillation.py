@@ -104,3 +104,36 @@ def test_resume_refuses_a_teacher_that_changed_since_the_run_started(tmp_path):
     save_with_card(tmp_path, "fer7", FER2013_CLASSES, seed=9)        # replaced by another model
     with pytest.raises(UserError, match="has changed since this run started"):
         record_teachers(run_dir, [str(path)], resume=True)
+
+
+def test_a_flipping_teacher_averages_each_face_with_its_mirror_image(tmp_path):
+    from train.distillation import load_teachers
+
+    model, path = save_with_card(tmp_path, "fer4", STUDENT, seed=4)
+    faces = np.random.default_rng(5).uniform(0, 255, (6, 48, 48, 1)).astype(np.float32)
+    mirrored = faces[:, :, ::-1].copy()
+    plain = np.asarray(model(faces, training=False))
+    flipped = np.asarray(model(mirrored, training=False))
+    got = np.asarray(load_teachers([str(path)], STUDENT, flip=True)(faces))
+    np.testing.assert_allclose(got, (plain + flipped) / 2, atol=1e-5)
+    assert not np.allclose(plain, flipped, atol=1e-3)              # the two views do differ
+    np.testing.assert_allclose(np.asarray(load_teachers([str(path)], STUDENT, flip=True)(mirrored)), got, atol=1e-5)
+
+
+def test_cached_targets_score_every_face_once_and_blend(tmp_path):
+    from train.distillation import cached_targets, load_teachers
+
+    model, path = save_with_card(tmp_path, "fer4", STUDENT, seed=6)
+    images = np.random.default_rng(7).integers(0, 256, (70, 48, 48)).astype(np.uint8)
+    targets = np.eye(4, dtype=np.float32)[np.arange(70) % 4]
+    got = cached_targets(load_teachers([str(path)], STUDENT), images, targets, 0.25, batch_size=32)
+    soft = np.asarray(model(images.astype(np.float32)[..., None], training=False))
+    np.testing.assert_allclose(got, 0.75 * targets + 0.25 * soft, atol=1e-5)
+
+
+def test_teacher_options_need_a_teacher(tmp_path):
+    from train.cli import build_parser, make_config
+
+    args = build_parser().parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "run"), "--teacher-flip"])
+    with pytest.raises(UserError, match="add --teacher MODEL.keras"):
+        make_config(args)

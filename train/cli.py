@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-weight", type=float, default=0.5, metavar="W",
                    help="with --teacher: share of the teachers' probabilities in each target, 0 < W <= 1 "
                         "(default: %(default)s)")
+    p.add_argument("--teacher-flip", action="store_true",
+                   help="with --teacher: each teacher also scores the mirrored face, and the soft target is "
+                        "the mean over teachers and both views")
+    p.add_argument("--teacher-targets", choices=("online", "cached"), default="online",
+                   help="with --teacher: online = the teachers score every augmented, mixed-up batch (costly with a "
+                        "large teacher); cached = they score each training face once before training, and the "
+                        "blended targets are augmented and mixed up with the faces (default: %(default)s)")
     p.add_argument("--out", required=True, help="run directory")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
@@ -142,6 +149,8 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         if not 0 < args.teacher_weight <= 1:
             raise UserError(f"--teacher-weight must be in (0, 1], got {args.teacher_weight}")
         check_teachers(args.teacher, classes)
+    elif args.teacher_flip or args.teacher_targets != "online":
+        raise UserError("--teacher-flip and --teacher-targets set how teachers score faces; add --teacher MODEL.keras")
     config = {
         "data": str(args.data), "classes": list(classes), "arch": args.arch,
         "name": args.name or f"fer{len(classes)}", "epochs": args.epochs or DEFAULT_EPOCHS,
@@ -151,6 +160,8 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         "split_method": args.split_method, "seed": args.seed, "precision": args.precision, "strategy": args.strategy,
         "cpu_devices": args.cpu_devices, "init_from": args.init_from,
         "teachers": list(args.teacher or []), "teacher_weight": args.teacher_weight if args.teacher else 0.0,
+        **({"teacher_flip": True} if args.teacher_flip else {}),
+        **({"teacher_targets": args.teacher_targets} if args.teacher_targets != "online" else {}),
         "labels": args.labels, "votes": args.votes, "label_blend": args.label_blend,
         "select": args.select or ("mean" if args.labels == "ferplus" else "fer2013"), "prior_taus": list(taus),
         "guard": args.guard, "guard_margin": args.guard_margin,

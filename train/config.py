@@ -41,6 +41,10 @@ class RunConfig:
     init_from: str | None = None
     teachers: list[str] = field(default_factory=list)
     teacher_weight: float = 0.0
+    #: each teacher also scores the mirrored face; the soft target is the mean of both views
+    teacher_flip: bool = False
+    #: ``online``: the teachers score every augmented batch; ``cached``: each training face once, before training
+    teacher_targets: str = "online"
     labels: str = "fer2013"
     votes: str | None = None
     label_blend: float = 1.0

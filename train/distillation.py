@@ -5,19 +5,28 @@ With ``--teacher A.keras [B.keras ...] --teacher-weight W``, every training targ
 augmentation and mixup). With cross-entropy this is Hinton et al.'s distillation loss at
 temperature 1. Several teachers are averaged (an ensemble); a teacher with more classes than
 the student (a fer7 teaching a fer4) has its outputs cut to the student's labels and renormalized.
+With ``--teacher-flip`` each teacher also scores the mirrored face and the two views are averaged.
+With ``--teacher-targets cached`` the teachers score each training face once, un-augmented, before
+training; the blended targets then travel with their faces through augmentation and mixup.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .data_loading import IMAGE_SIZE
 from .errors import UserError
 
 if TYPE_CHECKING:
     from edge_runtime.model_card import ModelCard
+
+log = logging.getLogger(__name__)
 
 TEACHERS_FILE = "teachers.json"   # each teacher's file, sha256 and origin, written when a run starts
 
@@ -51,11 +60,12 @@ def check_teachers(paths: Sequence[str], labels: Sequence[str]) -> list[ModelCar
     return cards
 
 
-def load_teachers(paths: Sequence[str], labels: Sequence[str]) -> Callable:
+def load_teachers(paths: Sequence[str], labels: Sequence[str], flip: bool = False) -> Callable:
     """A function ``faces (B, 48, 48, 1) float 0..255 -> (B, len(labels))`` probabilities.
 
     Each teacher's outputs are cut to ``labels`` (by name, from its card) and renormalized;
-    the teachers are averaged. Load before setting a mixed-precision policy: teachers run in float32.
+    the teachers are averaged, over both the face and its mirror image when ``flip``.
+    Load before setting a mixed-precision policy: teachers run in float32.
     """
     import keras
     import tensorflow as tf
@@ -64,10 +74,23 @@ def load_teachers(paths: Sequence[str], labels: Sequence[str]) -> Callable:
                 for path, card in zip(paths, check_teachers(paths, labels), strict=True)]
 
     def teacher_probabilities(faces: tf.Tensor) -> tf.Tensor:
+        views = [faces, tf.reverse(faces, axis=[2])] if flip else [faces]
         total = 0.0
         for model, columns in teachers:
-            probs = tf.gather(tf.cast(model(faces, training=False), tf.float32), columns, axis=-1)
-            total += probs / tf.maximum(tf.reduce_sum(probs, axis=-1, keepdims=True), 1e-12)
-        return total / len(teachers)
+            for view in views:
+                probs = tf.gather(tf.cast(model(view, training=False), tf.float32), columns, axis=-1)
+                total += probs / tf.maximum(tf.reduce_sum(probs, axis=-1, keepdims=True), 1e-12)
+        return total / (len(teachers) * len(views))
 
     return teacher_probabilities
+
+
+def cached_targets(teacher: Callable, images: np.ndarray, targets: np.ndarray, weight: float,
+                   batch_size: int = 512) -> np.ndarray:
+    """``(1 - weight) * targets + weight * teacher(face)`` for every face of ``images`` (N, 48, 48) uint8,
+    the teachers run once per face (not per augmented batch)."""
+    started = time.perf_counter()
+    probs = np.concatenate([np.asarray(teacher(images[i:i + batch_size].astype(np.float32)[..., None]))
+                            for i in range(0, len(images), batch_size)])
+    log.info("teacher targets for %d training faces in %.0f s", len(images), time.perf_counter() - started)
+    return ((1.0 - weight) * targets + weight * probs).astype(np.float32)

@@ -240,12 +240,17 @@ def fit_inputs(config: RunConfig, data: RunData, run_dir: Path, resume: bool) ->
     teachers = config.teachers or []
     if teachers:
         record_teachers(run_dir, teachers, resume)
-        log.info("distilling from %s (teacher weight %g)", ", ".join(teachers), config.teacher_weight)
+        log.info("distilling from %s (teacher weight %g%s)", ", ".join(teachers), config.teacher_weight,
+                 ", faces and their mirror images" if config.teacher_flip else "")
+    teacher = distillation.load_teachers(teachers, config.class_names, flip=config.teacher_flip) if teachers else None
+    targets = data.train.targets
+    if teacher is not None and config.teacher_targets == "cached":
+        targets = distillation.cached_targets(teacher, data.train.images, targets, config.teacher_weight)
+        teacher = None
     options = pipeline.DatasetOptions(
         config.batch_size, training=True, seed=config.seed, mixup_alpha=config.mixup,
-        teacher=distillation.load_teachers(teachers, config.class_names) if teachers else None,
-        teacher_weight=config.teacher_weight)
-    batches = pipeline.make_dataset(data.train.images, data.train.targets, options,
+        teacher=teacher, teacher_weight=config.teacher_weight)
+    batches = pipeline.make_dataset(data.train.images, targets, options,
                                     None if weights is None else weights[data.train.labels])
     return FitInputs(batches, label_validation.class_prior(data.train.targets),
                      tuple(config.prior_taus or (0.0,)), recall_guard(config, data.val))
