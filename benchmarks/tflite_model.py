@@ -8,7 +8,7 @@ the same code the device runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,12 @@ def load_interpreter(path: Path, threads: int | None) -> Any:
 
 @dataclass
 class CardModel:
-    """One of our .tflite variants and its card."""
+    """One of our .tflite variants and its card; with ``tta="flip"``, scored and timed as the runtime's
+    ``--tta flip`` runs it: each face and its mirror image, probabilities averaged."""
 
     path: Path
     card: ModelCard
+    tta: str = "none"
 
     @classmethod
     def from_path(cls, path: str | Path) -> CardModel:
@@ -62,8 +64,13 @@ class CardModel:
 
     @property
     def variant(self) -> str:
-        """``float32``, ``float16``, ``dynamic`` or ``int8``."""
-        return self.card.variant
+        """``float32``, ``float16``, ``dynamic`` or ``int8``; ``+flip`` appended under test-time flipping."""
+        return self.card.variant + ("+flip" if self.tta == "flip" else "")
+
+    @property
+    def invokes_per_face(self) -> int:
+        """Inferences one face costs: 2 under ``tta="flip"``, else 1."""
+        return 2 if self.tta == "flip" else 1
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -85,13 +92,20 @@ class CardModel:
         return interpreter
 
     def prepare(self, faces: np.ndarray) -> np.ndarray:
-        """Model inputs ``N x H x W x C`` for uint8 face crops ``N x h x w``, as the card says."""
-        return np.concatenate([input_tensor(face, self.card.input) for face in faces])
+        """Model inputs ``N x H x W x C`` for uint8 face crops ``N x h x w``, as the card says; under
+        ``tta="flip"``, ``2N`` inputs: each face followed by its mirror image."""
+        inputs = np.concatenate([input_tensor(face, self.card.input) for face in faces])
+        if self.tta != "flip":
+            return inputs
+        return np.stack([inputs, inputs[:, :, ::-1, :]], axis=1).reshape(-1, *inputs.shape[1:])
 
     def scores(self, outputs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
-        """Raw outputs ``N x classes`` -> float scores in the order of ``labels`` (dequantized)."""
+        """Raw outputs -> float scores ``N x len(labels)`` in the order of ``labels`` (dequantized;
+        the two views of a face averaged under ``tta="flip"``)."""
         quantization = self.card.output.quantization
         values = outputs.astype(np.float32) if quantization is None else dequantize(outputs, quantization)
+        if self.tta == "flip":
+            values = values.reshape(-1, 2, values.shape[-1]).mean(axis=1)
         return values[:, label_columns(self.labels, labels, self.path.name)]
 
     def recorded_metrics(self) -> dict[str, Any]:
@@ -100,8 +114,21 @@ class CardModel:
 
 
 def variant_order(variant: str) -> int:
-    """Sort key: float32, float16, dynamic, int8, then anything else."""
-    return VARIANTS.index(variant) if variant in VARIANTS else len(VARIANTS)
+    """Sort key: float32, float16, dynamic, int8 (each followed by its ``+flip``), then anything else."""
+    base, _, tta = variant.partition("+")
+    return 2 * (VARIANTS.index(base) if base in VARIANTS else len(VARIANTS)) + bool(tta)
+
+
+def with_tta(models: Sequence[CardModel], tta: str) -> list[CardModel]:
+    """``models``, plus each int8 model once more under ``tta`` (``"flip"``), right after it."""
+    if tta == "none":
+        return list(models)
+    out: list[CardModel] = []
+    for model in models:
+        out.append(model)
+        if model.card.variant == "int8":
+            out.append(replace(model, tta=tta))
+    return out
 
 
 def discover_models(models_dir: Path | None, model_files: Sequence[str | Path]) -> list[CardModel]:
@@ -120,4 +147,4 @@ def discover_models(models_dir: Path | None, model_files: Sequence[str | Path]) 
 
 
 __all__ = ["CardModel", "discover_models", "label_columns", "load_interpreter", "run_batched",
-           "variant_order"]
+           "variant_order", "with_tta"]

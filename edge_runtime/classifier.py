@@ -19,6 +19,9 @@ from .results import Expression
 
 log = logging.getLogger(__name__)
 
+#: test-time augmentation: ``none``, or ``flip`` (the mean of the face's and its mirror image's probabilities)
+TTA_MODES = ("none", "flip")
+
 
 def resolve_model_path(model_path: str | Path | None) -> Path:
     """The model file to load: ``model_path`` or the bundled default; a clear error when missing."""
@@ -39,10 +42,15 @@ class ExpressionClassifier:
 
     Each crop is one ``invoke`` (the model's batch dimension is 1), so a face gets the same answer
     alone or among others. Calls are serialised with a lock, so one instance may be shared by threads.
+    With ``tta="flip"`` each face is also classified mirrored (a second ``invoke``) and the two
+    probability vectors are averaged.
     """
 
     def __init__(self, model_path: str | Path | None = None, card_path: str | Path | None = None,
-                 num_threads: int | None = None, min_confidence: float = 0.0) -> None:
+                 num_threads: int | None = None, min_confidence: float = 0.0, tta: str = "none") -> None:
+        if tta not in TTA_MODES:
+            raise ValueError(f"tta must be one of {', '.join(TTA_MODES)} (got {tta!r})")
+        self.tta = tta
         self.model_path = resolve_model_path(model_path)
         self.card = load_card(card_path or self.model_path)
         try:
@@ -67,6 +75,13 @@ class ExpressionClassifier:
     def probabilities(self, face: np.ndarray) -> np.ndarray:
         """Probabilities (card label order) for one face crop: grayscale, BGR or BGRA, any size."""
         tensor = input_tensor(face, self.card.input)
+        if self.tta == "flip":
+            mirrored = np.ascontiguousarray(tensor[:, :, ::-1, :])
+            return (self._run(tensor) + self._run(mirrored)) / 2.0
+        return self._run(tensor)
+
+    def _run(self, tensor: np.ndarray) -> np.ndarray:
+        """Probabilities for one ready input tensor."""
         with self._lock:
             self.interpreter.set_tensor(self._input_index, tensor)
             self.interpreter.invoke()

@@ -18,6 +18,8 @@ from .results import Box, Detection, Expression, Face
 
 log = logging.getLogger(__name__)
 
+DEFAULT_TTA = "none"   # test-time augmentation of the recognizer, the daemon and the benchmark
+
 
 def clip_box(box: tuple[float, float, float, float], width: int, height: int) -> Box | None:
     """Round a float box to pixels and clip it to the frame; ``None`` if nothing is left."""
@@ -55,14 +57,16 @@ class FaceRecognizer:
         min_confidence: below this top probability a face's ``label`` is ``None``.
         detect_max_side: frames larger than this (longer side, pixels) are downscaled for detection
             only; faces are still cropped from the full frame. ``0`` disables it.
+        tta: ``"flip"`` averages each face's probabilities with its mirror image's (two classifier
+            runs per face); ``"none"`` runs the classifier once.
     """
 
     def __init__(self, model_path: str | Path | None = None, *, card_path: str | Path | None = None,
                  detector: str | FaceDetector = DEFAULT_DETECTOR, detector_model: str | Path | None = None,
                  num_threads: int | None = None, margin: float | None = None,
-                 min_confidence: float = 0.0, detect_max_side: int = 640) -> None:
+                 min_confidence: float = 0.0, detect_max_side: int = 640, tta: str = DEFAULT_TTA) -> None:
         self.classifier = ExpressionClassifier(model_path, card_path, num_threads=num_threads,
-                                               min_confidence=min_confidence)
+                                               min_confidence=min_confidence, tta=tta)
         self.detector = make_detector(detector, detector_model, num_threads) \
             if isinstance(detector, str) else detector
         if margin is None:
@@ -73,9 +77,9 @@ class FaceRecognizer:
             raise ValueError(f"margin must be >= 0 (got {margin})")
         self.margin = float(margin)
         self.detect_max_side = int(detect_max_side)
-        log.info("recognizer: model %s (%s, labels %s), runtime %s, detector %s, margin %.2f",
+        log.info("recognizer: model %s (%s, labels %s), runtime %s, detector %s, margin %.2f, tta %s",
                  self.classifier.model_path, self.card.variant, ",".join(self.labels),
-                 self.runtime_name, self.detector.name, self.margin)
+                 self.runtime_name, self.detector.name, self.margin, tta)
 
     @property
     def card(self) -> ModelCard:

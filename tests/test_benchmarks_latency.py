@@ -49,7 +49,7 @@ def test_json_has_device_and_every_row_field(measured):
     assert set(DEVICE_FIELDS) <= set(result["device"])
     assert result["device"]["cores"] == os.cpu_count()
     rows = rows_by(result)
-    assert set(rows) == {(v, t) for v in (*VARIANTS, "peer") for t in (1, 2)}
+    assert set(rows) == {(v, t) for v in (*VARIANTS, "int8+flip", "peer") for t in (1, 2)}
     for row in result["rows"]:
         missing = [f for f in ROW_FIELDS if f not in row]
         assert not missing, f"row {row['variant']}@{row['threads']} lacks {missing}"
@@ -242,3 +242,30 @@ def test_every_row_is_scored_on_both_label_sets(bench_setup, tmp_path):  # noqa:
     assert {"accuracy_fer2013", "accuracy_ferplus"} <= set(ours)
     assert ours["accuracy"] == ours["accuracy_fer2013"]          # the tiny model was trained on FER2013 labels
     assert ours["accuracy_ferplus_vs_peer_pt"] == pytest.approx((ours["accuracy_ferplus"] - 7 / 44) * 100, abs=1e-3)
+
+
+def test_flip_rows_score_the_mean_of_each_face_and_its_mirror(bench_setup, tmp_path):  # noqa: F811
+    from benchmarks.tflite_model import with_tta
+
+    int8 = next(m for m in map(CardModel.from_path, bench_setup.models.glob("*.tflite")) if m.variant == "int8")
+    plain, flipped = with_tta([int8], "flip")
+    assert (plain.variant, flipped.variant, flipped.invokes_per_face) == ("int8", "int8+flip", 2)
+    faces = np.random.default_rng(3).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    interpreter = plain.load(1)
+    outputs = plain.scores(np.concatenate([_invoke(interpreter, x) for x in plain.prepare(faces)]), LABELS)
+    mirrored = plain.scores(np.concatenate([_invoke(interpreter, x) for x in plain.prepare(faces[:, :, ::-1])]),
+                            LABELS)
+    both = flipped.scores(np.concatenate([_invoke(interpreter, x) for x in flipped.prepare(faces)]), LABELS)
+    np.testing.assert_allclose(both, (outputs + mirrored) / 2, atol=1e-6)
+    out = tmp_path / "out"
+    assert main(["--model", str(int8.path), "--data", str(bench_setup.data), "--no-peer", "--out", str(out),
+                 "--tta", "flip", *TINY]) == 0
+    rows = json.loads((out / "latency.json").read_text())["rows"]
+    assert [r["variant"] for r in rows if r["threads"] == 1] == ["int8", "int8+flip"]
+
+
+def _invoke(interpreter, tensor: np.ndarray) -> np.ndarray:
+    """One raw output row for one ``H x W x C`` input."""
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], np.ascontiguousarray(tensor[None]))
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()

@@ -188,3 +188,20 @@ def test_a_file_that_is_not_a_model_is_refused(tiny_model, tmp_path):
     bogus.write_bytes(b"not a flatbuffer" * 10)
     with pytest.raises(ModelError, match="cannot load model"):
         FaceRecognizer(bogus)
+
+
+def test_flip_tta_averages_the_face_and_its_mirror_image(tiny_model, photo):
+    flipping = FaceRecognizer(tiny_model, num_threads=1, tta="flip")
+    faces = flipping.recognize(photo)
+    assert len(faces) == 2
+    for face in faces:
+        crop = cv2.resize(flipping.crop(photo, face.box), (48, 48), interpolation=cv2.INTER_AREA)
+        expected = (reference_probabilities(tiny_model, crop) + reference_probabilities(tiny_model, crop[:, ::-1])) / 2
+        np.testing.assert_allclose([face.scores[k] for k in flipping.labels], expected, atol=1e-6)
+        mirrored = flipping.classify_face(np.ascontiguousarray(crop[:, ::-1]))
+        np.testing.assert_allclose(list(mirrored.scores.values()), list(face.scores.values()), atol=1e-6)
+
+
+def test_unknown_tta_is_refused(tiny_model):
+    with pytest.raises(ValueError, match="tta must be one of none, flip"):
+        FaceRecognizer(tiny_model, num_threads=1, tta="rotate")
