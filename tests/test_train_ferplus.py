@@ -298,3 +298,23 @@ def test_validation_under_mixed_precision_scores_the_float32_twin():
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert scores == {False: 0.0, True: 1.0}   # bf16 calls the tie for neutral; float32 finds every sad face
+
+
+def test_class_bias_finds_the_under_called_class_and_keeps_the_guard():
+    from train.label_sources import ScoredFaces
+    from train.label_validation import RecallGuard, fit_class_bias
+
+    classes = ("neutral", "sad", "happy")
+    # Ten sad faces the model leans neutral on by a hair; four neutral faces it gets right by a margin.
+    probs = np.array([[0.52, 0.48, 0.0]] * 10 + [[0.55, 0.45, 0.0]] * 4 + [[0.1, 0.1, 0.8]] * 3)
+    labels = np.array([1] * 10 + [0] * 4 + [2] * 3)
+    faces = ScoredFaces(np.zeros((17, 48, 48), np.uint8), labels, labels.copy(), classes)
+    bias = fit_class_bias(probs, faces, "mean", None)
+    assert bias[0] == 0 and bias[2] == 0 and 0.08 < bias[1] < 0.2          # sad moves just enough
+    assert ((np.log(probs + 1e-12) + bias).argmax(1) == labels).all()
+
+    # Now the neutral faces lean as little as the sad ones: any bias that finds sad loses neutral.
+    close = np.array([[0.52, 0.48, 0.0]] * 10 + [[0.515, 0.485, 0.0]] * 4 + [[0.1, 0.1, 0.8]] * 3)
+    assert fit_class_bias(close, faces, "mean", None)[1] > 0                  # 10 sad faces outweigh 4 neutral
+    guarded = fit_class_bias(close, faces, "mean", RecallGuard(np.array([1.0, 0.0, 1.0]), 0.02))
+    np.testing.assert_array_equal(guarded, 0.0)                               # neutral recall must stay

@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", help="warm-start from a saved .keras model with a card (output layer "
                                        "sliced to our classes); validation then uses the source's own "
                                        "validation faces, so it never holds faces the source trained on")
+    p.add_argument("--class-bias", action="store_true",
+                   help="after the prior adjustment, choose one output bias per class on validation (by the "
+                        "--select score, keeping the --guard) and fold it into the model")
     p.add_argument("--teacher", nargs="+", metavar="MODEL",
                    help="distil from these trained .keras models (with cards; several are averaged): each "
                         "training target blends the label with the teachers' probabilities for that face")
@@ -161,6 +164,7 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         "cpu_devices": args.cpu_devices, "init_from": args.init_from,
         "teachers": list(args.teacher or []), "teacher_weight": args.teacher_weight if args.teacher else 0.0,
         **({"teacher_flip": True} if args.teacher_flip else {}),
+        **({"class_bias": True} if args.class_bias else {}),
         **({"teacher_targets": args.teacher_targets} if args.teacher_targets != "online" else {}),
         "labels": args.labels, "votes": args.votes, "label_blend": args.label_blend,
         "select": args.select or ("mean" if args.labels == "ferplus" else "fer2013"), "prior_taus": list(taus),

@@ -52,6 +52,8 @@ class RunConfig:
     prior_taus: list[float] = field(default_factory=lambda: [0.0])
     guard: str | None = None
     guard_margin: float = 2.0
+    #: after the prior adjustment, one bias per class chosen on validation under the guard
+    class_bias: bool = False
     command: str = ""
     # --weights, --resolution, --freeze-epochs of a transfer --arch (train.pretrained.transfer_config)
     weights: str = "none"

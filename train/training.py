@@ -195,7 +195,7 @@ def run(config: RunConfig, run_dir: Path, resume: bool) -> dict:
     if not workers.is_chief(config.strategy):
         return {}
 
-    final, history, record = best_model(model, config, run_dir, inputs, train_seconds)
+    final, history, record = best_model(model, config, run_dir, inputs, train_seconds, data.val)
     return publish(final, config, run_dir, data, history, record)
 
 
@@ -324,11 +324,12 @@ def float32_model(config: RunConfig) -> keras.Model:
 
 
 def best_model(model: keras.Model, config: RunConfig, run_dir: Path, inputs: FitInputs,
-               train_seconds: float) -> tuple[keras.Model, dict, dict]:
+               train_seconds: float, val: label_sources.ScoredFaces) -> tuple[keras.Model, dict, dict]:
     """The shipped model, its history and its training record.
 
     The model is the best validation epoch, rebuilt in float32 (converts cleanly after bf16
-    training), with the prior adjustment of that epoch folded into its output layer.
+    training), with the prior adjustment of that epoch folded into its output layer, and with
+    ``--class-bias`` one bias per class chosen on ``val`` under the guard folded in after it.
     """
     labels = config.class_names
     model.load_weights(str(run_dir / "best.weights.h5"))
@@ -342,6 +343,13 @@ def best_model(model: keras.Model, config: RunConfig, run_dir: Path, inputs: Fit
     record = {"best_epoch": best_epoch + 1, "train_seconds": round(train_seconds, 1),
               "prior_adjustment": {"tau": tau, "prior": dict(zip(labels, np.round(inputs.prior, 4).tolist(),
                                                                  strict=True))}}
+    if config.class_bias:
+        probs = evaluation.predict_probabilities(final, val.images)
+        bias = label_validation.fit_class_bias(probs, val, config.select, inputs.guard)
+        label_validation.fold_class_bias(final, bias)
+        record["prior_adjustment"]["class_bias"] = dict(zip(labels, np.round(bias, 2).tolist(), strict=True))
+        log.info("class bias chosen on validation: %s", ", ".join(f"{c} {b:+.1f}" for c, b in zip(labels, bias,
+                                                                                                    strict=True)))
     if inputs.guard:
         shortfall = float(history.get("val_guard_shortfall", [1.0] * (best_epoch + 1))[best_epoch])
         record["guard"] = {"model": config.guard, "sha256": file_sha256(config.guard), "met": shortfall == 0.0,
