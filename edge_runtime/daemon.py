@@ -219,8 +219,9 @@ class Daemon:
             self._loop(tracker)
             elapsed = time.monotonic() - started
             counts = self.metrics.snapshot()
-            log.info("done: %d frames, %d faces, %d dropped, %d reconnects in %.1f s (%.1f frames/s)",
-                     counts["frames"], counts["faces"], counts["dropped_frames"], counts["source_reconnects"],
+            log.info("done: %d frames, %d faces, %d dropped (processing behind), %d skipped (--max-fps), "
+                     "%d reconnects in %.1f s (%.1f frames/s)", counts["frames"], counts["faces"],
+                     counts["dropped_frames"], counts["skipped_frames"], counts["source_reconnects"],
                      elapsed, counts["frames"] / max(elapsed, 1e-9))
             if self.reader.error is not None:
                 raise self.reader.error
@@ -257,7 +258,11 @@ class Daemon:
         if self.config.max_fps and last_start is not None:
             remaining = last_start + 1.0 / self.config.max_fps - time.monotonic()
             if remaining > 0:
-                self._stop.wait(remaining)
+                self.reader.pacing = True  # frames replaced meanwhile are skipped on purpose, not dropped
+                try:
+                    self._stop.wait(remaining)
+                finally:
+                    self.reader.pacing = False
 
     def _next(self) -> Delivery | None:
         """The next frame; ``None`` once stopped or the source ended. Raises a refused MQTT login."""

@@ -319,7 +319,7 @@ def run_daemon(recognizer, source, tmp_path, **options) -> tuple[Daemon, list[di
     return daemon, read_jsonl(out)
 
 
-def test_slow_processing_drops_stale_frames_instead_of_queuing(recognizer, tmp_path):
+def test_max_fps_skips_stale_frames_instead_of_queuing(recognizer, tmp_path):
     clip = make_clip(tmp_path / "clip.avi", frames=90, size=(320, 180))  # 3 s at 30 fps
     source = VideoSource(str(clip), realtime=True)
     started = time.monotonic()
@@ -328,7 +328,9 @@ def test_slow_processing_drops_stale_frames_instead_of_queuing(recognizer, tmp_p
     frames = [r["frame"] for r in records]
     assert len(frames) == 8 and frames == sorted(frames)
     assert frames[-1] - frames[0] >= 20, frames  # about 6 camera frames per processed one
-    assert daemon.metrics.snapshot()["dropped_frames"] >= 15
+    counts = daemon.metrics.snapshot()
+    assert counts["skipped_frames"] >= 15, counts  # passed over on purpose to keep to --max-fps
+    assert counts["dropped_frames"] <= 2, counts   # processing (a tiny model) never fell behind
     # the frame processed is the newest one: its index keeps up with the camera clock
     assert frames[-1] >= 30 * elapsed * 0.6 - 10, (frames, elapsed)
     assert np.median([r["latency_ms"]["wait"] for r in records]) < 200
@@ -464,3 +466,17 @@ def test_memory_stays_flat_over_a_long_run(recognizer, tmp_path, caplog):
         tracemalloc.stop()
     assert daemon.metrics.snapshot()["frames"] >= 800
     assert late - early < 512 * 1024, (early, late)
+
+
+def test_frames_faster_than_processing_are_dropped_not_skipped(recognizer, tmp_path):
+    clip = tmp_path / "fast.avi"  # 400 frames/s played in real time: faster than any processing here
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 400.0, (320, 180))
+    cap = cv2.VideoCapture(str(make_clip(tmp_path / "clip.avi", frames=200, size=(320, 180))))
+    while (read := cap.read())[0]:
+        writer.write(read[1])
+    cap.release()
+    writer.release()
+    daemon, records = run_daemon(recognizer, VideoSource(str(clip), realtime=True), tmp_path)
+    counts = daemon.metrics.snapshot()
+    assert counts["skipped_frames"] == 0, counts  # no --max-fps: nothing is skipped on purpose
+    assert counts["dropped_frames"] >= 50 and len(records) + counts["dropped_frames"] >= 190, counts

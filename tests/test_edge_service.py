@@ -51,9 +51,10 @@ def health(base: str) -> tuple[int, dict]:
 
 def done_counts(stderr: str) -> dict[str, int]:
     """The counts of the daemon's final "done:" log line."""
-    match = re.search(r"done: (\d+) frames, \d+ faces, (\d+) dropped, (\d+) reconnects", stderr)
+    match = re.search(r"done: (\d+) frames, \d+ faces, (\d+) dropped \(processing behind\), "
+                      r"(\d+) skipped \(--max-fps\), (\d+) reconnects", stderr)
     assert match, stderr[-2000:]
-    return dict(zip(("frames", "dropped", "reconnects"), map(int, match.groups()), strict=True))
+    return dict(zip(("frames", "dropped", "skipped", "reconnects"), map(int, match.groups()), strict=True))
 
 
 def test_a_late_camera_that_dies_and_comes_back(tiny_model, tmp_path):
@@ -100,7 +101,7 @@ def test_a_late_camera_that_dies_and_comes_back(tiny_model, tmp_path):
     assert records[0]["reconnects"] == 0 and records[-1]["reconnects"] == 1
     counts = done_counts(stderr)
     assert counts["frames"] == len(records) and counts["reconnects"] == 1  # no line lost
-    assert len(records) + counts["dropped"] >= frames[-1] + 1  # every gap is a counted drop
+    assert len(records) + counts["dropped"] + counts["skipped"] >= frames[-1] + 1  # every gap is counted
     redacted = camera.url("user:***@")
     assert {r["source"] for r in records} == {redacted}
     assert json.loads(latest)["source"] == redacted and f'source="{redacted}"' in metrics
@@ -123,6 +124,8 @@ def test_stop_is_prompt_while_a_stream_is_awaited_or_hangs(tiny_model, tmp_path,
             wait_until(lambda: health(base)[1].get("status") == "waiting", 60, "the daemon to wait")
         elif mode == "hang_open":  # the daemon sent its request and waits for an answer that never comes
             wait_until(lambda: camera.connections, 60, "the daemon to connect")
+            status, details = health(base)  # real HTTP while the first open hangs: waiting, not "ok"
+            assert status == 200 and details["status"] == "waiting" and details["state"] == "waiting", details
         else:  # one frame came, the next read blocks
             wait_until(lambda: line_count(out) >= 1, 60, "the first frame")
         time.sleep(0.5)
