@@ -72,7 +72,8 @@ class DaemonConfig:
     keep: int = 5
     mqtt: str | None = None  # mqtt://[user:pass@]host[:port][/prefix] or mqtts://...
     mqtt_ca: str | None = None
-    mqtt_every: float = 0.0
+    mqtt_every: float | None = None  # seconds; None: mqtt_policy.DEFAULT_EVERY
+    mqtt_heartbeat: float | None = None  # seconds; None: mqtt_policy.DEFAULT_HEARTBEAT
     device_name: str | None = None  # None: the hostname
     live: bool = False
     live_fps: float = 5.0
@@ -101,8 +102,9 @@ def check_integrations(config: DaemonConfig) -> None:
                                "e.g. --http 127.0.0.1:8765 --live")
     if not config.mqtt:
         for flag, value in (("--mqtt-ca", config.mqtt_ca), ("--mqtt-every", config.mqtt_every),
+                            ("--mqtt-heartbeat", config.mqtt_heartbeat),
                             ("--device-name", config.device_name)):
-            if value:
+            if value not in (None, ""):
                 raise EdgeRuntimeError(f"{flag} needs --mqtt URL (or $FER_EDGE_MQTT)")
 
 
@@ -161,8 +163,9 @@ class Daemon:
     def _prepare(self) -> None:
         cfg = self.config
         check_integrations(cfg)
+        beat = {} if cfg.mqtt_heartbeat is None else {"heartbeat": cfg.mqtt_heartbeat}
         mqtt = MqttConfig.from_url(cfg.mqtt, device=cfg.device_name, every=cfg.mqtt_every, ca_file=cfg.mqtt_ca,
-                                   backoff_max=cfg.backoff_max) if cfg.mqtt else None
+                                   backoff_max=cfg.backoff_max, **beat) if cfg.mqtt else None
         if cfg.live:
             self.live = FrameHub(max_fps=cfg.live_fps)
         out = output_config(cfg)
@@ -178,6 +181,8 @@ class Daemon:
         if self.source is None:
             self.source = open_source(cfg.source, realtime=cfg.realtime, size=cfg.size, fps=cfg.max_fps,
                                       loop=cfg.loop)
+        if hasattr(self.source, "color"):  # the Pi camera: colour only for a detector that uses it
+            self.source.color = bool(getattr(self.recognizer.detector, "uses_color", True))
         if not self.source.reconnect:
             self.source.open()
             self._source_open = True
@@ -290,7 +295,7 @@ class Daemon:
             last_start = time.monotonic()
             t0 = time.perf_counter()
             try:
-                faces = rec.recognize(frame.image, timings)
+                faces = rec.recognize(frame.image, timings, gray=frame.gray)
             except ValueError as exc:
                 metrics.inc("frame_errors")
                 log.warning("frame %s of %s skipped: %s", frame.index, frame.source, exc)

@@ -391,17 +391,17 @@ def test_loop_replays_a_video_with_frame_numbers_that_keep_counting(tiny_model, 
 
 
 def test_picamera2_source_through_a_fake_picamera2(recognizer, tmp_path, monkeypatch):
-    gray = cv2.cvtColor(cv2.imread(str(need(PHOTOS / "obama-240p.jpg"))), cv2.COLOR_BGR2GRAY)
+    photo = cv2.imread(str(need(PHOTOS / "obama-240p.jpg")))[:, :426]
     FakePicamera2.instances.clear()
-    FakePicamera2.default_frames = [gray]
+    FakePicamera2.default_frames = [photo]
     monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FakePicamera2))
     out = tmp_path / "pi.jsonl"
-    daemon = Daemon(DaemonConfig(source="picamera2", output=str(out), max_frames=5, size=(427, 240)),
+    daemon = Daemon(DaemonConfig(source="picamera2", output=str(out), max_frames=5, size=(426, 240)),
                     recognizer=recognizer)
     assert daemon.run() == 0
     records = read_jsonl(out)
     assert len(records) == 5 and all(r["source"] == "picamera2" for r in records)  # as given
-    assert all((r["width"], r["height"]) == (427, 240) and len(r["faces"]) == 1 for r in records)
+    assert all((r["width"], r["height"]) == (426, 240) and len(r["faces"]) == 1 for r in records)
     assert len({r["faces"][0]["track_id"] for r in records}) == 1
     (camera,) = FakePicamera2.instances
     assert camera.closed and camera.config["lores"]["format"] == "YUV420"
