@@ -8,6 +8,7 @@ import configparser
 import json
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -156,13 +157,56 @@ def test_the_systemd_unit_never_gives_up_and_matches_the_exit_codes():
     assert service["ExecReload"].endswith("kill -HUP $MAINPID")
     assert int(service["TimeoutStopSec"]) >= 5  # the daemon stops within 2 s
     argv = shlex.split(service["ExecStart"].replace("\\\n", " "))
-    assert argv[1:3] == ["-m", "edge_runtime"]
-    args = cli.build_parser().parse_args(argv[3:])  # every option exists
+    assert argv[0] == "/opt/fer-edge/.venv/bin/fer-edge" and argv[1] == "run", "the installed console script"
+    assert service["WorkingDirectory"] == "/var/lib/fer-edge", "not the source tree: the installed package runs"
+    args = cli.build_parser().parse_args(argv[2:])  # every option exists
+    assert args.model is None, "the model bundled with the installed package"
     assert args.rotate_mb and args.append and args.output.startswith("/var/lib/fer-edge/")
     assert args.wait_for_source is None  # a late camera is waited for, not a restart loop
     assert args.http.startswith("127.0.0.1:") and not args.http_allow_remote
     assert service["EnvironmentFile"] == "-/etc/fer-edge.env", "optional; where FER_EDGE_MQTT is set"
     assert args.mqtt is None and not args.live, "MQTT only from the environment file, no live view by default"
+
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+needs_systemd_analyze = pytest.mark.skipif(SYSTEMD_ANALYZE is None,
+                                           reason="systemd-analyze not installed (apt-get install -y systemd)")
+
+
+def unit_in(folder: Path) -> Path:
+    """The unit with its ExecStart pointed at an executable in ``folder`` (verify checks that it exists)."""
+    (folder / "fer-edge").write_text("#!/bin/sh\n")
+    (folder / "fer-edge").chmod(0o755)
+    unit = folder / "fer-edge.service"
+    unit.write_text(UNIT.read_text().replace("/opt/fer-edge/.venv/bin/fer-edge", str(folder / "fer-edge")))
+    return unit
+
+
+@needs_systemd_analyze
+def test_systemd_analyze_verifies_the_unit(tmp_path):
+    done = subprocess.run([SYSTEMD_ANALYZE, "verify", str(unit_in(tmp_path))], capture_output=True, text=True,
+                          timeout=60)
+    complaints = [line for line in done.stderr.splitlines() if "fer-edge.service" in line]
+    assert done.returncode == 0 and not complaints, done.stderr
+
+
+@needs_systemd_analyze
+def test_the_unit_is_hardened_yet_keeps_the_camera_and_loopback_http(tmp_path):
+    done = subprocess.run([SYSTEMD_ANALYZE, "security", "--offline=true", "--no-pager", str(unit_in(tmp_path))],
+                          capture_output=True, text=True, timeout=60)
+    score = re.search(r"Overall exposure level for fer-edge\.service: ([0-9.]+)", done.stdout)
+    assert score, done.stdout[-2000:] + done.stderr
+    assert float(score.group(1)) <= 4.0, done.stdout
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read_string(re.sub(r"^(DeviceAllow)=", lambda m: f"{m.group(1)}.{m.start()}=", UNIT.read_text(),
+                              flags=re.M))  # one key per DeviceAllow= line
+    service = parser["Service"]
+    allowed = {v.split()[0] for k, v in service.items() if k.startswith("DeviceAllow.")}
+    assert {"char-video4linux", "char-media", "char-dma_heap"} <= allowed, "the Pi camera's devices"
+    assert service["PrivateDevices"] == "no" and service["DevicePolicy"] == "closed"
+    assert {"AF_INET", "AF_INET6", "AF_UNIX"} <= set(service["RestrictAddressFamilies"].split())
+    assert "video" in service["SupplementaryGroups"].split()
 
 
 def rss_kib(pid: int) -> int:
