@@ -1,13 +1,17 @@
 """Compare face detectors and BlazeFace schemes on the shared media: faces found and time per frame.
 
-    python -m benchmarks.detectors [--media ../shared/media] [--threads 1] [--json OUT]
+    python -m benchmarks.detectors [--media ../shared/media] [--threads 1] [--input color gray yuv420]
+                                   [--only blazeface] [--json OUT]
 
 Sets: ``photos`` (14 photos, 17 faces whose centres are listed in ``PHOTO_FACES``: a face is found when
 a box covers its centre, a box covering none is false), ``unlabelled_faces`` (195 close-up photos of one
 person) and every frame of ``video/``. Frames larger than 640 px are downscaled for detection, as the
 recognizer does. Everything runs on one core by default (OpenCV and the interpreters limited to
 ``--threads``); besides the wall time per frame the CPU time is reported, which a busy machine inflates
-less. ``--json OUT`` also writes the figures (atomically).
+less. Every detector sees each frame as ``--input``: ``color`` (the BGR file), ``gray`` (its luma, what a
+Pi camera's Y plane gives) and ``yuv420`` (through a YUV420 buffer and back to BGR, as the Pi camera
+source hands it to the detector: chroma at half resolution). ``--only TEXT`` keeps the detectors whose
+name contains TEXT. ``--json OUT`` also writes the figures (atomically).
 """
 
 from __future__ import annotations
@@ -99,6 +103,19 @@ def frames_of(media: Path) -> dict[str, list]:
     return sets
 
 
+def as_input(image: np.ndarray, kind: str) -> np.ndarray:
+    """The frame as the detector gets it from a source of ``kind`` (``color``, ``gray`` or ``yuv420``)."""
+    if kind == "gray":
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if kind == "yuv420":
+        even = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
+        return cv2.cvtColor(cv2.cvtColor(even, cv2.COLOR_BGR2YUV_I420), cv2.COLOR_YUV2BGR_I420)
+    return image
+
+
+INPUTS = ("color", "gray", "yuv420")
+
+
 def photo_hits(name: str, found: list[Detection]) -> tuple[int, int]:
     """(faces of the photo covered by a box, boxes covering no face)."""
     centres = PHOTO_FACES[name]
@@ -106,10 +123,11 @@ def photo_hits(name: str, found: list[Detection]) -> tuple[int, int]:
     return sum(any(hits[i] for hits in inside) for i in range(len(centres))), sum(not any(h) for h in inside)
 
 
-def run(name: str, detector: FaceDetector, sets: dict[str, list]) -> list[dict]:
-    """Detect on every frame of every set; faces found and timing per set."""
+def run(name: str, detector: FaceDetector, sets: dict[str, list], kind: str = "color") -> list[dict]:
+    """Detect on every frame of every set, given as ``kind`` (:func:`as_input`); faces found and timing per set."""
     rows = []
     for set_name, frames in sets.items():
+        frames = [(frame_name, as_input(frame, kind)) for frame_name, frame in frames]
         times, cpu, counts, scores = [], [], [], []
         hits = false = 0
         for frame_name, frame in frames:
@@ -122,7 +140,8 @@ def run(name: str, detector: FaceDetector, sets: dict[str, list]) -> list[dict]:
             if set_name == "photos":
                 h, f = photo_hits(frame_name, found)
                 hits, false = hits + h, false + f
-        row = {"detector": name, "set": set_name, "frames": len(frames), "with_face": sum(c > 0 for c in counts),
+        row = {"detector": name, "input": kind, "set": set_name, "frames": len(frames),
+               "with_face": sum(c > 0 for c in counts),
                "faces": sum(counts), "ms_mean": round(statistics.fmean(times), 2) if times else 0.0,
                "cpu_ms_mean": round(statistics.fmean(cpu), 2) if cpu else 0.0,
                "score_min": round(min(scores), 4) if scores else None,
@@ -135,12 +154,12 @@ def run(name: str, detector: FaceDetector, sets: dict[str, list]) -> list[dict]:
 
 def markdown(rows: list[dict]) -> str:
     """One line per detector: each set's figures side by side."""
-    by = {(r["detector"], r["set"]): r for r in rows}
-    lines = ["| detector | photos: faces found (false boxes) | unlabelled_faces: photos with a face | "
-             "video: frames with a face (faces) | CPU ms/frame photos / faces / video |", "|---|---|---|---|---|"]
-    for name in dict.fromkeys(r["detector"] for r in rows):
-        p, u, v = by[(name, "photos")], by[(name, "unlabelled_faces")], by[(name, "video")]
-        lines.append(f"| {name} | {p['faces_hit']}/{p['faces_total']} ({p['false']}) | "
+    by = {(r["detector"], r["input"], r["set"]): r for r in rows}
+    lines = ["| detector | input | photos: faces found (false boxes) | unlabelled_faces: photos with a face | "
+             "video: frames with a face (faces) | CPU ms/frame photos / faces / video |", "|---|---|---|---|---|---|"]
+    for name, kind in dict.fromkeys((r["detector"], r["input"]) for r in rows):
+        p, u, v = by[(name, kind, "photos")], by[(name, kind, "unlabelled_faces")], by[(name, kind, "video")]
+        lines.append(f"| {name} | {kind} | {p['faces_hit']}/{p['faces_total']} ({p['false']}) | "
                      f"{u['with_face']}/{u['frames']} | {v['with_face']}/{v['frames']} ({v['faces']}) | "
                      f"{p['cpu_ms_mean']} / {u['cpu_ms_mean']} / {v['cpu_ms_mean']} |")
     return "\n".join(lines)
@@ -151,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.detectors", description=__doc__.split("\n\n")[0])
     p.add_argument("--media", type=Path, help="media folder (default: $FER_SHARED/media)")
     p.add_argument("--threads", type=int, default=1, help="OpenCV and interpreter threads (1)")
+    p.add_argument("--input", nargs="+", choices=INPUTS, default=["color", "gray"],
+                   help="how each detector sees the frames (default: color gray)")
+    p.add_argument("--only", metavar="TEXT", help="only the detectors whose name contains TEXT")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
     media = args.media or shared_dir() / "media"
@@ -161,13 +183,18 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(args.threads)
     sets = frames_of(media)
     try:
-        rows = [row for name, build in schemes(args.threads).items() for row in run(name, build(), sets)]
+        chosen = {name: build for name, build in schemes(args.threads).items() if not args.only or args.only in name}
+        rows = []
+        for name, build in chosen.items():
+            detector = build()
+            rows += [row for kind in args.input for row in run(name, detector, sets, kind)]
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(markdown(rows))
     if args.json:
-        atomic_write_json(args.json, {"media": str(media), "threads": args.threads, "rows": rows})
+        atomic_write_json(args.json, {"media": str(media), "threads": args.threads, "inputs": args.input,
+                                      "rows": rows})
     return 0
 
 

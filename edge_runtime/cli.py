@@ -161,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "which keeps the password out of the process list)")
     p.add_argument("--mqtt-ca", metavar="FILE", help="CA certificate (PEM) of an mqtts:// broker")
     p.add_argument("--mqtt-every", type=_non_negative_float, metavar="SECONDS",
-                   help="publish at most every SECONDS, a change of expression at once (default 0: every frame)")
+                   help="publish a change of scores alone at most every SECONDS; a change of expression or "
+                        "face count goes at once (default 5)")
+    p.add_argument("--mqtt-heartbeat", type=_positive_float, metavar="SECONDS",
+                   help="publish an unchanged state again after SECONDS (default 60)")
     p.add_argument("--device-name", metavar="NAME",
                    help="the device in MQTT topics and Home Assistant (default: the hostname)")
     p.add_argument("--live", action="store_true",
@@ -184,7 +187,7 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         detect_max_side=max(0, args.detect_max_side), http_allow_remote=args.http_allow_remote,
         wait_for_source=args.wait_for_source, stale_after=args.stale_after, rotate_mb=args.rotate_mb,
         keep=5 if args.keep is None else args.keep, loop=args.loop, mqtt=args.mqtt, mqtt_ca=args.mqtt_ca,
-        mqtt_every=args.mqtt_every or 0.0, device_name=args.device_name, live=args.live,
+        mqtt_every=args.mqtt_every, mqtt_heartbeat=args.mqtt_heartbeat, device_name=args.device_name, live=args.live,
         live_fps=5.0 if args.live_fps is None else args.live_fps)
 
 
@@ -203,8 +206,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise EdgeRuntimeError("--keep needs --rotate-mb MB")
     if args.live_fps is not None and not args.live:
         raise EdgeRuntimeError("--live-fps needs --live")
-    if args.mqtt_every is not None and not args.mqtt:
-        raise EdgeRuntimeError(f"--mqtt-every needs --mqtt URL (or ${MQTT_ENV})")
+    for flag, value in (("--mqtt-every", args.mqtt_every), ("--mqtt-heartbeat", args.mqtt_heartbeat)):
+        if value is not None and not args.mqtt:
+            raise EdgeRuntimeError(f"{flag} needs --mqtt URL (or ${MQTT_ENV})")
 
 
 def setup_logging(level: str) -> None:

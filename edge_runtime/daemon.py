@@ -73,7 +73,8 @@ class DaemonConfig:
     keep: int = 5
     mqtt: str | None = None  # mqtt://[user:pass@]host[:port][/prefix] or mqtts://...
     mqtt_ca: str | None = None
-    mqtt_every: float = 0.0
+    mqtt_every: float | None = None  # seconds; None: mqtt_policy.DEFAULT_EVERY
+    mqtt_heartbeat: float | None = None  # seconds; None: mqtt_policy.DEFAULT_HEARTBEAT
     device_name: str | None = None  # None: the hostname
     live: bool = False
     live_fps: float = 5.0
@@ -102,8 +103,9 @@ def check_integrations(config: DaemonConfig) -> None:
                                "e.g. --http 127.0.0.1:8765 --live")
     if not config.mqtt:
         for flag, value in (("--mqtt-ca", config.mqtt_ca), ("--mqtt-every", config.mqtt_every),
+                            ("--mqtt-heartbeat", config.mqtt_heartbeat),
                             ("--device-name", config.device_name)):
-            if value:
+            if value not in (None, ""):
                 raise EdgeRuntimeError(f"{flag} needs --mqtt URL (or $FER_EDGE_MQTT)")
 
 
@@ -162,8 +164,9 @@ class Daemon:
     def _prepare(self) -> None:
         cfg = self.config
         check_integrations(cfg)
+        beat = {} if cfg.mqtt_heartbeat is None else {"heartbeat": cfg.mqtt_heartbeat}
         mqtt = MqttConfig.from_url(cfg.mqtt, device=cfg.device_name, every=cfg.mqtt_every, ca_file=cfg.mqtt_ca,
-                                   backoff_max=cfg.backoff_max) if cfg.mqtt else None
+                                   backoff_max=cfg.backoff_max, **beat) if cfg.mqtt else None
         if cfg.live:
             self.live = FrameHub(max_fps=cfg.live_fps)
         out = output_config(cfg)
@@ -179,6 +182,8 @@ class Daemon:
         if self.source is None:
             self.source = open_source(cfg.source, realtime=cfg.realtime, size=cfg.size, fps=cfg.max_fps,
                                       loop=cfg.loop)
+        if hasattr(self.source, "color"):  # the Pi camera: colour only for a detector that uses it
+            self.source.color = bool(getattr(self.recognizer.detector, "uses_color", True))
         if not self.source.reconnect:
             self.source.open()
             self._source_open = True
@@ -220,8 +225,9 @@ class Daemon:
             self._loop(tracker)
             elapsed = time.monotonic() - started
             counts = self.metrics.snapshot()
-            log.info("done: %d frames, %d faces, %d dropped, %d reconnects in %.1f s (%.1f frames/s)",
-                     counts["frames"], counts["faces"], counts["dropped_frames"], counts["source_reconnects"],
+            log.info("done: %d frames, %d faces, %d dropped (processing behind), %d skipped (--max-fps), "
+                     "%d reconnects in %.1f s (%.1f frames/s)", counts["frames"], counts["faces"],
+                     counts["dropped_frames"], counts["skipped_frames"], counts["source_reconnects"],
                      elapsed, counts["frames"] / max(elapsed, 1e-9))
             if self.reader.error is not None:
                 raise self.reader.error
@@ -258,7 +264,11 @@ class Daemon:
         if self.config.max_fps and last_start is not None:
             remaining = last_start + 1.0 / self.config.max_fps - time.monotonic()
             if remaining > 0:
-                self._stop.wait(remaining)
+                self.reader.pacing = True  # frames replaced meanwhile are skipped on purpose, not dropped
+                try:
+                    self._stop.wait(remaining)
+                finally:
+                    self.reader.pacing = False
 
     def _next(self) -> Delivery | None:
         """The next frame; ``None`` once stopped or the source ended. Raises a refused MQTT login."""
@@ -286,7 +296,7 @@ class Daemon:
             last_start = time.monotonic()
             t0 = time.perf_counter()
             try:
-                faces = rec.recognize(frame.image, timings)
+                faces = rec.recognize(frame.image, timings, gray=frame.gray)
             except ValueError as exc:
                 metrics.inc("frame_errors")
                 log.warning("frame %s of %s skipped: %s", frame.index, frame.source, exc)

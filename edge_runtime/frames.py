@@ -11,13 +11,18 @@ import numpy as np
 
 @dataclass
 class Frame:
-    """One frame: the image (grayscale, BGR or BGRA uint8), its index, its source and capture time."""
+    """One frame: the image (grayscale, BGR or BGRA uint8), its index, its source and capture time.
+
+    ``gray``: the frame's grayscale when the source has it for free (the Pi camera's Y plane); the
+    classifier then uses it while the detector sees the colour ``image``.
+    """
 
     image: np.ndarray
     index: int
     source: str
     time: float  # seconds since the epoch, when the frame was captured or read
     pts_ms: float | None = None  # position in a video file
+    gray: np.ndarray | None = None
 
 
 class FrameSource(ABC):

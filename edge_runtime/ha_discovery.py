@@ -2,7 +2,9 @@
 
 Every sensor reads the daemon's state message (the JSONL record) through a ``value_template``:
 the dominant expression (the label of the largest face), the face count, and one score per label
-for the largest face (in %). A score template renders ``None`` when there is no face, which Home
+for the largest face (in %). The score sensors are disabled by default (``enabled_by_default``: a
+user enables the ones wanted), so the recorder stores only the expression and the face count.
+A score template renders ``None`` when there is no face, which Home
 Assistant's numeric MQTT sensors take as "unknown"; the expression says ``no_face`` instead.
 """
 
@@ -84,7 +86,7 @@ def discovery_configs(device: str, state_topic: str, availability_topic: str,
         object_id = "score_" + sanitize_name(label)
         sensors[object_id] = {"name": f"{label.capitalize()} score", "value_template": score_template(label),
                               "unit_of_measurement": "%", "state_class": "measurement",
-                              "suggested_display_precision": 1}
+                              "suggested_display_precision": 0, "enabled_by_default": False}
     out = {}
     for object_id, sensor in sensors.items():
         out[f"{prefix}/sensor/{device}/{object_id}/config"] = {

@@ -46,7 +46,7 @@ class Histogram:
 
 
 class Metrics:
-    """Thread-safe daemon metrics: frames, faces, dropped frames, reconnects, errors, stage latencies.
+    """Thread-safe daemon metrics: frames, faces, dropped and skipped frames, reconnects, errors, stage latencies.
 
     ``extra`` holds callables whose Prometheus text (MQTT, live view) :meth:`render` appends.
     """
@@ -54,7 +54,8 @@ class Metrics:
     COUNTERS = {
         "frames": "Frames processed.",
         "faces": "Faces recognized.",
-        "dropped_frames": "Camera frames dropped because processing was slower (latest frame wins).",
+        "dropped_frames": "Camera frames dropped because processing fell behind the camera (latest frame wins).",
+        "skipped_frames": "Camera frames skipped on purpose to keep to --max-fps (latest frame wins).",
         "source_reconnects": "Times the source was reopened after it stopped delivering frames.",
         "frame_errors": "Frames whose processing failed.",
     }

@@ -1,6 +1,7 @@
 """MQTT output (``--mqtt``): each result as JSON, availability with a last will, Home Assistant discovery.
 
-The camera loop only calls :meth:`MqttPublisher.publish`, which never waits: records go into a
+The camera loop only calls :meth:`MqttPublisher.publish`, which never waits: records that
+:class:`~edge_runtime.mqtt_policy.PublishPolicy` lets through (a change, or the heartbeat) go into a
 bounded queue (the oldest is dropped and counted when it is full) and a background thread sends
 them. paho-mqtt's own network thread connects, waits for a broker that is down, and reconnects
 with exponential backoff. A refused login stops the publisher with :attr:`MqttPublisher.error` set
@@ -24,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from .errors import EdgeRuntimeError
 from .ha_discovery import DISCOVERY_PREFIX, default_device_name, discovery_configs, sanitize_name
+from .mqtt_policy import DEFAULT_EVERY, DEFAULT_HEARTBEAT, PublishPolicy, largest_face
 from .redact import redact
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,8 @@ class MqttConfig:
     ca_file: str | None = None
     prefix: str = DEFAULT_PREFIX
     device: str = field(default_factory=default_device_name)
-    every: float = 0.0
+    every: float = DEFAULT_EVERY
+    heartbeat: float = DEFAULT_HEARTBEAT
     labels: tuple[str, ...] = ()
     queue_size: int = 64
     keepalive: int = 30
@@ -63,7 +66,7 @@ class MqttConfig:
     discovery_prefix: str = DISCOVERY_PREFIX
 
     @classmethod
-    def from_url(cls, url: str, device: str | None = None, every: float = 0.0, ca_file: str | None = None,
+    def from_url(cls, url: str, device: str | None = None, every: float | None = None, ca_file: str | None = None,
                  **options: Any) -> MqttConfig:
         """Parse ``mqtt://[user:pass@]host[:port][/prefix]`` (``mqtts://`` for TLS); one clear error if bad."""
         shown = redact(url)
@@ -77,8 +80,11 @@ class MqttConfig:
         prefix = parts.path.strip("/") or DEFAULT_PREFIX
         if "#" in url or any(c in prefix for c in "+\0") or "//" in prefix:
             raise EdgeRuntimeError(f"bad --mqtt topic prefix {prefix!r}: no '#', '+' or empty levels")
+        every = DEFAULT_EVERY if every is None else every
         if every < 0:
             raise EdgeRuntimeError(f"--mqtt-every must be >= 0 seconds (got {every})")
+        if options.get("heartbeat", DEFAULT_HEARTBEAT) <= 0:
+            raise EdgeRuntimeError(f"--mqtt-heartbeat must be > 0 seconds (got {options['heartbeat']})")
         if ca_file and parts.scheme != "mqtts":
             raise EdgeRuntimeError("--mqtt-ca needs an mqtts:// URL")
         tls = parts.scheme == "mqtts"
@@ -109,10 +115,8 @@ class MqttConfig:
 
 def dominant_label(record: dict[str, Any]) -> str | None:
     """The label of the largest face in a record (``None`` without faces)."""
-    faces = record.get("faces") or []
-    if not faces:
-        return None
-    return max(faces, key=lambda f: f["box"][2] * f["box"][3]).get("label")
+    face = largest_face(record)
+    return None if face is None else face.get("label")
 
 
 class MqttPublisher:
@@ -136,8 +140,7 @@ class MqttPublisher:
         self._connected = threading.Event()
         self._closing = threading.Event()
         self._closed = False
-        self._last_time: float | None = None
-        self._last_label: object = object()
+        self.policy = PublishPolicy(every=config.every, heartbeat=config.heartbeat)
         self._last_failure: str | None = None
         self._lock = threading.Lock()
         self._paho = paho
@@ -184,20 +187,16 @@ class MqttPublisher:
         return True
 
     def publish(self, record: dict[str, Any], now: float | None = None) -> bool:
-        """Queue ``record`` for sending unless the ``every`` rate limit skips it (a new label never is).
+        """Queue ``record`` (its scores rounded) if the policy lets it through: a change, or the heartbeat.
 
         Constant time and non-blocking: when the queue is full the oldest record is dropped.
         Returns whether the record was queued. ``record`` must not be changed afterwards.
         """
         if self.error is not None or self._closing.is_set():
             return False
-        now = time.monotonic() if now is None else now
-        label = dominant_label(record)
-        every = self.config.every
-        if every > 0 and self._last_time is not None and label == self._last_label \
-                and now - self._last_time < every:
+        record = self.policy.decide(record, time.monotonic() if now is None else now)
+        if record is None:
             return False
-        self._last_time, self._last_label = now, label
         while True:
             try:
                 self._queue.put_nowait(record)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
-
 from .errors import SourceError
 from .frames import Frame, FrameSource
+from .yuv import y_plane, yuv420_to_bgr
 
 log = logging.getLogger(__name__)
 
@@ -16,14 +15,18 @@ log = logging.getLogger(__name__)
 class PiCameraSource(FrameSource):
     """A Raspberry Pi camera through picamera2 (imported only when opened).
 
-    It asks for a ``lores`` stream in YUV420 and hands out its Y plane (cut to the width, dropping
-    the stride padding) as the grayscale frame: no colour conversion at all. ``picamera2_class``
-    replaces ``picamera2.Picamera2`` (tests inject a fake one).
+    It asks for a ``lores`` stream in YUV420 (the format every Pi's ISP gives its low-resolution
+    output) and hands out, per frame, the BGR image converted from it for the face detector (BlazeFace
+    finds fewer faces in grayscale) and its Y plane (cut to the width, dropping the stride padding)
+    as ``Frame.gray`` for the classifier. ``color=False`` hands out the Y plane only (for a detector
+    that works on grayscale). ``picamera2_class`` replaces ``picamera2.Picamera2`` (tests inject a
+    fake one).
     """
 
     def __init__(self, camera_num: int = 0, size: tuple[int, int] = (640, 480), fps: float | None = None,
-                 picamera2_class: type | None = None, name: str | None = None) -> None:
+                 picamera2_class: type | None = None, name: str | None = None, color: bool = True) -> None:
         self.camera_num = camera_num
+        self.color = color
         self.name = name or f"picamera2:{camera_num}"
         self.live = self.video = self.reconnect = True
         self.size = size
@@ -76,10 +79,12 @@ class PiCameraSource(FrameSource):
         except Exception as exc:  # noqa: BLE001
             raise SourceError(f"Pi camera {self.camera_num} stopped delivering frames ({exc})") from exc
         height, width, stride = self._shape
-        if array.ndim == 1:  # a flat buffer: rows of `stride` bytes
-            array = array[: height * stride].reshape(height, stride)
-        gray = np.ascontiguousarray(array[:height, :width])
-        frame = Frame(gray, self._index, self.name, time.time())
+        gray = y_plane(array, width, height, stride)
+        if self.color and width % 2 == 0 and height % 2 == 0:
+            frame = Frame(yuv420_to_bgr(array, width, height, stride), self._index, self.name, time.time(),
+                          gray=gray)
+        else:
+            frame = Frame(gray, self._index, self.name, time.time())
         self._index += 1
         return frame
 

@@ -3,11 +3,14 @@
 A :class:`FrameReader` thread opens the source (waiting for a camera or stream that is not up yet),
 reads it, and hands frames to the daemon's loop:
 
-- live sources (cameras, streams, ``--realtime`` files) keep only the newest frame: when processing
-  is slower than the camera, stale frames are dropped (and counted) instead of queued;
+- live sources (cameras, streams, ``--realtime`` files) keep only the newest frame: a frame replaced
+  while the loop waits out ``--max-fps`` (:attr:`FrameReader.pacing`) is counted as skipped, one
+  replaced while the loop is busy as dropped (processing fell behind the camera); none is queued;
 - files and directories are handed over in order, none dropped (the reader waits for the loop).
 
-A camera or stream that fails is closed and reopened with exponential backoff. Every frame gets the
+A camera or stream that fails is closed and reopened with exponential backoff. The status board says
+``waiting`` (at start) or ``reconnecting`` from before the (re)open until the first frame arrives, so a
+first open that hangs shows as ``waiting`` too. Every frame gets the
 next number of a sequence that runs over the daemon's life, across reconnects and ``--loop`` passes.
 """
 
@@ -69,6 +72,9 @@ class FrameReader:
         self.error: BaseException | None = None
         self.ended = False
         self.reconnects = 0
+        #: Set by the loop while it waits out ``--max-fps``: frames replaced meanwhile are skipped, not dropped.
+        self.pacing = False
+        self._delivering = False  # a frame came since the last (re)open
         self._sequence = 0
         self._queue: deque[Delivery] = deque()
         self._cond = threading.Condition()
@@ -101,13 +107,14 @@ class FrameReader:
                 delay = min(delay * 2, self.config.backoff_max)
                 log.warning("%s; retrying in %.1f s", again, delay)
                 continue
-            self._set_state("running")
-            return True
+            return True  # "running" once its first frame arrives
 
     def _open_first(self) -> bool:
         if self.opened:
             self._set_state("running")
             return True
+        if self.source.reconnect:  # a camera or stream: not delivering until its first frame
+            self._set_state("waiting")
         try:
             self.source.open()
         except SourceError as exc:
@@ -121,10 +128,12 @@ class FrameReader:
                 return False
             log.info("%s is up", self.source.name)
             return True
-        self._set_state("running")
+        if not self.source.reconnect:
+            self._set_state("running")
         return True
 
     def _reopen(self, exc: SourceError) -> bool:
+        self._delivering = False
         self.source.close()
         if not self._open_with_backoff(exc, None, "reconnecting"):
             return False
@@ -163,11 +172,14 @@ class FrameReader:
                                getattr(self.source, "passes", 0)))
 
     def _put(self, delivery: Delivery) -> None:
+        if not self._delivering:
+            self._delivering = True
+            self._set_state("running")
         with self._cond:
             if self.source.live:
                 if self._queue:
                     self._queue.clear()
-                    self.metrics.inc("dropped_frames")
+                    self.metrics.inc("skipped_frames" if self.pacing else "dropped_frames")
             else:
                 while len(self._queue) >= READ_AHEAD and not self.stop_event.is_set():
                     self._cond.wait(0.25)

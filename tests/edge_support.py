@@ -135,11 +135,13 @@ def make_clip(path: Path, frames: int = 12, size=(160, 90), fourcc: str = "MJPG"
 
 
 class FakePicamera2:
-    """A thin stand-in for ``picamera2.Picamera2``: serves ``frames`` (grayscale) as YUV420 lores buffers.
+    """A thin stand-in for ``picamera2.Picamera2``: serves ``frames`` (BGR or grayscale) as YUV420 lores buffers.
 
-    Like the real one, ``capture_array("lores")`` returns a ``(h * 3 / 2, stride)`` array whose
-    rows are padded to ``stride`` bytes; the padding is filled with 255 so a source that forgets
-    the stride gets a visibly different frame.
+    Like the real one, ``capture_array("lores")`` returns a ``(h * 3 / 2, stride)`` array: ``h`` rows
+    of Y, then U and V, each ``h / 2`` rows of ``stride / 2`` bytes, every row padded to the stride
+    (``width + stride_pad``, e.g. 640 -> 768). The padding is 255, so a source that forgets the stride
+    gets a visibly different frame; a grayscale frame gets neutral chroma (128). Width and height
+    must be even, as libcamera makes them.
     """
 
     instances: list[FakePicamera2] = []
@@ -162,7 +164,8 @@ class FakePicamera2:
                 "queue": queue}
 
     def configure(self, config: dict) -> None:
-        height, width = self.frames[0].shape
+        height, width = self.frames[0].shape[:2]
+        assert width % 2 == 0 and height % 2 == 0, "libcamera gives YUV420 streams an even size"
         config["lores"]["size"] = (width, height)
         config["lores"]["stride"] = width + self.stride_pad
         self.config = config
@@ -177,13 +180,24 @@ class FakePicamera2:
         assert name == "lores" and self.started and not self.closed
         if self.fail_after is not None and self.captured >= self.fail_after:
             raise RuntimeError("camera unplugged")
-        gray = self.frames[self.captured % len(self.frames)]
+        image = self.frames[self.captured % len(self.frames)]
         self.captured += 1
-        height, width = gray.shape
+        height, width = image.shape[:2]
         stride = self.config["lores"]["stride"]
+        if image.ndim == 2:
+            y = image
+            u = v = np.full((height // 2, width // 2), 128, np.uint8)
+        else:  # OpenCV's planar I420: Y (h rows of w), then U and V (h/4 rows of w each = h/2 rows of w/2)
+            i420 = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)
+            y = i420[:height]
+            u = i420[height:height + height // 4].reshape(height // 2, width // 2)
+            v = i420[height + height // 4:].reshape(height // 2, width // 2)
         buffer = np.full((height * 3 // 2, stride), 255, np.uint8)
-        buffer[:height, :width] = gray
-        buffer[height:, :width] = 128  # chroma
+        buffer[:height, :width] = y
+        for plane, data in enumerate((u, v)):  # each chroma row is stride / 2 bytes
+            start = height * stride + plane * (height // 2) * (stride // 2)
+            rows = buffer.reshape(-1)[start:start + (height // 2) * (stride // 2)].reshape(height // 2, stride // 2)
+            rows[:, :width // 2] = data
         return buffer
 
     def stop(self) -> None:

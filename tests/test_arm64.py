@@ -12,9 +12,11 @@ import os
 
 import numpy as np
 import pytest
+import tomllib
 
 from edge_runtime.paths import shared_dir
 from tests import edge_support
+from tests.edge_support import ROOT
 from tools.arm64 import build, check, compare, report, settings
 
 tiny_models, tiny_model, pipeline_model = (edge_support.tiny_models, edge_support.tiny_model,  # fixtures
@@ -108,6 +110,35 @@ def test_device_pins_match_pyproject_edge_extra():
     requirements = build.edge_requirements()
     assert {r.split(">")[0].split("=")[0].split(";")[0].strip() for r in requirements} >= {"numpy"}
     assert build.pin_problems(requirements, settings.PINS_FILE.read_text()) == []
+    mqtt = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["mqtt"]
+    assert build.pin_problems(mqtt, settings.PINS_FILE.read_text()) == [], "the mqtt extra is pinned too"
+
+
+def test_device_pins_are_complete_over_the_installed_dependency_tree():
+    """Every dependency of a pinned package is pinned (read from the installed packages' metadata)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = build.parse_pins(settings.PINS_FILE.read_text())
+    assert {"protobuf", "ml-dtypes", "flatbuffers", "tqdm", "paho-mqtt"} <= set(pins)
+    environment = {"python_version": "3.11", "python_full_version": "3.11.2", "platform_machine": "aarch64",
+                   "sys_platform": "linux", "platform_system": "Linux", "extra": ""}
+    checked, missing = 0, []
+    for name in pins:
+        try:
+            needs = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        checked += 1
+        for text in needs:
+            req = Requirement(text)
+            if (req.marker is None or req.marker.evaluate(environment)) and canonicalize_name(req.name) not in pins:
+                missing.append(f"{name} needs {text}")
+    if not checked:
+        pytest.skip("none of the pinned packages is installed here (pip install -e '.[edge,mqtt]')")
+    assert not missing, missing
 
 
 def test_pin_problems_catch_a_pin_outside_the_range_a_missing_pin_and_a_loose_one():

@@ -319,7 +319,7 @@ def run_daemon(recognizer, source, tmp_path, **options) -> tuple[Daemon, list[di
     return daemon, read_jsonl(out)
 
 
-def test_slow_processing_drops_stale_frames_instead_of_queuing(recognizer, tmp_path):
+def test_max_fps_skips_stale_frames_instead_of_queuing(recognizer, tmp_path):
     clip = make_clip(tmp_path / "clip.avi", frames=90, size=(320, 180))  # 3 s at 30 fps
     source = VideoSource(str(clip), realtime=True)
     started = time.monotonic()
@@ -328,7 +328,9 @@ def test_slow_processing_drops_stale_frames_instead_of_queuing(recognizer, tmp_p
     frames = [r["frame"] for r in records]
     assert len(frames) == 8 and frames == sorted(frames)
     assert frames[-1] - frames[0] >= 20, frames  # about 6 camera frames per processed one
-    assert daemon.metrics.snapshot()["dropped_frames"] >= 15
+    counts = daemon.metrics.snapshot()
+    assert counts["skipped_frames"] >= 15, counts  # passed over on purpose to keep to --max-fps
+    assert counts["dropped_frames"] <= 2, counts   # processing (a tiny model) never fell behind
     # the frame processed is the newest one: its index keeps up with the camera clock
     assert frames[-1] >= 30 * elapsed * 0.6 - 10, (frames, elapsed)
     assert np.median([r["latency_ms"]["wait"] for r in records]) < 200
@@ -389,17 +391,17 @@ def test_loop_replays_a_video_with_frame_numbers_that_keep_counting(tiny_model, 
 
 
 def test_picamera2_source_through_a_fake_picamera2(recognizer, tmp_path, monkeypatch):
-    gray = cv2.cvtColor(cv2.imread(str(need(PHOTOS / "obama-240p.jpg"))), cv2.COLOR_BGR2GRAY)
+    photo = cv2.imread(str(need(PHOTOS / "obama-240p.jpg")))[:, :426]
     FakePicamera2.instances.clear()
-    FakePicamera2.default_frames = [gray]
+    FakePicamera2.default_frames = [photo]
     monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FakePicamera2))
     out = tmp_path / "pi.jsonl"
-    daemon = Daemon(DaemonConfig(source="picamera2", output=str(out), max_frames=5, size=(427, 240)),
+    daemon = Daemon(DaemonConfig(source="picamera2", output=str(out), max_frames=5, size=(426, 240)),
                     recognizer=recognizer)
     assert daemon.run() == 0
     records = read_jsonl(out)
     assert len(records) == 5 and all(r["source"] == "picamera2" for r in records)  # as given
-    assert all((r["width"], r["height"]) == (427, 240) and len(r["faces"]) == 1 for r in records)
+    assert all((r["width"], r["height"]) == (426, 240) and len(r["faces"]) == 1 for r in records)
     assert len({r["faces"][0]["track_id"] for r in records}) == 1
     (camera,) = FakePicamera2.instances
     assert camera.closed and camera.config["lores"]["format"] == "YUV420"
@@ -464,3 +466,17 @@ def test_memory_stays_flat_over_a_long_run(recognizer, tmp_path, caplog):
         tracemalloc.stop()
     assert daemon.metrics.snapshot()["frames"] >= 800
     assert late - early < 512 * 1024, (early, late)
+
+
+def test_frames_faster_than_processing_are_dropped_not_skipped(recognizer, tmp_path):
+    clip = tmp_path / "fast.avi"  # 400 frames/s played in real time: faster than any processing here
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 400.0, (320, 180))
+    cap = cv2.VideoCapture(str(make_clip(tmp_path / "clip.avi", frames=200, size=(320, 180))))
+    while (read := cap.read())[0]:
+        writer.write(read[1])
+    cap.release()
+    writer.release()
+    daemon, records = run_daemon(recognizer, VideoSource(str(clip), realtime=True), tmp_path)
+    counts = daemon.metrics.snapshot()
+    assert counts["skipped_frames"] == 0, counts  # no --max-fps: nothing is skipped on purpose
+    assert counts["dropped_frames"] >= 50 and len(records) + counts["dropped_frames"] >= 190, counts

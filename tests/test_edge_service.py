@@ -8,6 +8,7 @@ import configparser
 import json
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,9 +52,10 @@ def health(base: str) -> tuple[int, dict]:
 
 def done_counts(stderr: str) -> dict[str, int]:
     """The counts of the daemon's final "done:" log line."""
-    match = re.search(r"done: (\d+) frames, \d+ faces, (\d+) dropped, (\d+) reconnects", stderr)
+    match = re.search(r"done: (\d+) frames, \d+ faces, (\d+) dropped \(processing behind\), "
+                      r"(\d+) skipped \(--max-fps\), (\d+) reconnects", stderr)
     assert match, stderr[-2000:]
-    return dict(zip(("frames", "dropped", "reconnects"), map(int, match.groups()), strict=True))
+    return dict(zip(("frames", "dropped", "skipped", "reconnects"), map(int, match.groups()), strict=True))
 
 
 def test_a_late_camera_that_dies_and_comes_back(tiny_model, tmp_path):
@@ -100,7 +102,7 @@ def test_a_late_camera_that_dies_and_comes_back(tiny_model, tmp_path):
     assert records[0]["reconnects"] == 0 and records[-1]["reconnects"] == 1
     counts = done_counts(stderr)
     assert counts["frames"] == len(records) and counts["reconnects"] == 1  # no line lost
-    assert len(records) + counts["dropped"] >= frames[-1] + 1  # every gap is a counted drop
+    assert len(records) + counts["dropped"] + counts["skipped"] >= frames[-1] + 1  # every gap is counted
     redacted = camera.url("user:***@")
     assert {r["source"] for r in records} == {redacted}
     assert json.loads(latest)["source"] == redacted and f'source="{redacted}"' in metrics
@@ -123,6 +125,8 @@ def test_stop_is_prompt_while_a_stream_is_awaited_or_hangs(tiny_model, tmp_path,
             wait_until(lambda: health(base)[1].get("status") == "waiting", 60, "the daemon to wait")
         elif mode == "hang_open":  # the daemon sent its request and waits for an answer that never comes
             wait_until(lambda: camera.connections, 60, "the daemon to connect")
+            status, details = health(base)  # real HTTP while the first open hangs: waiting, not "ok"
+            assert status == 200 and details["status"] == "waiting" and details["state"] == "waiting", details
         else:  # one frame came, the next read blocks
             wait_until(lambda: line_count(out) >= 1, 60, "the first frame")
         time.sleep(0.5)
@@ -153,13 +157,56 @@ def test_the_systemd_unit_never_gives_up_and_matches_the_exit_codes():
     assert service["ExecReload"].endswith("kill -HUP $MAINPID")
     assert int(service["TimeoutStopSec"]) >= 5  # the daemon stops within 2 s
     argv = shlex.split(service["ExecStart"].replace("\\\n", " "))
-    assert argv[1:3] == ["-m", "edge_runtime"]
-    args = cli.build_parser().parse_args(argv[3:])  # every option exists
+    assert argv[0] == "/opt/fer-edge/.venv/bin/fer-edge" and argv[1] == "run", "the installed console script"
+    assert service["WorkingDirectory"] == "/var/lib/fer-edge", "not the source tree: the installed package runs"
+    args = cli.build_parser().parse_args(argv[2:])  # every option exists
+    assert args.model is None, "the model bundled with the installed package"
     assert args.rotate_mb and args.append and args.output.startswith("/var/lib/fer-edge/")
     assert args.wait_for_source is None  # a late camera is waited for, not a restart loop
     assert args.http.startswith("127.0.0.1:") and not args.http_allow_remote
     assert service["EnvironmentFile"] == "-/etc/fer-edge.env", "optional; where FER_EDGE_MQTT is set"
     assert args.mqtt is None and not args.live, "MQTT only from the environment file, no live view by default"
+
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+needs_systemd_analyze = pytest.mark.skipif(SYSTEMD_ANALYZE is None,
+                                           reason="systemd-analyze not installed (apt-get install -y systemd)")
+
+
+def unit_in(folder: Path) -> Path:
+    """The unit with its ExecStart pointed at an executable in ``folder`` (verify checks that it exists)."""
+    (folder / "fer-edge").write_text("#!/bin/sh\n")
+    (folder / "fer-edge").chmod(0o755)
+    unit = folder / "fer-edge.service"
+    unit.write_text(UNIT.read_text().replace("/opt/fer-edge/.venv/bin/fer-edge", str(folder / "fer-edge")))
+    return unit
+
+
+@needs_systemd_analyze
+def test_systemd_analyze_verifies_the_unit(tmp_path):
+    done = subprocess.run([SYSTEMD_ANALYZE, "verify", str(unit_in(tmp_path))], capture_output=True, text=True,
+                          timeout=60)
+    complaints = [line for line in done.stderr.splitlines() if "fer-edge.service" in line]
+    assert done.returncode == 0 and not complaints, done.stderr
+
+
+@needs_systemd_analyze
+def test_the_unit_is_hardened_yet_keeps_the_camera_and_loopback_http(tmp_path):
+    done = subprocess.run([SYSTEMD_ANALYZE, "security", "--offline=true", "--no-pager", str(unit_in(tmp_path))],
+                          capture_output=True, text=True, timeout=60)
+    score = re.search(r"Overall exposure level for fer-edge\.service: ([0-9.]+)", done.stdout)
+    assert score, done.stdout[-2000:] + done.stderr
+    assert float(score.group(1)) <= 4.0, done.stdout
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read_string(re.sub(r"^(DeviceAllow)=", lambda m: f"{m.group(1)}.{m.start()}=", UNIT.read_text(),
+                              flags=re.M))  # one key per DeviceAllow= line
+    service = parser["Service"]
+    allowed = {v.split()[0] for k, v in service.items() if k.startswith("DeviceAllow.")}
+    assert {"char-video4linux", "char-media", "char-dma_heap"} <= allowed, "the Pi camera's devices"
+    assert service["PrivateDevices"] == "no" and service["DevicePolicy"] == "closed"
+    assert {"AF_INET", "AF_INET6", "AF_UNIX"} <= set(service["RestrictAddressFamilies"].split())
+    assert "video" in service["SupplementaryGroups"].split()
 
 
 def rss_kib(pid: int) -> int:

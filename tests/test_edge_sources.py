@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from edge_runtime import SourceError, open_source
+from edge_runtime.detectors import detect_scaled, make_detector
 from edge_runtime.sources import DirectorySource, ImageSource, PiCameraSource, VideoSource
 from tests.edge_support import PHOTOS, VIDEO, FakePicamera2, make_clip, need, open_fds
 
@@ -124,17 +125,40 @@ def test_realtime_video_is_paced_at_its_frame_rate(tmp_path):
 
 
 def test_picamera2_source_hands_out_the_y_plane_without_stride_padding():
-    gray = cv2.cvtColor(cv2.imread(str(need(PHOTOS / "obama-240p.jpg"))), cv2.COLOR_BGR2GRAY)
+    gray = cv2.cvtColor(cv2.imread(str(need(PHOTOS / "obama-240p.jpg"))), cv2.COLOR_BGR2GRAY)[:, :426]
     FakePicamera2.instances.clear()
-    with PiCameraSource(size=(427, 240), fps=15, picamera2_class=lambda n: FakePicamera2(n, [gray])) as source:
+    with PiCameraSource(size=(426, 240), fps=15, color=False,
+                        picamera2_class=lambda n: FakePicamera2(n, [gray])) as source:
         frames = [source.read() for _ in range(3)]
         camera = FakePicamera2.instances[-1]
         assert camera.started
     assert camera.closed and not camera.started  # released on exit
     assert camera.config["lores"]["format"] == "YUV420" and camera.config["controls"] == {"FrameRate": 15.0}
     assert [f.index for f in frames] == [0, 1, 2]
-    assert frames[0].image.shape == (240, 427) and np.array_equal(frames[0].image, gray)
-    assert frames[0].image.flags.c_contiguous
+    assert frames[0].image.shape == (240, 426) and np.array_equal(frames[0].image, gray)
+    assert frames[0].image.flags.c_contiguous and frames[0].gray is None
+
+
+@pytest.mark.parametrize("stride_pad", [0, 128])  # 640 wide: stride 640, or 768 like an aligned ISP buffer
+def test_picamera2_gives_the_detector_colour_and_the_classifier_the_y_plane(stride_pad):
+    photo = cv2.imread(str(need(PHOTOS / "obama_and_biden.jpg")))
+    scene = np.zeros((480, 640, 3), np.uint8)  # letterboxed into the 640x480 lores frame
+    height = round(photo.shape[0] * 640 / photo.shape[1]) // 2 * 2
+    top = (480 - height) // 2
+    scene[top:top + height] = cv2.resize(photo, (640, height), interpolation=cv2.INTER_AREA)
+    FakePicamera2.instances.clear()
+    with PiCameraSource(picamera2_class=lambda n: FakePicamera2(n, [scene], stride_pad=stride_pad)) as source:
+        frame = source.read()
+    assert FakePicamera2.instances[-1].config["lores"]["stride"] == 640 + stride_pad
+    expected_y = cv2.cvtColor(scene, cv2.COLOR_BGR2YUV_I420)[:480]
+    assert frame.gray.shape == (480, 640) and np.array_equal(frame.gray, expected_y)
+    assert frame.image.shape == (480, 640, 3)
+    assert np.abs(frame.image.astype(int) - scene).mean() < 4  # the colours survive YUV420's chroma subsampling
+    detector = make_detector("blazeface", num_threads=1)  # the real BlazeFace models, as the recognizer runs them
+    faces = detect_scaled(detector, frame.image)
+    centres = sorted((x + w / 2) / 640 for x, _y, w, _h in (f.box for f in faces))
+    assert len(faces) == 2, [f.box for f in faces]
+    assert centres[0] < 0.5 < centres[1]  # Biden left of centre, Obama right
 
 
 def test_picamera2_is_imported_only_when_used(monkeypatch):
@@ -156,7 +180,8 @@ def test_picamera2_failing_camera_raises_source_error_and_can_be_reopened():
         source.read()
     source.close()
     source.open()
-    assert source.read().image.shape == (48, 64)
+    frame = source.read()
+    assert frame.image.shape == (48, 64, 3) and frame.gray.shape == (48, 64)
     source.close()
     assert len(FakePicamera2.instances) == 2 and all(c.closed for c in FakePicamera2.instances)
 

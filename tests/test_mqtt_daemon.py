@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from edge_runtime.mqtt_output import dominant_label
+from edge_runtime.mqtt_policy import rounded
 from tests import edge_support
 from tests.edge_stream_support import MjpegCamera, clip_jpegs, free_port, line_count, stop_process, wait_until
 from tests.edge_support import ROOT, VIDEO, make_clip, need, read_jsonl, run_cli
@@ -109,11 +110,13 @@ def test_state_discovery_and_availability_from_the_daemon_and_offline_on_sigterm
     assert configs["homeassistant/sensor/hall_cam/expression/config"]["options"] == [*labels, "uncertain", "no_face"]
     lines = {r["frame"]: r for r in read_jsonl(daemon.output)}
     published = states(sub, "hall_cam")
-    assert published and all(s == lines[s["frame"]] for s in published), "each state is the JSONL line"
+    assert published and all(s == rounded(lines[s["frame"]]) for s in published), \
+        "each state is the JSONL line, its scores rounded to 2 decimals"
     assert published[0]["source"] == f"http://viewer:***@127.0.0.1:{camera.port}/stream.mjpg"
-    same = [(a, b) for a, b in zip(published, published[1:], strict=False) if dominant_label(a) == dominant_label(b)]
+    same = [(a, b) for a, b in zip(published, published[1:], strict=False)
+            if (dominant_label(a), len(a["faces"])) == (dominant_label(b), len(b["faces"]))]
     assert same, "a steady expression between some states"
-    for a, b in same:  # --mqtt-every 0.5: an unchanged expression at most every 0.5 s (frames are 67 ms apart)
+    for a, b in same:  # --mqtt-every 0.5: new scores alone at most every 0.5 s (frames are 67 ms apart)
         gap = (datetime.fromisoformat(b["time"]) - datetime.fromisoformat(a["time"])).total_seconds()
         assert gap > 0.4, (a["frame"], b["frame"], gap)
     everything = json.dumps(sub.messages) + daemon.stderr()
@@ -155,8 +158,9 @@ def test_a_broker_that_is_down_never_slows_the_frame_loop_and_is_waited_for(tiny
     common = ["--source", str(need(VIDEO)), "--loop", "--model", str(tiny_model), "--threads", "1"]
     http = free_port()
     plain = Daemon(tmp_path / "plain", *common)
-    down = Daemon(tmp_path / "down", *common, "--mqtt", broker.url, "--device-name", "down", "--http",
-                  f"127.0.0.1:{http}")
+    every_frame = ["--mqtt-every", "0", "--mqtt-heartbeat", "0.001"]  # a message per frame, to fill the queue
+    down = Daemon(tmp_path / "down", *common, "--mqtt", broker.url, *every_frame, "--device-name", "down",
+                  "--http", f"127.0.0.1:{http}")
     sub = None
     try:
         wait_until(lambda: min(line_count(plain.output), line_count(down.output)) >= 20, timeout=90,
@@ -210,3 +214,32 @@ def test_sigterm_is_prompt_while_connecting_to_a_broker_that_drops_packets(tiny_
     # on a busy 2-core machine.
     assert code == 0 and took < 2.5, (took, daemon.stderr()[-2000:])
     assert "cannot connect" not in daemon.stderr(), "stopped while the first connect() still hung"
+
+
+def test_default_mqtt_publishes_changes_and_a_heartbeat_not_every_frame(pipeline_model, tmp_path):
+    """The looping clip in real time at --max-fps 10 with the default MQTT options: a state goes out when the
+    expression or the face count changes, new scores alone at most every 5 s; far fewer than the frames."""
+    (tmp_path / "broker").mkdir()
+    broker = Broker(tmp_path / "broker")
+    broker.start()
+    sub = Subscriber(broker.port, ["fer-edge/rate/state"])
+    daemon = Daemon(tmp_path / "run", "--source", str(need(VIDEO)), "--loop", "--realtime", "--max-fps", "10",
+                    "--model", str(pipeline_model), "--threads", "1", "--device-name", "rate",
+                    "--mqtt", f"mqtt://127.0.0.1:{broker.port}")
+    try:
+        wait_until(lambda: line_count(daemon.output) >= 150, 90, "15 s of frames")
+        took, code = daemon.sigterm()
+        time.sleep(0.5)
+    finally:
+        daemon.kill()
+        sub.close()
+        broker.stop()
+    assert code == 0, daemon.stderr()[-2000:]
+    frames = line_count(daemon.output)
+    published = states(sub, "rate")
+    assert published and len(published) < 0.6 * frames, (len(published), frames)
+    for a, b in zip(published, published[1:], strict=False):
+        gap = (datetime.fromisoformat(b["time"]) - datetime.fromisoformat(a["time"])).total_seconds()
+        changed = (dominant_label(a), len(a["faces"])) != (dominant_label(b), len(b["faces"]))
+        assert changed or gap >= 4.9, (a["frame"], b["frame"], gap)  # the scores alone: at most every 5 s
+        assert all(round(v, 2) == v for f in b["faces"] for v in f["scores"].values())

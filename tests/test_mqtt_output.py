@@ -125,17 +125,38 @@ def test_value_templates_render_in_jinja():
     assert set(by_object["expression"]["options"]) >= {render("expression", r) for r in (two, empty)}
 
 
-def test_rate_limit_keeps_label_changes(paho):
-    pub = MqttPublisher(MqttConfig.from_url("mqtt://127.0.0.1:1", device="x", every=2.0))
+def test_state_on_change_with_a_heartbeat_and_a_rate_limit_for_scores(paho):
+    pub = MqttPublisher(MqttConfig.from_url("mqtt://127.0.0.1:1", device="x", every=2.0, heartbeat=60.0))
     happy, sad = record(0), record(1, [([0, 0, 9, 9], "sad")])
     assert pub.publish(happy, now=100.0)
-    assert not pub.publish(happy, now=100.5)
+    assert not pub.publish(happy, now=100.5), "unchanged: not again before the heartbeat"
     assert pub.publish(sad, now=100.6), "a new label must go out at once"
-    assert not pub.publish(sad, now=102.0)
-    assert pub.publish(sad, now=102.7)
-    assert pub.publish(record(2, []), now=102.8), "losing the face is a change"
-    assert pub._queue.qsize() == 4
+    assert not pub.publish(sad, now=102.7)
+    nudged = record(2, [([0, 0, 9, 9], "sad")])
+    nudged["faces"][0]["scores"]["sad"] = 0.703  # moves less than the rounding (2 decimals): no change
+    assert not pub.publish(nudged, now=103.0)
+    moved = record(3, [([0, 0, 9, 9], "sad")])
+    moved["faces"][0]["scores"]["sad"] = 0.72
+    assert not pub.publish(moved, now=101.5), "a change of scores alone waits for --mqtt-every"
+    assert pub.publish(moved, now=103.0)
+    assert pub.publish(record(4, [([0, 0, 9, 9], "sad"), ([50, 50, 5, 5], "sad")]), now=103.1), "a face came"
+    assert pub.publish(record(5, []), now=103.2), "losing the face is a change"
+    assert not pub.publish(record(6, []), now=163.1)
+    assert pub.publish(record(7, []), now=163.3), "the heartbeat: 60 s after the last message"
+    assert pub._queue.qsize() == 6
+    sent = [pub._queue.get_nowait() for _ in range(6)]
+    assert sent[2]["faces"][0]["scores"]["sad"] == 0.72 and moved["faces"][0]["scores"]["sad"] == 0.72
+    nudged_sent = pub.policy.decide(nudged, now=1000.0)
+    assert nudged_sent["faces"][0]["scores"]["sad"] == 0.7 and nudged["faces"][0]["scores"]["sad"] == 0.703
     pub.close()
+
+
+def test_score_sensors_are_disabled_by_default():
+    from edge_runtime.ha_discovery import discovery_configs
+
+    configs = {t.split("/")[3]: c for t, c in discovery_configs("cam", "s", "a", LABELS).items()}
+    assert all(configs[f"score_{label}"]["enabled_by_default"] is False for label in LABELS)
+    assert "enabled_by_default" not in configs["expression"] and "enabled_by_default" not in configs["faces"]
 
 
 def test_state_availability_and_discovery_reach_a_subscriber(broker, publishers):
@@ -239,7 +260,7 @@ def test_broker_down_never_slows_publish_and_is_waited_for(tmp_path, paho, publi
         times = []
         for i in range(n):
             t0 = time.perf_counter()
-            pub.publish(record(i, source=f"frame-{i}"))
+            pub.publish(record(i, [([10, 10, 50, 50], LABELS[i % len(LABELS)])], source=f"frame-{i}"))  # each a change
             times.append(time.perf_counter() - t0)
         total, times = sum(times), sorted(times)
         worst[pub.config.device] = f"median {times[n // 2] * 1e6:.1f} us, max {times[-1] * 1e3:.2f} ms"

@@ -75,6 +75,12 @@ def test_the_wheel_holds_only_runtime_files(wheel):
     models = {n.split("/")[-1] for n in names if n.startswith("edge_runtime/models/")}
     assert {"__init__.py", "fer4_int8.tflite", "fer4_int8.json", "fer7_int8.tflite", "fer7_int8.json"} <= models
     assert all(n.endswith((".tflite", ".py")) or n[:-5] + ".tflite" in models for n in models), models
+    variants = {n for n in models if n != "__init__.py"}
+    assert all("_int8." in n for n in variants), "only the int8 models and cards: " + ", ".join(sorted(variants))
+    in_repo = {p.name for p in (ROOT / "models").glob("*_int8.tflite")}
+    assert in_repo and in_repo <= models, "every int8 model of models/ is shipped"
+    size_mb = wheel.stat().st_size / 1e6
+    assert size_mb <= 10.0, f"the wheel is {size_mb:.1f} MB"
     assert {"edge_runtime/face_detection/face_detection_short_range.tflite",
             "edge_runtime/face_detection/face_detection_full_range_sparse.tflite"} <= set(names)
     assert not [n for n in names if n.endswith((".keras", ".png", ".eval.json", ".data_report.json"))]
