@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest int8 file size in MiB (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="batch size of the test-split evaluation")
     p.add_argument("--threads", type=int, default=2, help="LiteRT threads for the evaluation")
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default: %(default)s)")
+    p.add_argument("--log-level", default="info", type=str.lower, choices=("debug", "info", "warning", "error"),
+                   help="how much to log (default: %(default)s)")
     return p
 
 

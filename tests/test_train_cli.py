@@ -170,3 +170,12 @@ def test_evaluate_errors(tmp_path, data):
     result = run_cli("--model", str(fake), "--data", str(data), "--split", "validation", module="train.evaluate")
     assert result.returncode == 2 and "records no training split" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("module", ["train", "convert"])
+def test_an_unknown_log_level_is_one_error_line_not_a_traceback(module):
+    done = subprocess.run([sys.executable, "-m", module, "--data", "d", "--out", "o", "--model", "m.keras",
+                           "--log-level", "foo"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith(
+        "argument --log-level: invalid choice: 'foo' (choose from 'debug', 'info', 'warning', 'error')")

@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     group.add_argument("--force", action="store_true", help="discard any run already in --out and start anew")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", default="info", type=str.lower, choices=("debug", "info", "warning", "error"),
+                   help="how much to log (default: %(default)s)")
     return p
 
 
