@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: benchmark test setup-edge setup-dev lint arm64-check wheel clean
+.PHONY: benchmark test test-fast setup-edge setup-dev lint arm64-check wheel clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ benchmark: setup-edge
 test: setup-dev
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+# The fast tier: ruff and every test not marked slow (a few minutes on 2 cores).
+test-fast: setup-dev
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -m "not slow and not arm64"
 
 lint: setup-dev
 	$(PY) -m ruff check .
