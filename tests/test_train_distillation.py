@@ -120,15 +120,29 @@ def test_a_flipping_teacher_averages_each_face_with_its_mirror_image(tmp_path):
     np.testing.assert_allclose(np.asarray(load_teachers([str(path)], STUDENT, flip=True)(mirrored)), got, atol=1e-5)
 
 
-def test_cached_targets_score_every_face_once_and_blend(tmp_path):
-    from train.distillation import cached_targets, load_teachers
+def test_cached_teacher_targets_score_every_face_once_and_are_reused_only_for_the_same_faces(tmp_path):
+    from train.distillation import cached_probabilities, load_teachers
 
     model, path = save_with_card(tmp_path, "fer4", STUDENT, seed=6)
     images = np.random.default_rng(7).integers(0, 256, (70, 48, 48)).astype(np.uint8)
-    targets = np.eye(4, dtype=np.float32)[np.arange(70) % 4]
-    got = cached_targets(load_teachers([str(path)], STUDENT), images, targets, 0.25, batch_size=32)
-    soft = np.asarray(model(images.astype(np.float32)[..., None], training=False))
-    np.testing.assert_allclose(got, 0.75 * targets + 0.25 * soft, atol=1e-5)
+    cache = tmp_path / "run" / "teacher_targets.npz"
+    calls = []
+    teacher = load_teachers([str(path)], STUDENT)
+
+    def counting(faces):
+        calls.append(len(faces))
+        return teacher(faces)
+
+    got = cached_probabilities(counting, images, cache, batch_size=32)
+    np.testing.assert_allclose(got, np.asarray(model(images.astype(np.float32)[..., None], training=False)),
+                               atol=1e-5)
+    assert calls == [32, 32, 6] and cache.is_file()
+    np.testing.assert_array_equal(cached_probabilities(counting, images, cache), got)   # read back, not re-run
+    assert calls == [32, 32, 6]
+    other = images[::-1].copy()
+    again = cached_probabilities(counting, other, cache, batch_size=70)                  # other faces: re-run
+    assert calls[-1] == 70
+    np.testing.assert_allclose(again, got[::-1], atol=1e-5)
 
 
 def test_teacher_options_need_a_teacher(tmp_path):

@@ -12,6 +12,7 @@ training; the blended targets then travel with their faces through augmentation 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from edge_runtime.atomic_io import atomic_write_with
 
 from .data_loading import IMAGE_SIZE
 from .errors import UserError
@@ -85,12 +88,26 @@ def load_teachers(paths: Sequence[str], labels: Sequence[str], flip: bool = Fals
     return teacher_probabilities
 
 
-def cached_targets(teacher: Callable, images: np.ndarray, targets: np.ndarray, weight: float,
-                   batch_size: int = 512) -> np.ndarray:
-    """``(1 - weight) * targets + weight * teacher(face)`` for every face of ``images`` (N, 48, 48) uint8,
-    the teachers run once per face (not per augmented batch)."""
+TEACHER_TARGETS_FILE = "teacher_targets.npz"   # the teachers' probabilities per training face, for --resume
+
+
+def cached_probabilities(teacher: Callable, images: np.ndarray, cache: Path | None = None,
+                         batch_size: int = 512) -> np.ndarray:
+    """The teachers' probabilities for every face of ``images`` (N, 48, 48) uint8, run once per face.
+
+    With ``cache``, they are written there (with the sha256 of the faces) and read back by a later call
+    on the very same faces (a ``--resume``, or a run given a copy of another run's file)."""
+    digest = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
+    if cache is not None and cache.is_file():
+        with np.load(cache) as stored:
+            if str(stored["faces_sha256"]) == digest:
+                log.info("teacher targets read from %s", cache)
+                return stored["probabilities"]
+        log.info("%s holds other faces' teacher targets; computing them anew", cache)
     started = time.perf_counter()
     probs = np.concatenate([np.asarray(teacher(images[i:i + batch_size].astype(np.float32)[..., None]))
-                            for i in range(0, len(images), batch_size)])
+                            for i in range(0, len(images), batch_size)]).astype(np.float32)
     log.info("teacher targets for %d training faces in %.0f s", len(images), time.perf_counter() - started)
-    return ((1.0 - weight) * targets + weight * probs).astype(np.float32)
+    if cache is not None:
+        atomic_write_with(cache, lambda tmp: np.savez(tmp, probabilities=probs, faces_sha256=digest))
+    return probs

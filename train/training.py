@@ -245,7 +245,9 @@ def fit_inputs(config: RunConfig, data: RunData, run_dir: Path, resume: bool) ->
     teacher = distillation.load_teachers(teachers, config.class_names, flip=config.teacher_flip) if teachers else None
     targets = data.train.targets
     if teacher is not None and config.teacher_targets == "cached":
-        targets = distillation.cached_targets(teacher, data.train.images, targets, config.teacher_weight)
+        probs = distillation.cached_probabilities(teacher, data.train.images,
+                                                  run_dir / distillation.TEACHER_TARGETS_FILE)
+        targets = (1.0 - config.teacher_weight) * targets + config.teacher_weight * probs
         teacher = None
     options = pipeline.DatasetOptions(
         config.batch_size, training=True, seed=config.seed, mixup_alpha=config.mixup,
