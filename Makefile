@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
+# MediaPipe Tasks (the mobile tests' real client and examples/) has a venv of its own: it brings
+# opencv-contrib-python 5, which clashes with the opencv-python-headless<5 of $(VENV).
+MOBILE_VENV ?= .venv-mobile
+MEDIAPIPE ?= mediapipe==1.2.2
 
-.PHONY: benchmark test setup-edge setup-dev lint arm64-check wheel clean
+.PHONY: benchmark test setup-edge setup-dev setup-mobile lint arm64-check wheel clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +21,20 @@ setup-edge: $(VENV)/bin/python
 setup-dev: $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e ".[train,dev,pretrained]"
 
+setup-mobile: $(MOBILE_VENV)/.installed
+
+$(MOBILE_VENV)/.installed:
+	$(PYTHON) -m venv $(MOBILE_VENV)
+	$(MOBILE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MOBILE_VENV)/bin/python -m pip install --quiet "$(MEDIAPIPE)"
+	touch $@
+
 # The main job: latency and accuracy of every bundled model variant (and the peer, when ../shared is there).
 benchmark: setup-edge
 	$(PY) -m benchmarks.latency $(if $(wildcard $(SHARED)/data/fer2013),--data $(SHARED)/data/fer2013,) --out out/benchmarks
 
 # The whole test suite (tiny synthetic data and models; real ../shared data where present).
-test: setup-dev
+test: setup-dev setup-mobile
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
@@ -38,5 +50,5 @@ wheel: $(VENV)/bin/python
 
 # Everything the targets above create: the venv, build outputs, caches and benchmark results in out/.
 clean:
-	rm -rf $(VENV) out build dist *.egg-info .pytest_cache .ruff_cache .arm64
+	rm -rf $(VENV) $(MOBILE_VENV) out build dist *.egg-info .pytest_cache .ruff_cache .arm64
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
