@@ -242,3 +242,20 @@ def test_every_row_is_scored_on_both_label_sets(bench_setup, tmp_path):  # noqa:
     assert {"accuracy_fer2013", "accuracy_ferplus"} <= set(ours)
     assert ours["accuracy"] == ours["accuracy_fer2013"]          # the tiny model was trained on FER2013 labels
     assert ours["accuracy_ferplus_vs_peer_pt"] == pytest.approx((ours["accuracy_ferplus"] - 7 / 44) * 100, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_a_shipped_mobile_variant_is_timed_and_scored_like_int8(shared_dir, tmp_path):
+    models = ROOT / "models"
+    mobile, int8 = models / "fer4s_mobile.tflite", models / "fer4s_int8.tflite"
+    if not mobile.is_file():
+        pytest.skip(f"{mobile} is not there (python -m convert.mobile --model models/fer4s.keras)")
+    code = main(["--model", str(int8), "--model", str(mobile), "--data", str(shared_dir / "data" / "fer2013"),
+                 "--no-peer", "--out", str(tmp_path), *TINY])
+    assert code == 0
+    rows = rows_by(json.loads((tmp_path / "latency.json").read_text()))
+    ours, reference = rows[("mobile", 1)], rows[("int8", 1)]
+    assert ours["accuracy_source"] == "measured" and ours["p50_ms"] > 0
+    for label_set in ("accuracy_fer2013", "accuracy_ferplus"):       # within quantization error of int8
+        assert abs(ours[label_set] - reference[label_set]) <= 0.01, (label_set, ours[label_set], reference[label_set])
+    assert "mobile" in (tmp_path / "latency.md").read_text()
