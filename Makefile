@@ -7,8 +7,13 @@ SHARED ?= ../shared
 # opencv-contrib-python 5, which clashes with the opencv-python-headless<5 of $(VENV).
 MOBILE_VENV ?= .venv-mobile
 MEDIAPIPE ?= mediapipe==1.2.2
+# The TFLite Task Library (tflite-support) pins protobuf 3.20, which clashes with TensorFlow's: a venv of
+# its own too. It needs the system library libusb-1.0-0 (apt-get install libusb-1.0-0); without it the
+# Task Library tests skip and say so.
+TASKLIB_VENV ?= .venv-tasklib
+TASKLIB ?= tflite-support==0.4.4
 
-.PHONY: benchmark test setup-edge setup-dev setup-mobile lint arm64-check wheel clean
+.PHONY: benchmark test setup-edge setup-dev setup-mobile setup-tasklib lint arm64-check wheel clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,12 +34,20 @@ $(MOBILE_VENV)/.installed:
 	$(MOBILE_VENV)/bin/python -m pip install --quiet "$(MEDIAPIPE)"
 	touch $@
 
+setup-tasklib: $(TASKLIB_VENV)/.installed
+
+$(TASKLIB_VENV)/.installed:
+	$(PYTHON) -m venv $(TASKLIB_VENV)
+	$(TASKLIB_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TASKLIB_VENV)/bin/python -m pip install --quiet "$(TASKLIB)" "opencv-python-headless>=4.8,<5"
+	touch $@
+
 # The main job: latency and accuracy of every bundled model variant (and the peer, when ../shared is there).
 benchmark: setup-edge
 	$(PY) -m benchmarks.latency $(if $(wildcard $(SHARED)/data/fer2013),--data $(SHARED)/data/fer2013,) --out out/benchmarks
 
 # The whole test suite (tiny synthetic data and models; real ../shared data where present).
-test: setup-dev setup-mobile
+test: setup-dev setup-mobile setup-tasklib
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
@@ -50,5 +63,5 @@ wheel: $(VENV)/bin/python
 
 # Everything the targets above create: the venv, build outputs, caches and benchmark results in out/.
 clean:
-	rm -rf $(VENV) $(MOBILE_VENV) out build dist *.egg-info .pytest_cache .ruff_cache .arm64
+	rm -rf $(VENV) $(MOBILE_VENV) $(TASKLIB_VENV) out build dist *.egg-info .pytest_cache .ruff_cache .arm64
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

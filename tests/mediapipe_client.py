@@ -4,7 +4,7 @@ It needs only ``mediapipe`` (which brings numpy and OpenCV): no fer-edge code, s
 comes from the .tflite file alone. Reads a JSON request on stdin and prints a JSON answer:
 
 - ``{"model": PATH, "images": [PATH, ...]}``: MediaPipe's ImageClassifier on each grey image given
-  as RGB; returns the category names by output index and each image's top-1 index and name.
+  as RGB; returns the category names by output index and each image's top-1 index.
 - ``{"metadata": PATH}``: the model's TFLite Model Metadata, parsed with MediaPipe's generated
   schema code (an implementation independent of ``convert.metadata_schema``).
 """
@@ -27,7 +27,7 @@ def classify(model: str, images: list[str]) -> dict:
 
     options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=model), max_results=-1)
     names: dict[int, str] = {}
-    top1, top1_names = [], []
+    top1 = []
     with vision.ImageClassifier.create_from_options(options) as classifier:
         for path in images:
             grey = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
@@ -37,8 +37,7 @@ def classify(model: str, images: list[str]) -> dict:
             names.update({c.index: c.category_name for c in categories})
             best = max(categories, key=lambda c: c.score)
             top1.append(best.index)
-            top1_names.append(best.category_name)
-    return {"names": [names[i] for i in sorted(names)], "top1": top1, "top1_names": top1_names}
+    return {"names": [names[i] for i in sorted(names)], "top1": top1}
 
 
 def _metadata_buffer(data: bytes) -> bytes:

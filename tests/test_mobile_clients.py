@@ -1,8 +1,11 @@
-"""A real mobile client: MediaPipe Tasks loads every shipped model's metadata and runs the mobile variants.
+"""Real mobile clients: MediaPipe Tasks and the TFLite Task Library read every shipped model's metadata
+and run the mobile variants, agreeing with the runtime on the FER2013 test faces.
 
-MediaPipe runs in its own venv (``make setup-mobile`` -> ``.venv-mobile``; override with
-``FER_MOBILE_PYTHON``): it brings ``opencv-contrib-python`` 5, which clashes with the
-``opencv-python-headless<5`` of our venv. tests/mediapipe_client.py is the client it runs.
+Each runs in a venv of its own. MediaPipe (``make setup-mobile`` -> ``.venv-mobile``, or
+``FER_MOBILE_PYTHON``) brings ``opencv-contrib-python`` 5, which clashes with the
+``opencv-python-headless<5`` of our venv; tests/mediapipe_client.py is the client it runs. tflite-support
+(``make setup-tasklib`` -> ``.venv-tasklib``, or ``FER_TASKLIB_PYTHON``; it needs the system library
+libusb-1.0-0) pins protobuf 3.20, which clashes with TensorFlow's; tests/tasklib_client.py is its client.
 """
 
 from __future__ import annotations
@@ -24,22 +27,35 @@ from edge_runtime.recognizer import FaceRecognizer
 ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = ROOT / "models"
 CLIENT = Path(__file__).with_name("mediapipe_client.py")
+TASKLIB_CLIENT = Path(__file__).with_name("tasklib_client.py")
 EXAMPLE = ROOT / "examples" / "mediapipe_face_to_expression.py"
 MOBILE = sorted(MODELS_DIR.glob("*_mobile.tflite"))
 STAMPED = sorted(MODELS_DIR.glob("*.tflite")) + sorted((MODELS_DIR / "baseline").glob("*.tflite"))
 MOBILE_PYTHON = Path(os.environ.get("FER_MOBILE_PYTHON", ROOT / ".venv-mobile" / "bin" / "python"))
+TASKLIB_PYTHON = Path(os.environ.get("FER_TASKLIB_PYTHON", ROOT / ".venv-tasklib" / "bin" / "python"))
+
+
+def client_python(python: Path, module: str, setup: str) -> Path:
+    """``python`` if it can import ``module``, else skip naming the set-up command."""
+    if not python.is_file():
+        pytest.skip(f"no venv at {python}: run `{setup}`")
+    probe = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+    if probe.returncode != 0:
+        pytest.skip(f"{python} cannot import {module} ({probe.stderr.strip().splitlines()[-1:]}): run `{setup}`")
+    return python
 
 
 @pytest.fixture(scope="module")
 def mediapipe_python() -> Path:
     """The Python of the venv that has MediaPipe Tasks (skip when it is not set up)."""
-    if not MOBILE_PYTHON.is_file():
-        pytest.skip(f"no MediaPipe venv at {MOBILE_PYTHON}: run `make setup-mobile` (or set FER_MOBILE_PYTHON)")
-    probe = subprocess.run([str(MOBILE_PYTHON), "-c", "import mediapipe.tasks.python.vision"],
-                           capture_output=True, text=True, timeout=120)
-    if probe.returncode != 0:
-        pytest.skip(f"{MOBILE_PYTHON} cannot import MediaPipe Tasks: run `make setup-mobile`")
-    return MOBILE_PYTHON
+    return client_python(MOBILE_PYTHON, "mediapipe.tasks.python.vision", "make setup-mobile")
+
+
+@pytest.fixture(scope="module")
+def tasklib_python() -> Path:
+    """The Python of the venv that has tflite-support's Task Library (skip when it is not set up)."""
+    return client_python(TASKLIB_PYTHON, "tflite_support.task.vision",
+                         "make setup-tasklib (needs `apt-get install libusb-1.0-0`)")
 
 
 def run(python: Path, script: Path, request: dict | None = None, *args: str) -> dict:
@@ -82,25 +98,48 @@ def _test_faces(data: Path, labels: tuple[str, ...]) -> tuple[list[str], np.ndar
     return paths, np.array(truth)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("model", MOBILE, ids=lambda path: path.name)
-def test_mediapipe_agrees_with_the_runtime_on_real_test_faces(model: Path, mediapipe_python: Path,
-                                                              shared_dir: Path):
+def check_agreement(python: Path, client: Path, model: Path, shared: Path) -> None:
+    """The client's top-1 on every test face of the model's classes against the runtime's."""
     card = load_card(model)
-    paths, truth = _test_faces(shared_dir / "data" / "fer2013", card.labels)
-    answer = run(mediapipe_python, CLIENT, {"model": str(model), "images": paths})
-    assert answer["names"] == list(card.labels), "MediaPipe takes the labels from the model's metadata"
+    paths, truth = _test_faces(shared / "data" / "fer2013", card.labels)
+    answer = run(python, client, {"model": str(model), "images": paths})
+    assert answer["names"] == list(card.labels), "the client takes the labels from the model's metadata"
     theirs = np.array(answer["top1"])
-    assert [card.labels[i] for i in theirs] == answer["top1_names"]
     classifier = ExpressionClassifier(model, num_threads=2)
     ours = np.array([int(np.argmax(classifier.probabilities(cv2.imread(p, cv2.IMREAD_GRAYSCALE))))
                      for p in paths])
     agreement = float((theirs == ours).mean())
     acc_theirs, acc_ours = float((theirs == truth).mean()), float((ours == truth).mean())
-    print(f"\n{model.name}: {len(paths)} FER2013 test faces (folder labels); top-1 agreement "
-          f"{agreement:.4f}; accuracy MediaPipe {acc_theirs:.4f}, edge_runtime {acc_ours:.4f}", file=sys.stderr)
+    print(f"\n{client.stem} {model.name}: {len(paths)} FER2013 test faces (folder labels); top-1 agreement "
+          f"{agreement:.4f}; accuracy client {acc_theirs:.4f}, edge_runtime {acc_ours:.4f}", file=sys.stderr)
     assert agreement >= 0.99
     assert abs(acc_theirs - acc_ours) <= 0.005
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MOBILE, ids=lambda path: path.name)
+def test_mediapipe_agrees_with_the_runtime_on_real_test_faces(model: Path, mediapipe_python: Path,
+                                                              shared_dir: Path):
+    check_agreement(mediapipe_python, CLIENT, model, shared_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MOBILE, ids=lambda path: path.name)
+def test_task_library_agrees_with_the_runtime_on_real_test_faces(model: Path, tasklib_python: Path,
+                                                                 shared_dir: Path):
+    check_agreement(tasklib_python, TASKLIB_CLIENT, model, shared_dir)
+
+
+def test_tflite_support_reads_every_models_metadata(tasklib_python: Path):
+    answer = run(tasklib_python, TASKLIB_CLIENT, {"metadata": [str(p) for p in STAMPED]})
+    for path in STAMPED:
+        card, got = load_card(path), answer[str(path)]
+        assert got["files"] == ["labels.txt"] and got["labels"] == list(card.labels), path.name
+        meta = got["metadata"]
+        assert meta["name"] == f"{card.name} {card.variant}" and meta["license"] == card.raw["license"]
+        tensor = meta["subgraph_metadata"][0]["input_tensor_metadata"][0]
+        color = tensor["content"]["content_properties"]["color_space"]
+        assert color == ("RGB" if card.input.channels == 3 else "GRAYSCALE"), path.name
 
 
 @pytest.mark.slow
