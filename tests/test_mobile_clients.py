@@ -143,7 +143,7 @@ def test_tflite_support_reads_every_models_metadata(tasklib_python: Path):
 
 
 @pytest.mark.slow
-def test_example_finds_both_faces_and_agrees_with_the_runtime(mediapipe_python: Path, shared_dir: Path):
+def test_example_finds_both_faces_and_the_runtimes_expressions(mediapipe_python: Path, shared_dir: Path):
     photo = shared_dir / "media" / "photos" / "obama_and_biden.jpg"
     model = MODELS_DIR / "fer4_mobile.tflite"
     if not model.is_file():
@@ -160,4 +160,4 @@ def test_example_finds_both_faces_and_agrees_with_the_runtime(mediapipe_python: 
         iy = max(0, min(y + h, my + mh) - max(y, my))
         inter = ix * iy
         assert inter / (w * h + mw * mh - inter) > 0.3, (theirs["box"], mine.box)
-        assert theirs["expression"] in load_card(model).labels
+        assert theirs["expression"] == mine.label, (theirs, mine.label)
