@@ -13,7 +13,7 @@ MEDIAPIPE ?= mediapipe==1.2.2
 TASKLIB_VENV ?= .venv-tasklib
 TASKLIB ?= tflite-support==0.4.4
 
-.PHONY: benchmark test setup-edge setup-dev setup-mobile setup-tasklib lint arm64-check wheel clean
+.PHONY: benchmark test setup-edge setup-dev setup-mobile setup-tasklib setup-web lint arm64-check wheel clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,12 +42,19 @@ $(TASKLIB_VENV)/.installed:
 	$(TASKLIB_VENV)/bin/python -m pip install --quiet "$(TASKLIB)" "opencv-python-headless>=4.8,<5"
 	touch $@
 
+# MediaPipe Tasks for Web from npm (tests/web/package-lock.json), run in headless Chromium by the tests
+# (apt-get install chromium; without npm or Chromium those tests skip and say so).
+setup-web: tests/web/node_modules/.package-lock.json
+
+tests/web/node_modules/.package-lock.json: tests/web/package-lock.json
+	-cd tests/web && npm ci --no-audit --no-fund
+
 # The main job: latency and accuracy of every bundled model variant (and the peer, when ../shared is there).
 benchmark: setup-edge
 	$(PY) -m benchmarks.latency $(if $(wildcard $(SHARED)/data/fer2013),--data $(SHARED)/data/fer2013,) --out out/benchmarks
 
 # The whole test suite (tiny synthetic data and models; real ../shared data where present).
-test: setup-dev setup-mobile setup-tasklib
+test: setup-dev setup-mobile setup-tasklib setup-web
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
@@ -63,5 +70,5 @@ wheel: $(VENV)/bin/python
 
 # Everything the targets above create: the venv, build outputs, caches and benchmark results in out/.
 clean:
-	rm -rf $(VENV) $(MOBILE_VENV) $(TASKLIB_VENV) out build dist *.egg-info .pytest_cache .ruff_cache .arm64
+	rm -rf $(VENV) $(MOBILE_VENV) $(TASKLIB_VENV) tests/web/node_modules out build dist *.egg-info .pytest_cache .ruff_cache .arm64
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,4 +1,4 @@
-"""Real mobile clients: MediaPipe Tasks and the TFLite Task Library read every shipped model's metadata
+"""Real mobile clients: MediaPipe Tasks (Python and Web) and the TFLite Task Library read every shipped model's metadata
 and run the mobile variants, agreeing with the runtime on the FER2013 test faces.
 
 Each runs in a venv of its own. MediaPipe (``make setup-mobile`` -> ``.venv-mobile``, or
@@ -6,6 +6,8 @@ Each runs in a venv of its own. MediaPipe (``make setup-mobile`` -> ``.venv-mobi
 ``opencv-python-headless<5`` of our venv; tests/mediapipe_client.py is the client it runs. tflite-support
 (``make setup-tasklib`` -> ``.venv-tasklib``, or ``FER_TASKLIB_PYTHON``; it needs the system library
 libusb-1.0-0) pins protobuf 3.20, which clashes with TensorFlow's; tests/tasklib_client.py is its client.
+MediaPipe for Web (``@mediapipe/tasks-vision``, ``make setup-web``) runs in headless Chromium
+(tests/web_client.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pytest
 from edge_runtime.classifier import ExpressionClassifier
 from edge_runtime.model_card import load_card
 from edge_runtime.recognizer import FaceRecognizer
+from tests import web_client
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = ROOT / "models"
@@ -98,19 +101,22 @@ def _test_faces(data: Path, labels: tuple[str, ...]) -> tuple[list[str], np.ndar
     return paths, np.array(truth)
 
 
-def check_agreement(python: Path, client: Path, model: Path, shared: Path) -> None:
-    """The client's top-1 on every test face of the model's classes against the runtime's."""
+def check_agreement(client: str, model: Path, shared: Path, top1_of) -> None:
+    """The client's top-1 on every test face of the model's classes against the runtime's.
+
+    ``top1_of(paths, faces)`` is the client's answer: category names by index and top-1 indices.
+    """
     card = load_card(model)
     paths, truth = _test_faces(shared / "data" / "fer2013", card.labels)
-    answer = run(python, client, {"model": str(model), "images": paths})
+    faces = np.stack([cv2.imread(p, cv2.IMREAD_GRAYSCALE) for p in paths])
+    answer = top1_of(paths, faces)
     assert answer["names"] == list(card.labels), "the client takes the labels from the model's metadata"
     theirs = np.array(answer["top1"])
     classifier = ExpressionClassifier(model, num_threads=2)
-    ours = np.array([int(np.argmax(classifier.probabilities(cv2.imread(p, cv2.IMREAD_GRAYSCALE))))
-                     for p in paths])
+    ours = np.array([int(np.argmax(classifier.probabilities(face))) for face in faces])
     agreement = float((theirs == ours).mean())
     acc_theirs, acc_ours = float((theirs == truth).mean()), float((ours == truth).mean())
-    print(f"\n{client.stem} {model.name}: {len(paths)} FER2013 test faces (folder labels); top-1 agreement "
+    print(f"\n{client} {model.name}: {len(paths)} FER2013 test faces (folder labels); top-1 agreement "
           f"{agreement:.4f}; accuracy client {acc_theirs:.4f}, edge_runtime {acc_ours:.4f}", file=sys.stderr)
     assert agreement >= 0.99
     assert abs(acc_theirs - acc_ours) <= 0.005
@@ -120,14 +126,24 @@ def check_agreement(python: Path, client: Path, model: Path, shared: Path) -> No
 @pytest.mark.parametrize("model", MOBILE, ids=lambda path: path.name)
 def test_mediapipe_agrees_with_the_runtime_on_real_test_faces(model: Path, mediapipe_python: Path,
                                                               shared_dir: Path):
-    check_agreement(mediapipe_python, CLIENT, model, shared_dir)
+    check_agreement("mediapipe", model, shared_dir,
+                    lambda paths, _: run(mediapipe_python, CLIENT, {"model": str(model), "images": paths}))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MOBILE, ids=lambda path: path.name)
 def test_task_library_agrees_with_the_runtime_on_real_test_faces(model: Path, tasklib_python: Path,
                                                                  shared_dir: Path):
-    check_agreement(tasklib_python, TASKLIB_CLIENT, model, shared_dir)
+    check_agreement("task-library", model, shared_dir,
+                    lambda paths, _: run(tasklib_python, TASKLIB_CLIENT, {"model": str(model), "images": paths}))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MOBILE, ids=lambda path: path.name)
+def test_mediapipe_for_web_in_chromium_agrees_with_the_runtime(model: Path, shared_dir: Path):
+    if web_client.chromium() is None or not web_client.PACKAGE.is_dir():
+        pytest.skip("MediaPipe for Web needs Chromium (apt-get install chromium) and `make setup-web`")
+    check_agreement("web", model, shared_dir, lambda _, faces: web_client.classify_in_browser(model, faces))
 
 
 def test_tflite_support_reads_every_models_metadata(tasklib_python: Path):
