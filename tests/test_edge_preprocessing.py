@@ -69,7 +69,6 @@ def test_input_tensor_follows_the_cards_quantization_and_value_range():
 
 
 def test_an_rgb_card_gets_rgb_pixels_in_rgb_order():
-
     spec = InputSpec(height=4, width=4, channels=3, dtype="uint8", value_range=(0, 255), scale=1.0, zero_point=0,
                      color="rgb")
     blue_bgr = np.zeros((8, 8, 3), np.uint8)
