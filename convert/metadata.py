@@ -80,7 +80,10 @@ def model_info(card: dict[str, Any]) -> schema.ModelInfo:
 
 def stamp(model: bytes, card: dict[str, Any]) -> bytes:
     """``model`` with the card's metadata and label file (any earlier stamp replaced)."""
-    from ai_edge_litert import schema_py_generated as tfl
+    try:                             # LiteRT's copy of the TFLite schema; TensorFlow's where LiteRT is absent
+        from ai_edge_litert import schema_py_generated as tfl
+    except ImportError:
+        from tensorflow.lite.python import schema_py_generated as tfl
 
     if model[4:8] != TFLITE_IDENTIFIER:
         raise ConvertError("not a TFLite flatbuffer (no TFL3 identifier)")

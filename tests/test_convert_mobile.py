@@ -83,3 +83,11 @@ def test_runtime_classifies_a_bgr_crop_with_the_mobile_variant(mobile):
     classifier = ExpressionClassifier(out / "tiny_mobile.tflite", num_threads=1)
     scores = classifier.probabilities(np.full((60, 60, 3), 128, np.uint8))
     assert scores.shape == (len(LABELS),) and abs(float(scores.sum()) - 1) < 0.02
+
+
+def test_cli_gives_one_error_line_for_a_missing_model(tmp_path, capsys):
+    from convert.mobile import main
+
+    assert main(["--model", str(tmp_path / "missing.keras"), "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "missing.keras" in err[0]
