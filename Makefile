@@ -3,8 +3,17 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
+# MediaPipe Tasks (the mobile tests' real client and examples/) has a venv of its own: it brings
+# opencv-contrib-python 5, which clashes with the opencv-python-headless<5 of $(VENV).
+MOBILE_VENV ?= .venv-mobile
+MEDIAPIPE ?= mediapipe==1.2.2
+# The TFLite Task Library (tflite-support) pins protobuf 3.20, which clashes with TensorFlow's: a venv of
+# its own too. It needs the system library libusb-1.0-0 (apt-get install libusb-1.0-0); without it the
+# Task Library tests skip and say so.
+TASKLIB_VENV ?= .venv-tasklib
+TASKLIB ?= tflite-support==0.4.4
 
-.PHONY: benchmark test test-fast setup-edge setup-dev lint arm64-check wheel clean
+.PHONY: benchmark test test-fast setup-edge setup-dev setup-mobile setup-tasklib setup-web lint arm64-check wheel clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +26,35 @@ setup-edge: $(VENV)/bin/python
 setup-dev: $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e ".[train,dev,pretrained]"
 
+setup-mobile: $(MOBILE_VENV)/.installed
+
+$(MOBILE_VENV)/.installed:
+	$(PYTHON) -m venv $(MOBILE_VENV)
+	$(MOBILE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MOBILE_VENV)/bin/python -m pip install --quiet "$(MEDIAPIPE)"
+	touch $@
+
+setup-tasklib: $(TASKLIB_VENV)/.installed
+
+$(TASKLIB_VENV)/.installed:
+	$(PYTHON) -m venv $(TASKLIB_VENV)
+	$(TASKLIB_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TASKLIB_VENV)/bin/python -m pip install --quiet "$(TASKLIB)" "opencv-python-headless>=4.8,<5"
+	touch $@
+
+# MediaPipe Tasks for Web from npm (tests/web/package-lock.json), run in headless Chromium by the tests
+# (apt-get install chromium; without npm or Chromium those tests skip and say so).
+setup-web: tests/web/node_modules/.package-lock.json
+
+tests/web/node_modules/.package-lock.json: tests/web/package-lock.json
+	-cd tests/web && npm ci --no-audit --no-fund
+
 # The main job: latency and accuracy of every bundled model variant (and the peer, when ../shared is there).
 benchmark: setup-edge
 	$(PY) -m benchmarks.latency $(if $(wildcard $(SHARED)/data/fer2013),--data $(SHARED)/data/fer2013,) --out out/benchmarks
 
 # The whole test suite (tiny synthetic data and models; real ../shared data where present).
-test: setup-dev
+test: setup-dev setup-mobile setup-tasklib setup-web
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
@@ -43,5 +75,5 @@ wheel: $(VENV)/bin/python
 
 # Everything the targets above create: the venv, build outputs, caches and benchmark results in out/.
 clean:
-	rm -rf $(VENV) out build dist *.egg-info .pytest_cache .ruff_cache .arm64
+	rm -rf $(VENV) $(MOBILE_VENV) $(TASKLIB_VENV) tests/web/node_modules out build dist *.egg-info .pytest_cache .ruff_cache .arm64
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

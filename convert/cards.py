@@ -10,7 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.model_card import SCHEMA_VERSION
+from edge_runtime.model_card import MOBILE_VARIANT, SCHEMA_VERSION
+from edge_runtime.model_io import variant_dtype
 
 from .quantize import DESCRIPTIONS
 
@@ -38,7 +39,8 @@ def tool_versions() -> dict[str, str]:
 def expected_card(keras_card: dict, variant: str, file_name: str) -> dict:
     """The contract a variant must meet, before its numbers are known: labels, input, output."""
     spec = keras_card["input"]
-    dtype = "int8" if variant == "int8" else "float32"
+    dtype = variant_dtype(variant)
+    rgb = variant == MOBILE_VARIANT      # uint8 RGB in, grey conversion inside the graph
     return {
         "schema_version": SCHEMA_VERSION,
         "name": keras_card.get("name", Path(file_name).stem.rsplit("_", 1)[0]),
@@ -46,8 +48,8 @@ def expected_card(keras_card: dict, variant: str, file_name: str) -> dict:
         "file": file_name,
         "labels": list(keras_card["labels"]),
         "input": {"height": int(spec["height"]), "width": int(spec["width"]),
-                  "channels": int(spec["channels"]),
-                  "color": spec.get("color", "grayscale"), "dtype": dtype,
+                  "channels": 3 if rgb else int(spec["channels"]),
+                  "color": "rgb" if rgb else spec.get("color", "grayscale"), "dtype": dtype,
                   "value_range": list(spec.get("value_range", [0, 255]))},
         "output": {"dtype": dtype, "kind": keras_card.get("output", {}).get("kind", "probabilities")},
     }

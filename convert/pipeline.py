@@ -1,5 +1,6 @@
 """Convert one trained Keras model into its verified .tflite variants and their cards.
 
+Each variant carries TFLite Model Metadata written from its card (:mod:`convert.metadata`).
 Everything is converted and verified in a temporary folder first; only when every
 variant has passed are the files published to the output folder (each written
 atomically, the .tflite before its card), so a failure leaves no new file behind.
@@ -18,7 +19,7 @@ import numpy as np
 from edge_runtime.atomic_io import atomic_write_bytes, atomic_write_json
 from edge_runtime.model_card import ModelCardError, card_path_for, file_sha256, load_card, parse_card
 
-from . import calibration, cards, eval_faces, quantize, verify
+from . import calibration, cards, eval_faces, metadata, quantize, verify
 from .errors import ConvertError, train_errors_as_convert_errors
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,8 @@ class Converter:
         facts = cards.VariantFacts(variant, path.name, data, io, ops, metrics, quantization, calibration_summary)
         card = cards.build_card(self.keras_card, facts, source_file=self.model_path.name,
                                 source_sha256=self.source_sha256)
+        data = metadata.stamp(data, card)           # TFLite Model Metadata, written from the card
+        card = metadata.record_in_card(card, data)   # publish() re-checks the stamped file
         verify.check_contract(interpreter, card)
         log.info("verified %s", cards.summary_line(card))
         holdout_accuracy = None

@@ -9,7 +9,7 @@ Minimal schema (``schema_version`` 1)::
     {
       "schema_version": 1,
       "name": "fer4",                      # model family
-      "variant": "int8",                   # keras | float32 | float16 | dynamic | int8
+      "variant": "int8",                   # keras | float32 | float16 | dynamic | int8 | mobile
       "file": "fer4_int8.tflite",          # model file, relative to the card
       "labels": ["happy", "neutral", "sad", "surprise"],   # output order
       "input": {"height": 48, "width": 48, "channels": 1, "color": "grayscale",
@@ -23,8 +23,10 @@ Minimal schema (``schema_version`` 1)::
       "sha256": "...", "size_bytes": 123, ...
     }
 
-The pixel contract is fixed for every model we ship: raw grayscale pixels 0..255;
-the model normalizes inside its own graph.
+The pixel contract is fixed for every model we ship: raw pixels 0..255, the model normalizes
+inside its own graph. Every variant takes grayscale (``channels`` 1) except ``mobile``, made for
+standard mobile tooling (MediaPipe Tasks, the TFLite Task Library): ``channels`` 3, ``color``
+``rgb``, ``uint8`` input, grey conversion inside the graph.
 
 :class:`ModelCard` types what runtime code reads (input, output, labels, face crop, checksums and
 the main metrics); every other field (training details, extra metrics such as ``accuracy_ferplus``,
@@ -48,9 +50,15 @@ from .errors import EdgeRuntimeError
 SCHEMA_VERSION = 1
 #: The .tflite variants ``convert`` writes, in the order reports list them.
 TFLITE_VARIANTS = ("float32", "float16", "dynamic", "int8")
+#: The variant for standard mobile tooling: uint8 RGB in, uint8 probabilities out (``convert.mobile``).
+MOBILE_VARIANT = "mobile"
+#: Every .tflite variant we ship.
+SHIPPED_TFLITE_VARIANTS = (*TFLITE_VARIANTS, MOBILE_VARIANT)
 #: Every variant a card may describe: the Keras model and its .tflite variants.
-VARIANTS = ("keras", *TFLITE_VARIANTS)
+VARIANTS = ("keras", *SHIPPED_TFLITE_VARIANTS)
 OUTPUT_KINDS = ("probabilities", "logits")
+#: The input layouts a card may state: (channels, color).
+COLOR_CHANNELS = ((1, "grayscale"), (3, "rgb"))
 
 
 class ModelCardError(EdgeRuntimeError, ValueError):
@@ -96,7 +104,7 @@ def dequantize(values: np.ndarray, quantization: Quantization) -> np.ndarray:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What the model expects: a grayscale ``height x width x channels`` image of 0..255 pixels."""
+    """What the model expects: a ``height x width x channels`` image of 0..255 pixels (1: grey, 3: RGB)."""
 
     height: int
     width: int
@@ -105,6 +113,7 @@ class InputSpec:
     value_range: tuple[float, float]
     scale: float | None = None
     zero_point: int | None = None
+    color: str = "grayscale"
 
     @property
     def quantization(self) -> Quantization | None:
@@ -185,7 +194,8 @@ def _input_spec(spec: dict[str, Any]) -> InputSpec:
     return InputSpec(height=int(spec["height"]), width=int(spec["width"]), channels=int(spec["channels"]),
                      dtype=str(spec["dtype"]), value_range=tuple(spec.get("value_range", (0, 255))),
                      scale=None if quant is None else quant.scale,
-                     zero_point=None if quant is None else quant.zero_point)
+                     zero_point=None if quant is None else quant.zero_point,
+                     color=str(spec.get("color", "grayscale")))
 
 
 def _output_spec(spec: dict[str, Any]) -> OutputSpec:
@@ -232,8 +242,9 @@ def parse_card(raw: dict[str, Any], path: Path) -> ModelCard:
                              "re-create it with `python -m convert`") from exc
     if not card.labels or len(set(card.labels)) != len(card.labels):
         raise ModelCardError(f"model card {path}: 'labels' must be a non-empty list of distinct names")
-    if card.input.channels != 1:
-        raise ModelCardError(f"model card {path}: only grayscale (channels 1) models are supported")
+    if (card.input.channels, card.input.color) not in COLOR_CHANNELS:
+        raise ModelCardError(f"model card {path}: input must be channels 1 with color grayscale or channels 3 "
+                             f"with color rgb (got channels {card.input.channels}, color {card.input.color})")
     if card.output.kind not in OUTPUT_KINDS:
         raise ModelCardError(f"model card {path}: output.kind must be one of {', '.join(OUTPUT_KINDS)}")
     return card

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .model_card import TFLITE_VARIANTS, ModelCard, Quantization, dequantize, file_sha256
+from .model_card import SHIPPED_TFLITE_VARIANTS, ModelCard, Quantization, dequantize, file_sha256
+from .tflite_metadata import MetadataReadError, embedded_labels
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,8 @@ SCALE_TOLERANCE = 1e-9
 
 
 def variant_dtype(variant: str) -> str:
-    """The I/O tensor type of a .tflite variant: int8 for ``int8``, else float32."""
-    return "int8" if variant == "int8" else "float32"
+    """The I/O tensor type of a .tflite variant: int8 for ``int8``, uint8 for ``mobile``, else float32."""
+    return {"int8": "int8", "mobile": "uint8"}.get(variant, "float32")
 
 
 def _dtype(detail: dict[str, Any]) -> str:
@@ -60,7 +61,8 @@ def check_card(card: ModelCard, interpreter: Any, model_path: Path | None = None
     Checked: one input and one output; input ``1 x H x W x C`` (batch 1 or resizable); one output
     per label; I/O dtypes as the card states them and as its variant requires; for integer tensors,
     the quantization equals the card's (scale within ``SCALE_TOLERANCE``) and the input's covers
-    ``value_range``; with ``model_path``, the file's sha256 is the card's.
+    ``value_range``; with ``model_path``, the file's sha256 is the card's and the labels of its
+    TFLite metadata, when it carries some, are the card's.
     """
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
     if len(inputs) != 1 or len(outputs) != 1:
@@ -79,7 +81,7 @@ def check_card(card: ModelCard, interpreter: Any, model_path: Path | None = None
         got = _dtype(detail)
         if stated[what] is not None and got != stated[what]:
             problems.append(f"{what} dtype is {got}, the card says {stated[what]}")
-        elif card.variant in TFLITE_VARIANTS and got != variant_dtype(card.variant):
+        elif card.variant in SHIPPED_TFLITE_VARIANTS and got != variant_dtype(card.variant):
             problems.append(f"{what} dtype is {got}; the {card.variant} variant needs {variant_dtype(card.variant)}")
         elif np.issubdtype(np.dtype(detail["dtype"]), np.integer):
             problem = _quantization_problem(what, detail, quant)
@@ -88,7 +90,21 @@ def check_card(card: ModelCard, interpreter: Any, model_path: Path | None = None
                 problems.append(problem)
     if model_path is not None and card.sha256 and card.sha256 != file_sha256(model_path):
         problems.append("the card's sha256 is not the model file's (the card belongs to another build)")
+    if model_path is not None:
+        problems += metadata_problems(card, model_path)
     return problems
+
+
+def metadata_problems(card: ModelCard, model_path: Path) -> list[str]:
+    """Whether the labels embedded in the model's TFLite metadata (when it has some) are the card's."""
+    try:
+        labels = embedded_labels(model_path)
+    except MetadataReadError as exc:
+        return [str(exc)]
+    if labels is not None and labels != card.labels:
+        return [f"the model's metadata labels {', '.join(labels)} are not the card's {', '.join(card.labels)}; "
+                "re-stamp it with `python -m convert.metadata`"]
+    return []
 
 
 def run_batched(interpreter: Any, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:

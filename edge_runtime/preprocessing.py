@@ -109,12 +109,14 @@ def crop_face(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
 def input_tensor(face: np.ndarray, spec: InputSpec) -> np.ndarray:
     """The model's input for one face crop (any colour, any size): a ``1xHxWxC`` tensor.
 
-    Follows the card: resize to ``height x width``, map pixels 0..255 to ``value_range``, then
+    Follows the card: grey (``channels`` 1) or RGB (``channels`` 3, grey crops replicated), resize
+    to ``height x width``, map pixels 0..255 to ``value_range``, then
     quantize with ``quantization`` (``q = round(x / scale) + zero_point``) for integer inputs.
     """
-    gray = resize(to_gray(face), spec.width, spec.height).astype(np.float32)
+    pixels = to_rgb(face) if spec.channels == 3 else to_gray(face)
+    pixels = resize(pixels, spec.width, spec.height).astype(np.float32)
     low, high = float(spec.value_range[0]), float(spec.value_range[1])
-    values = gray if (low, high) == (0.0, 255.0) else low + gray * ((high - low) / 255.0)
+    values = pixels if (low, high) == (0.0, 255.0) else low + pixels * ((high - low) / 255.0)
     dtype = np.dtype(spec.dtype)
     if np.issubdtype(dtype, np.integer):
         if spec.quantization is None:

@@ -106,8 +106,9 @@ class FaceRecognizer:
         return detect_scaled(self.detector, frame, self.detect_max_side)
 
     def crop(self, frame: np.ndarray, box: Box) -> np.ndarray:
-        """The grayscale crop the classifier sees for a face ``box`` (x, y, w, h) of ``frame``."""
-        return crop_face(to_gray(frame), box, self.margin)
+        """The crop the classifier sees for a face ``box`` (x, y, w, h) of ``frame``: grey, or the
+        frame's colours for a model whose card takes RGB (``channels`` 3)."""
+        return crop_face(frame if self.card.input.channels == 3 else to_gray(frame), box, self.margin)
 
     def classify_face(self, crop: np.ndarray) -> Expression:
         """Expression of one face crop (grayscale, BGR or BGRA, any size; square crops are not distorted).
@@ -139,10 +140,11 @@ class FaceRecognizer:
         faces = []
         crop_ns = 0
         height, width = gray.shape
+        source = frame if self.card.input.channels == 3 else gray   # an RGB model gets colour crops
         for index, detection in enumerate(detections):
             c0 = clock()
             box = clip_box(detection.box, width, height)
-            crop = None if box is None else crop_face(gray, box, self.margin)
+            crop = None if box is None else crop_face(source, box, self.margin)
             crop_ns += clock() - c0
             if crop is None:
                 continue

@@ -269,3 +269,20 @@ def _invoke(interpreter, tensor: np.ndarray) -> np.ndarray:
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], np.ascontiguousarray(tensor[None]))
     interpreter.invoke()
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
+
+
+@pytest.mark.slow
+def test_a_shipped_mobile_variant_is_timed_and_scored_like_int8(shared_dir, tmp_path):
+    models = ROOT / "models"
+    mobile, int8 = models / "fer4s_mobile.tflite", models / "fer4s_int8.tflite"
+    if not mobile.is_file():
+        pytest.skip(f"{mobile} is not there (python -m convert.mobile --model models/fer4s.keras)")
+    code = main(["--model", str(int8), "--model", str(mobile), "--data", str(shared_dir / "data" / "fer2013"),
+                 "--no-peer", "--out", str(tmp_path), *TINY])
+    assert code == 0
+    rows = rows_by(json.loads((tmp_path / "latency.json").read_text()))
+    ours, reference = rows[("mobile", 1)], rows[("int8", 1)]
+    assert ours["accuracy_source"] == "measured" and ours["p50_ms"] > 0
+    for label_set in ("accuracy_fer2013", "accuracy_ferplus"):       # within quantization error of int8
+        assert abs(ours[label_set] - reference[label_set]) <= 0.01, (label_set, ours[label_set], reference[label_set])
+    assert "mobile" in (tmp_path / "latency.md").read_text()

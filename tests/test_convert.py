@@ -13,6 +13,7 @@ import pytest
 from convert import verify
 from edge_runtime.litert_runtime import make_interpreter
 from edge_runtime.model_card import load_card
+from edge_runtime.tflite_metadata import embedded_labels
 from tests.convert_support import LABELS, TEST_PER_CLASS, TRAIN_PER_CLASS, converted, load_folder, tiny_setup  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -66,6 +67,7 @@ def test_card_fields_and_checksums(converted, variant):  # noqa: F811
     assert raw["file"] == f"tiny_{variant}.tflite"
     assert raw["sha256"] == hashlib.sha256(model_bytes).hexdigest()
     assert raw["size_bytes"] == len(model_bytes)
+    assert embedded_labels(card.model_path) == LABELS, "TFLite metadata carries the labels"
     assert raw["source_model"]["file"] == "tiny.keras"
     assert raw["source_model"]["sha256"] == hashlib.sha256(converted.model.read_bytes()).hexdigest()
     assert card.labels == LABELS

@@ -66,3 +66,15 @@ def test_input_tensor_follows_the_cards_quantization_and_value_range():
     assert tensor.dtype == np.float32 and np.allclose(tensor, 1.0)
     with pytest.raises(ValueError, match="quantization"):
         input_tensor(face, InputSpec(48, 48, 1, "int8", (0, 255)))
+
+
+def test_an_rgb_card_gets_rgb_pixels_in_rgb_order():
+    spec = InputSpec(height=4, width=4, channels=3, dtype="uint8", value_range=(0, 255), scale=1.0, zero_point=0,
+                     color="rgb")
+    blue_bgr = np.zeros((8, 8, 3), np.uint8)
+    blue_bgr[..., 0] = 200                                   # OpenCV frames are BGR: blue is channel 0
+    tensor = input_tensor(blue_bgr, spec)
+    assert tensor.shape == (1, 4, 4, 3) and tensor.dtype == np.uint8
+    assert (tensor[..., 0] == 0).all() and (tensor[..., 1] == 0).all() and (tensor[..., 2] == 200).all()
+    grey = input_tensor(np.full((8, 8), 77, np.uint8), spec)  # a grey crop: the same value in R, G and B
+    assert (grey == 77).all()

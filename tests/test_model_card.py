@@ -52,6 +52,7 @@ def test_card_types_what_the_runtime_reads_and_keeps_the_rest_raw():
 @pytest.mark.parametrize("edit, message", [
     (lambda c: c.pop("file"), "missing or has a bad field"),
     (lambda c: c["input"].update(channels=3), "grayscale"),
+    (lambda c: c["input"].update(color="rgb"), "channels 3 with color rgb"),
     (lambda c: c.update(labels=["a", "a"]), "distinct"),
     (lambda c: c["face_crop"].update(by_detector={"haar": "wide"}), "bad field"),
 ])
@@ -61,3 +62,11 @@ def test_bad_cards_are_refused_with_the_reason(edit, message):
     with pytest.raises(ModelCardError, match=message) as caught:
         parse_card(raw, Path("card.json"))
     assert isinstance(caught.value, EdgeRuntimeError), "edge_runtime has one error base class"
+
+
+def test_an_rgb_card_states_three_channels_and_rgb():
+    raw = {**CARD, "variant": "mobile", "input": {**CARD["input"], "channels": 3, "color": "rgb", "dtype": "uint8",
+                                                  "quantization": {"scale": 1.0, "zero_point": 0}}}
+    card = parse_card(raw, Path("/m/fer7_mobile.json"))
+    assert (card.input.channels, card.input.color, card.input.dtype) == (3, "rgb", "uint8")
+    assert card.input.quantization == Quantization(1.0, 0)

@@ -84,6 +84,7 @@ def test_the_wheel_holds_only_runtime_files(wheel):
     assert {"edge_runtime/face_detection/face_detection_short_range.tflite",
             "edge_runtime/face_detection/face_detection_full_range_sparse.tflite"} <= set(names)
     assert not [n for n in names if n.endswith((".keras", ".png", ".eval.json", ".data_report.json"))]
+    assert not [n for n in models if "_mobile." in n], "the mobile variants stay in the repository (docs/mobile.md)"
     assert not [n for n in names if "/baseline/" in n or n.startswith(("tests/", "deploy/"))]
     info = next(n for n in names if n.endswith(".dist-info/METADATA"))
     metadata = zipfile.ZipFile(wheel).read(info).decode()

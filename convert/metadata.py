@@ -1,0 +1,173 @@
+"""TFLite Model Metadata from the model card: ``python -m convert.metadata models/*.tflite``.
+
+The card stays the one source of truth; this module writes what it says into the .tflite file so
+that standard mobile tooling (MediaPipe Tasks, the TFLite Task Library, Android Studio ML Model
+Binding) can read the model's name, labels and input contract:
+
+- the ``ModelMetadata`` flatbuffer (:mod:`convert.metadata_schema`) in a model buffer named
+  ``TFLITE_METADATA``, as tflite-support's ``MetadataPopulator`` does;
+- the labels, one per line, as the associated file ``labels.txt`` in a zip appended to the model.
+
+Stamping is idempotent (an earlier stamp is replaced). Stamping a shipped file changes its bytes,
+so the command also records the new ``sha256`` and ``size_bytes`` (and the ``author``,
+``license`` and ``tflite_metadata`` fields it wrote from) in the card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import flatbuffers
+
+from edge_runtime.atomic_io import atomic_write_bytes, atomic_write_json
+from edge_runtime.model_card import ModelCardError, card_path_for, load_card
+from edge_runtime.tflite_metadata import LABELS_FILE
+
+from . import metadata_schema as schema
+from .cards import sha256_bytes
+from .errors import ConvertError
+
+log = logging.getLogger(__name__)
+
+METADATA_NAME = "TFLITE_METADATA"
+DEFAULT_AUTHOR = "The fer-edge authors"
+DEFAULT_LICENSE = "MIT"
+TFLITE_IDENTIFIER = b"TFL3"
+
+
+def _normalization(spec: dict[str, Any]) -> tuple[float | None, float | None]:
+    """``(mean, std)`` mapping pixels 0..255 to the card's float ``value_range``; none for integer input."""
+    if spec.get("dtype") != "float32":
+        return None, None
+    low, high = (float(v) for v in spec.get("value_range", (0, 255)))
+    std = 255.0 / (high - low)
+    return 0.0 - low * std + 0.0, std
+
+
+def model_info(card: dict[str, Any]) -> schema.ModelInfo:
+    """The metadata a card describes (labels, input colour and scaling, output, provenance)."""
+    spec, labels = card["input"], list(card["labels"])
+    color = "RGB" if int(spec["channels"]) == 3 else "GRAYSCALE"
+    mean, std = _normalization(spec)
+    low, high = spec.get("value_range", (0, 255))
+    pixels = (f"{spec['height']}x{spec['width']} {color} face crop, {spec['dtype']} pixels 0..255"
+              + (f" (normalized: (pixel - {mean:g}) / {std:g})" if mean is not None else ""))
+    source = (card.get("source_model") or {}).get("sha256") or "unknown"
+    version = f"{(card.get('tools') or {}).get('fer-edge', '0')}+{source[:12]}"
+    kind = (card.get("output") or {}).get("kind", "probabilities")
+    detail = str(card.get("description", ""))
+    return schema.ModelInfo(
+        name=f"{card['name']} {card['variant']}",
+        description=(f"Facial expression of one tight, centred face crop: {', '.join(labels)}. "
+                     f"{detail[:1].upper()}{detail[1:]}".strip()),
+        version=version,
+        author=str(card.get("author", DEFAULT_AUTHOR)),
+        license=str(card.get("license", DEFAULT_LICENSE)),
+        image=schema.ImageInput(name="image", description=pixels, color_space=color, mean=mean, std=std,
+                                value_min=float(low) if mean is not None else None,
+                                value_max=float(high) if mean is not None else None),
+        output=schema.ProbabilityOutput(
+            name="probability", description=f"{kind} of the {len(labels)} expressions, in label-file order",
+            labels_file=LABELS_FILE, labels_description="Expression labels, one per output, in output order"),
+    )
+
+
+def stamp(model: bytes, card: dict[str, Any]) -> bytes:
+    """``model`` with the card's metadata and label file (any earlier stamp replaced)."""
+    try:                             # LiteRT's copy of the TFLite schema; TensorFlow's where LiteRT is absent
+        from ai_edge_litert import schema_py_generated as tfl
+    except ImportError:
+        from tensorflow.lite.python import schema_py_generated as tfl
+
+    if model[4:8] != TFLITE_IDENTIFIER:
+        raise ConvertError("not a TFLite flatbuffer (no TFL3 identifier)")
+    tree = tfl.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    metadata = schema.build(model_info(card))
+    entries = [m for m in (tree.metadata or []) if m.name.decode() == METADATA_NAME]
+    if entries:                      # reuse the earlier stamp's buffer: other buffer indices stay
+        tree.buffers[entries[0].buffer].data = bytearray(metadata)
+    else:
+        buffer = tfl.BufferT()
+        buffer.data = bytearray(metadata)
+        tree.buffers.append(buffer)
+        entry = tfl.MetadataT()
+        entry.name, entry.buffer = METADATA_NAME.encode(), len(tree.buffers) - 1
+        tree.metadata = [*(tree.metadata or []), entry]
+    builder = flatbuffers.Builder(len(model) + 4096)
+    builder.Finish(tree.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
+    out = io.BytesIO(bytes(builder.Output()))
+    out.seek(0, io.SEEK_END)
+    with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr(zipfile.ZipInfo(LABELS_FILE, date_time=(1980, 1, 1, 0, 0, 0)),
+                         "\n".join(card["labels"]) + "\n")
+    return out.getvalue()
+
+
+def record_in_card(card: dict[str, Any], model: bytes) -> dict[str, Any]:
+    """The card with the stamped file's checksum and size, and the metadata fields it was written from."""
+    info = model_info(card)
+    card = dict(card)
+    card.setdefault("author", DEFAULT_AUTHOR)
+    card.setdefault("license", DEFAULT_LICENSE)
+    card["tflite_metadata"] = {"format": "TFLite Model Metadata", "name": info.name, "version": info.version,
+                               "min_parser_version": schema.MIN_PARSER_VERSION, "labels_file": LABELS_FILE,
+                               "color_space": info.image.color_space,
+                               "normalization": (None if info.image.mean is None else
+                                                 {"mean": info.image.mean, "std": info.image.std})}
+    card["sha256"], card["size_bytes"] = sha256_bytes(model), len(model)
+    return card
+
+
+def stamp_file(path: str | Path) -> dict[str, Any]:
+    """Stamp the .tflite at ``path`` from its card, check it loads as its card says, write both."""
+    from edge_runtime.litert_runtime import make_interpreter
+    from edge_runtime.model_card import parse_card
+    from edge_runtime.model_io import check_card
+
+    path = Path(path)
+    if path.suffix != ".tflite" or not path.is_file():
+        raise ConvertError(f"{path} is not a .tflite file; give the shipped models, e.g. models/*.tflite")
+    try:
+        card = load_card(path).raw
+    except ModelCardError as exc:
+        raise ConvertError(str(exc)) from exc
+    model = stamp(path.read_bytes(), card)
+    card = record_in_card(card, model)
+    tmp = path.with_name(f".{path.stem}.stamped.tflite")
+    try:
+        tmp.write_bytes(model)
+        parsed = parse_card(card, path.with_suffix(".json"))
+        problems = check_card(parsed, make_interpreter(str(tmp), num_threads=1), tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if problems:
+        raise ConvertError(f"{path} no longer matches its card once stamped: {'; '.join(problems)}")
+    atomic_write_bytes(path, model)
+    atomic_write_json(card_path_for(path), card)
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stamp every given .tflite from its card; 0 when all were written, 2 on the first bad one."""
+    parser = argparse.ArgumentParser(prog="python -m convert.metadata", description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="+", metavar="TFLITE", help=".tflite files, each with its card beside it")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    for model in args.models:
+        try:
+            card = stamp_file(model)
+        except ConvertError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{model}\t{card['size_bytes']} bytes\tsha256 {card['sha256'][:12]}\t{', '.join(card['labels'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
