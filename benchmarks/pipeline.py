@@ -23,10 +23,11 @@ import cv2
 import numpy as np
 
 from edge_runtime import FaceRecognizer, IoUTracker, open_source
+from edge_runtime.classifier import TTA_MODES
 from edge_runtime.detectors import DETECTORS
 from edge_runtime.errors import ModelError
 from edge_runtime.paths import DEFAULT_MODEL, shared_dir
-from edge_runtime.recognizer import RecognizeTrace
+from edge_runtime.recognizer import DEFAULT_TTA, RecognizeTrace
 from edge_runtime.results import Face
 
 from .device import device_facts
@@ -128,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: ../shared/media/video/short_hamilton_clip.mp4)")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="expression model (.tflite + card)")
     p.add_argument("--detectors", default=",".join(DETECTORS), help="comma-separated face detectors")
+    p.add_argument("--tta", choices=TTA_MODES, default=DEFAULT_TTA,
+                   help="the recognizer's test-time augmentation (flip: two classifier runs per face)")
     p.add_argument("--blazeface-model", type=Path, default=None,
                    help="BlazeFace .tflite (default: found in ../shared or a mediapipe wheel)")
     p.add_argument("--threads", default="1,all", help="thread counts, comma-separated ('all' = every core)")
@@ -167,7 +170,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 detector_model = args.blazeface_model if detector == "blazeface" else None
                 try:
                     recognizer = FaceRecognizer(args.model, detector=detector, detector_model=detector_model,
-                                                num_threads=count)
+                                                num_threads=count, tta=args.tta)
                 except ModelError as exc:
                     raise BenchmarkError(f"{detector}: {exc}") from exc
                 result = run_video(recognizer, source, args.warmup_frames, args.max_frames)
@@ -183,7 +186,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "pipeline",
         "command": "python -m benchmarks.pipeline " + shlex.join(args.argv),
         "device": device,
-        "settings": {"source": source, "model": str(args.model), "threads": threads, "detectors": detectors,
+        "settings": {"source": source, "model": str(args.model), "tta": args.tta, "threads": threads,
+                     "detectors": detectors,
                      "warmup_frames": args.warmup_frames, "max_frames": args.max_frames,
                      "stages": list(STAGES), "clock": "time.perf_counter_ns",
                      "threads_apply_to": "LiteRT interpreters (classifier, BlazeFace) and OpenCV"},
