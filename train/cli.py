@@ -13,7 +13,7 @@ from edge_runtime.atomic_io import atomic_write_json
 
 from .config import RunConfig
 from .data_loading import check_source
-from .distillation import check_teachers
+from .distillation import TEACHER_TARGETS_FILE, check_teachers
 from .errors import UserError
 from .label_sources import FOLDER_CLASSES, LABEL_SOURCES, SELECT_CHOICES, resolve_votes
 from .labels import DEFAULT_CLASSES, FER2013_CLASSES, FERPLUS_ONLY_CLASSES, parse_classes
@@ -252,7 +252,8 @@ def epochs_done(run_dir: Path) -> int:
 
 def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, force: bool,
                     args_epochs: int | None = None) -> RunConfig:
-    """Create or reopen the run dir; never overwrite a run without ``--resume`` or ``--force``."""
+    """Create or reopen the run dir; never overwrite a run without ``--resume`` or ``--force``. A new run dir
+    may already hold another run's cached teacher targets (reused when they are for the same faces)."""
     config_path = run_dir / CONFIG_FILE
     if resume:
         if not config_path.is_file():
@@ -269,7 +270,8 @@ def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, force: bool,
             stored.epochs = args_epochs
             atomic_write_json(config_path, stored.to_dict())
         return stored
-    if run_dir.exists() and any(run_dir.iterdir()):
+    seeded = {path.name for path in run_dir.iterdir()} <= {TEACHER_TARGETS_FILE} if run_dir.exists() else True
+    if not seeded:
         if not force:
             raise UserError(f"{run_dir} already holds a run; use --resume to continue it, --force to "
                             "replace it, or choose another --out")
