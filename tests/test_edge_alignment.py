@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.alignment import rotate
 from edge_runtime import FaceRecognizer
 from edge_runtime.alignment import aligned_crop, eye_angle, rotated_crop
 from edge_runtime.cli import build_parser, config_from_args
@@ -18,9 +19,7 @@ from tests.edge_support import PHOTOS, REAL_MODEL, need
 
 def rotate_frame(frame: np.ndarray, angle: float) -> np.ndarray:
     """``frame`` rotated ``angle`` degrees counter-clockwise on screen around its centre (same size)."""
-    height, width = frame.shape[:2]
-    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
-    return cv2.warpAffine(frame, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
+    return rotate(frame, angle)[0]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,27 @@
+"""benchmarks.alignment on a few real faces: the figures it writes, and one error line for bad input."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks import alignment
+
+
+def test_alignment_benchmark_writes_both_modes(shared_dir, tmp_path, capsys):
+    out = tmp_path / "alignment.json"
+    assert alignment.main(["--limit", "12", "--angles", "0,20", "--detector", "short-range", "--faces-limit", "3",
+                           "--video-step", "100", "--threads", "1", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert [row["angle"] for row in figures["accuracy"]] == [0.0, 20.0]
+    for row in figures["accuracy"]:
+        assert row["found"] > 0 and set(row["accuracy_aligned"]) >= {"fer2013"}
+    assert row["tilt_mean"] < -10  # the canvas turned 20 degrees counter-clockwise: the eye line is seen tilted
+    assert {row["set"] for row in figures["stability"]} == {"photos", "unlabelled_faces", "video"}
+    photos = next(row for row in figures["stability"] if row["set"] == "photos")
+    assert photos["pairs"] > 0 and 0 <= photos["same_label_aligned"] <= 1 and photos["crop_ms_aligned"] > 0
+    assert "| short-range | +20 |" in capsys.readouterr().out
+
+
+def test_alignment_benchmark_rejects_a_bad_video_step(shared_dir, capsys):
+    assert alignment.main(["--video-step", "0", "--no-media"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --video-step must be >= 1 (got 0)"
