@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import statistics
 import sys
 import time
@@ -93,8 +94,21 @@ def accuracy_rows(recognizer: FaceRecognizer, name: str, test: TestFaces, angles
         sets = {key: labels[found] for key, labels in test.label_sets.items()}
         rows.append({"detector": name, "angle": angle, "faces": len(test.faces), "found": int(found.sum()),
                      "tilt_mean": round(statistics.fmean(tilts), 2) if tilts else None,
-                     **{f"accuracy_{mode}": accuracy_by_label_set(predicted[mode][found], sets) for mode in MODES}})
+                     **{f"accuracy_{mode}": accuracy_by_label_set(predicted[mode][found], sets) for mode in MODES},
+                     "paired": {key: paired(predicted["unaligned"][found], predicted["aligned"][found], labels)
+                                for key, labels in sets.items()}})
     return rows
+
+
+def paired(unaligned: np.ndarray, aligned: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Faces only the aligned crop gets right (``gained``), only the unaligned one (``lost``), and the
+    two-sided exact sign test's p-value of that split (McNemar's exact test)."""
+    scored = labels >= 0
+    right_a, right_u = aligned[scored] == labels[scored], unaligned[scored] == labels[scored]
+    gained, lost = int((right_a & ~right_u).sum()), int((right_u & ~right_a).sum())
+    n = gained + lost
+    tail = sum(math.comb(n, k) for k in range(min(gained, lost) + 1)) / 2 ** n if n else 1.0
+    return {"gained": gained, "lost": lost, "p_value": round(min(1.0, 2 * tail), 4)}
 
 
 def match(detection: Detection, matrix: np.ndarray, others: list[Detection]) -> Detection | None:
@@ -162,6 +176,10 @@ def media_sets(media: Path, video_step: int, faces_limit: int | None) -> dict[st
     return sets
 
 
+def split_cell(split: dict) -> str:
+    return f"+{split['gained']}/-{split['lost']} ({split['p_value']:.2g})"
+
+
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
@@ -171,11 +189,11 @@ def print_tables(accuracy: list[dict], stability: list[dict]) -> None:
     label_sets = [k for k in ("fer2013", "ferplus") if accuracy and k in accuracy[0]["accuracy_unaligned"]]
     if accuracy:
         print("| detector | rotation | found | eye line seen (mean deg) | "
-              + " | ".join(f"{k} unaligned | {k} aligned" for k in label_sets) + " |")
-        print("|---|---:|---:|---:|" + "---:|---:|" * len(label_sets))
+              + " | ".join(f"{k} unaligned | {k} aligned | gained/lost (p)" for k in label_sets) + " |")
+        print("|---|---:|---:|---:|" + "---:|---:|---:|" * len(label_sets))
         for r in accuracy:
-            cells = " | ".join(f"{pct(r['accuracy_unaligned'][k])} | {pct(r['accuracy_aligned'][k])}"
-                               for k in label_sets)
+            cells = " | ".join(f"{pct(r['accuracy_unaligned'][k])} | {pct(r['accuracy_aligned'][k])} | "
+                               f"{split_cell(r['paired'][k])}" for k in label_sets)
             print(f"| {r['detector']} | {r['angle']:+g} | {r['found']}/{r['faces']} | {r['tilt_mean']} | {cells} |")
     if stability:
         print("\n| detector | set | faces | pairs | same label unaligned | aligned | score shift unaligned | "

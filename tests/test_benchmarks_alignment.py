@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from benchmarks import alignment
+
+
+def test_paired_counts_faces_each_crop_alone_gets_right():
+    labels = np.array([0, 0, 1, 1, -1, 2])
+    unaligned = np.array([0, 1, 1, 0, 0, 2])
+    aligned = np.array([0, 0, 0, 1, 1, 2])
+    assert alignment.paired(unaligned, aligned, labels) == {"gained": 2, "lost": 1, "p_value": 1.0}
+    ten = np.zeros(10, dtype=int)
+    assert alignment.paired(ten + 1, ten, ten) == {"gained": 10, "lost": 0, "p_value": 0.002}  # 2 / 2**10
 
 
 def test_alignment_benchmark_writes_both_modes(shared_dir, tmp_path, capsys):
@@ -15,6 +26,8 @@ def test_alignment_benchmark_writes_both_modes(shared_dir, tmp_path, capsys):
     assert [row["angle"] for row in figures["accuracy"]] == [0.0, 20.0]
     for row in figures["accuracy"]:
         assert row["found"] > 0 and set(row["accuracy_aligned"]) >= {"fer2013"}
+        split = row["paired"]["fer2013"]
+        assert split["gained"] + split["lost"] <= row["found"] and 0 < split["p_value"] <= 1
     assert row["tilt_mean"] < -10  # the canvas turned 20 degrees counter-clockwise: the eye line is seen tilted
     assert {row["set"] for row in figures["stability"]} == {"photos", "unlabelled_faces", "video"}
     photos = next(row for row in figures["stability"] if row["set"] == "photos")
