@@ -9,10 +9,11 @@ are found (``ferplus/votes.csv`` beside ``--data``, or ``--votes``), the FER+ ma
 Stability on ``--media`` (its photos, unlabelled_faces and every ``--video-step``-th video frame, no
 labels): each frame is also rotated by +-``--stability-angle`` degrees, each face of the frame matched
 with its detection in the rotated frame, and the share of faces whose label stays the same is counted
-(with the mean total-variation distance of the scores), unaligned and aligned. Also: how often the
+(with the mean total-variation distance of the scores), unaligned and aligned, and how far the eye-line
+angle seen in the rotated frame is from the upright one's minus the rotation. Also: how often the
 aligned and unaligned crops of the upright frame get the same label, and the crop time per face.
 
-    python -m benchmarks.alignment --limit 600 --json benchmarks/results/alignment.json
+    python -m benchmarks.alignment --limit 1000 --video-step 2 --json benchmarks/results/alignment.json
 
 Detectors: ``blazeface`` (the default, both models merged), ``short-range`` and ``full-range`` alone.
 """
@@ -129,6 +130,7 @@ def stability_row(recognizer: FaceRecognizer, name: str, set_name: str, frames: 
     shift = dict.fromkeys(MODES, 0.0)
     faces = pairs = modes_agree = 0
     crop_ns: dict[str, list[int]] = {mode: [] for mode in MODES}
+    tilt_error: list[float] = []
     for _frame_name, frame in frames:
         gray = to_gray(frame)
         base = recognizer.detect(frame)
@@ -153,12 +155,16 @@ def stability_row(recognizer: FaceRecognizer, name: str, set_name: str, frames: 
                 if other is None:
                     continue
                 pairs += 1
+                tilt_before, tilt_after = eye_angle(detection.keypoints), eye_angle(other.keypoints)
+                if tilt_before is not None and tilt_after is not None:  # turning by +a lowers the angle by a
+                    tilt_error.append(abs((tilt_after - tilt_before + sign * angle + 180) % 360 - 180))
                 for mode, crop in crops(to_gray(rotated), other, recognizer.margin).items():
                     after = scores(recognizer, crop)
                     same[mode] += int(np.argmax(after) == np.argmax(before[mode]))
                     shift[mode] += 0.5 * float(np.abs(after - before[mode]).sum())
     return {"detector": name, "set": set_name, "frames": len(frames), "faces": faces, "pairs": pairs,
             "angle": angle, "modes_agree": modes_agree / faces if faces else None,
+            "eye_angle_error_deg": round(statistics.fmean(tilt_error), 2) if tilt_error else None,
             **{f"same_label_{mode}": same[mode] / pairs if pairs else None for mode in MODES},
             **{f"score_shift_{mode}": shift[mode] / pairs if pairs else None for mode in MODES},
             **{f"crop_ms_{mode}": statistics.median(crop_ns[mode]) / 1e6 if crop_ns[mode] else None
@@ -197,12 +203,12 @@ def print_tables(accuracy: list[dict], stability: list[dict]) -> None:
             print(f"| {r['detector']} | {r['angle']:+g} | {r['found']}/{r['faces']} | {r['tilt_mean']} | {cells} |")
     if stability:
         print("\n| detector | set | faces | pairs | same label unaligned | aligned | score shift unaligned | "
-              "aligned | aligned = unaligned (upright) | crop ms unaligned | aligned |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "aligned | eye-angle error (deg) | aligned = unaligned (upright) | crop ms unaligned | aligned |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in stability:
             print(f"| {r['detector']} | {r['set']} | {r['faces']} | {r['pairs']} | {pct(r['same_label_unaligned'])} | "
                   f"{pct(r['same_label_aligned'])} | {r['score_shift_unaligned'] or 0:.3f} | "
-                  f"{r['score_shift_aligned'] or 0:.3f} | {pct(r['modes_agree'])} | "
+                  f"{r['score_shift_aligned'] or 0:.3f} | {r['eye_angle_error_deg']} | {pct(r['modes_agree'])} | "
                   f"{r['crop_ms_unaligned'] or 0:.3f} | {r['crop_ms_aligned'] or 0:.3f} |")
 
 

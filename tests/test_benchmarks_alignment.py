@@ -32,6 +32,7 @@ def test_alignment_benchmark_writes_both_modes(shared_dir, tmp_path, capsys):
     assert {row["set"] for row in figures["stability"]} == {"photos", "unlabelled_faces", "video"}
     photos = next(row for row in figures["stability"] if row["set"] == "photos")
     assert photos["pairs"] > 0 and 0 <= photos["same_label_aligned"] <= 1 and photos["crop_ms_aligned"] > 0
+    assert 0 <= photos["eye_angle_error_deg"] < 10  # the keypoints follow a 10 degree turn of the photo
     assert "| short-range | +20 |" in capsys.readouterr().out
 
 
