@@ -13,7 +13,7 @@ with its detection in the rotated frame, and the share of faces whose label stay
 angle seen in the rotated frame is from the upright one's minus the rotation. Also: how often the
 aligned and unaligned crops of the upright frame get the same label, and the crop time per face.
 
-    python -m benchmarks.alignment --limit 1000 --video-step 2 --json benchmarks/results/alignment.json
+    python -m benchmarks.alignment --model models/fer4_int8.tflite --limit 1000 --video-step 2 --json OUT
 
 Detectors: ``blazeface`` (the default, both models merged), ``short-range`` and ``full-range`` alone.
 """
