@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .alignment import DEFAULT_ALIGN
 from .classifier import TTA_MODES
 from .daemon import Daemon, DaemonConfig
 from .detectors import DEFAULT_DETECTOR, DETECTORS
@@ -145,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", choices=TTA_MODES, default=DEFAULT_TTA,
                    help="flip: average each face's scores with its mirror image's (two classifier runs per face; "
                         "default %(default)s)")
+    p.add_argument("--align", action=argparse.BooleanOptionalAction, default=DEFAULT_ALIGN,
+                   help="rotate each BlazeFace crop so the eyes are level (Haar: no effect; default: %(default)s)")
     p.add_argument("--smoothing", type=_weight, default=0.5,
                    help="video: EMA weight of the newest frame's scores, 1 = none (default 0.5)")
     p.add_argument("--max-frames", type=_positive_int, help="stop after this many processed frames")
@@ -182,7 +185,7 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         source=args.source, model=args.model, card=args.card, output=args.output, append=args.append,
         detector=args.detector, detector_model=args.detector_model, threads=args.threads,
         max_fps=args.max_fps, http=args.http, annotate=args.annotate, margin=args.margin,
-        min_confidence=args.min_confidence, tta=args.tta, smoothing=args.smoothing,
+        min_confidence=args.min_confidence, tta=args.tta, align=args.align, smoothing=args.smoothing,
         max_frames=args.max_frames, realtime=args.realtime, size=args.size,
         detect_max_side=max(0, args.detect_max_side), http_allow_remote=args.http_allow_remote,
         wait_for_source=args.wait_for_source, stale_after=args.stale_after, rotate_mb=args.rotate_mb,

@@ -26,7 +26,7 @@ from .metrics import Metrics
 from .mqtt_output import MqttConfig, MqttPublisher
 from .output import JsonlWriter, OutputConfig
 from .reader import Delivery, FrameReader, ReaderConfig
-from .recognizer import DEFAULT_TTA, FaceRecognizer
+from .recognizer import DEFAULT_ALIGN, DEFAULT_TTA, FaceRecognizer
 from .sources import FrameSource, open_source
 from .tracking import IoUTracker
 
@@ -59,6 +59,7 @@ class DaemonConfig:
     margin: float | None = None
     min_confidence: float = 0.0
     tta: str = DEFAULT_TTA
+    align: bool = DEFAULT_ALIGN
     smoothing: float = 0.5
     max_frames: int | None = None
     realtime: bool = False
@@ -178,7 +179,7 @@ class Daemon:
             self.recognizer = FaceRecognizer(
                 cfg.model, card_path=cfg.card, detector=cfg.detector, detector_model=cfg.detector_model,
                 num_threads=cfg.threads, margin=cfg.margin, min_confidence=cfg.min_confidence,
-                detect_max_side=cfg.detect_max_side, tta=cfg.tta)
+                detect_max_side=cfg.detect_max_side, tta=cfg.tta, align=cfg.align)
         if self.source is None:
             self.source = open_source(cfg.source, realtime=cfg.realtime, size=cfg.size, fps=cfg.max_fps,
                                       loop=cfg.loop)

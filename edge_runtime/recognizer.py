@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .alignment import DEFAULT_ALIGN, aligned_crop
 from .classifier import ExpressionClassifier
 from .detectors import DEFAULT_DETECTOR, DEFAULT_MARGINS, FaceDetector, detect_scaled, make_detector
 from .model_card import ModelCard
@@ -34,7 +35,7 @@ class RecognizeTrace:
 
     ``stage_ns``: nanoseconds per stage: ``preprocess`` (frame check, grayscale), ``detect``,
     ``crop`` (box clipping and cropping) and ``classify``; ``crops``: detection index -> the crop
-    the classifier saw (detections whose box falls outside the frame have none).
+    the classifier saw, aligned or not (detections whose box falls outside the frame have none).
     """
 
     detections: list[Detection] = field(default_factory=list)
@@ -59,12 +60,15 @@ class FaceRecognizer:
             only; faces are still cropped from the full frame. ``0`` disables it.
         tta: ``"flip"`` averages each face's probabilities with its mirror image's (two classifier
             runs per face); ``"none"`` runs the classifier once.
+        align: rotate each face crop so the eyes are level, for detections with eye keypoints
+            (BlazeFace; Haar's are cropped unrotated); see :mod:`edge_runtime.alignment`.
     """
 
     def __init__(self, model_path: str | Path | None = None, *, card_path: str | Path | None = None,
                  detector: str | FaceDetector = DEFAULT_DETECTOR, detector_model: str | Path | None = None,
                  num_threads: int | None = None, margin: float | None = None,
-                 min_confidence: float = 0.0, detect_max_side: int = 640, tta: str = DEFAULT_TTA) -> None:
+                 min_confidence: float = 0.0, detect_max_side: int = 640, tta: str = DEFAULT_TTA,
+                 align: bool = DEFAULT_ALIGN) -> None:
         self.classifier = ExpressionClassifier(model_path, card_path, num_threads=num_threads,
                                                min_confidence=min_confidence, tta=tta)
         self.detector = make_detector(detector, detector_model, num_threads) \
@@ -77,9 +81,12 @@ class FaceRecognizer:
             raise ValueError(f"margin must be >= 0 (got {margin})")
         self.margin = float(margin)
         self.detect_max_side = int(detect_max_side)
-        log.info("recognizer: model %s (%s, labels %s), runtime %s, detector %s, margin %.2f, tta %s",
+        if not isinstance(align, bool):
+            raise ValueError(f"align must be True or False (got {align!r})")
+        self.align = align
+        log.info("recognizer: model %s (%s, labels %s), runtime %s, detector %s, margin %.2f, tta %s, align %s",
                  self.classifier.model_path, self.card.variant, ",".join(self.labels),
-                 self.runtime_name, self.detector.name, self.margin, tta)
+                 self.runtime_name, self.detector.name, self.margin, tta, align)
 
     @property
     def card(self) -> ModelCard:
@@ -105,10 +112,16 @@ class FaceRecognizer:
         """Faces in ``frame`` (boxes in its pixels), detected on a downscaled copy of large frames."""
         return detect_scaled(self.detector, frame, self.detect_max_side)
 
-    def crop(self, frame: np.ndarray, box: Box) -> np.ndarray:
-        """The crop the classifier sees for a face ``box`` (x, y, w, h) of ``frame``: grey, or the
-        frame's colours for a model whose card takes RGB (``channels`` 3)."""
-        return crop_face(frame if self.card.input.channels == 3 else to_gray(frame), box, self.margin)
+    def crop(self, frame: np.ndarray, box: Box, keypoints: Sequence[tuple[float, float]] = ()) -> np.ndarray:
+        """The crop the classifier sees for a face ``box`` (x, y, w, h) of ``frame``: grey, or the frame's
+        colours for a model whose card takes RGB (``channels`` 3); rotated so the eyes are level when
+        aligning and the detection's ``keypoints`` are given."""
+        return self._crop(frame if self.card.input.channels == 3 else to_gray(frame), box, keypoints)
+
+    def _crop(self, image: np.ndarray, box: Box, keypoints: Sequence[tuple[float, float]]) -> np.ndarray:
+        if self.align:
+            return aligned_crop(image, box, self.margin, keypoints)
+        return crop_face(image, box, self.margin)
 
     def classify_face(self, crop: np.ndarray) -> Expression:
         """Expression of one face crop (grayscale, BGR or BGRA, any size; square crops are not distorted).
@@ -144,7 +157,7 @@ class FaceRecognizer:
         for index, detection in enumerate(detections):
             c0 = clock()
             box = clip_box(detection.box, width, height)
-            crop = None if box is None else crop_face(source, box, self.margin)
+            crop = None if box is None else self._crop(source, box, detection.keypoints)
             crop_ns += clock() - c0
             if crop is None:
                 continue
