@@ -88,7 +88,7 @@ def test_the_benchmark_prints_a_compact_table_and_writes_the_full_one(tmp_path):
     progress = [line for line in done.stderr.splitlines() if line.startswith("[")]
     assert len(progress) <= 3 and progress[-1].endswith(" s") and "done in" in progress[-1]
     result = json.loads((tmp_path / "latency.json").read_text())
-    assert {r["variant"] for r in result["rows"]} == {"float32", "float16", "dynamic", "int8", "int8+flip"}
+    assert {r["variant"] for r in result["rows"]} == {"float32", "float16", "dynamic", "int8", "int8+flip", "mobile"}
     assert "p50 / p90 / p99 ms, 1 thread" in (tmp_path / "latency.md").read_text()
 
 
