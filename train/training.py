@@ -345,6 +345,7 @@ def best_model(model: keras.Model, config: RunConfig, run_dir: Path, inputs: Fit
     record = {"best_epoch": best_epoch + 1, "train_seconds": round(train_seconds, 1),
               "prior_adjustment": {"tau": tau, "prior": dict(zip(labels, np.round(inputs.prior, 4).tolist(),
                                                                  strict=True))}}
+    shortfall = float(history.get("val_guard_shortfall", [1.0] * (best_epoch + 1))[best_epoch])
     if config.class_bias:
         probs = evaluation.predict_probabilities(final, val.images)
         bias = label_validation.fit_class_bias(probs, val, config.select, inputs.guard)
@@ -352,8 +353,10 @@ def best_model(model: keras.Model, config: RunConfig, run_dir: Path, inputs: Fit
         record["prior_adjustment"]["class_bias"] = dict(zip(labels, np.round(bias, 2).tolist(), strict=True))
         log.info("class bias chosen on validation: %s", ", ".join(f"{c} {b:+.1f}" for c, b in zip(labels, bias,
                                                                                                     strict=True)))
+        if inputs.guard:     # the guard as the shipped model keeps it, with the biases folded in
+            predicted = evaluation.predict_probabilities(final, val.images).argmax(1)
+            shortfall = inputs.guard.shortfall(label_validation.consensus_recalls(predicted, val))
     if inputs.guard:
-        shortfall = float(history.get("val_guard_shortfall", [1.0] * (best_epoch + 1))[best_epoch])
         record["guard"] = {"model": config.guard, "sha256": file_sha256(config.guard), "met": shortfall == 0.0,
                            "margin_pt": config.guard_margin,
                            "reference_consensus_recall": dict(zip(labels, np.round(inputs.guard.reference, 4).tolist(),
