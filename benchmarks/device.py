@@ -7,7 +7,7 @@ import platform
 import shutil
 import socket
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -109,7 +109,7 @@ def device_facts() -> dict[str, Any]:
         "numpy": package_version("numpy"),
         "opencv": package_version("opencv-python-headless"),
         "load_average_1_5_15min": load,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import platform
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ def build_card(keras_card: dict, facts: VariantFacts, *, source_file: str, sourc
         "calibration": facts.calibration,
         "ops": facts.ops,
         "metrics": facts.metrics,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "tools": tool_versions(),
     })
     return card

@@ -93,7 +93,7 @@ def _size(text: str) -> tuple[int, int]:
 class RedactingParser(argparse.ArgumentParser):
     """An argument parser whose error messages carry no credentials."""
 
-    def error(self, message: str):  # noqa: ANN201 - argparse's signature
+    def error(self, message: str):
         super().error(redact(message))
 
 
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc), EXIT_FAILURE)
     except SourceError as exc:  # a --source file found unreadable once opened
         return fail(str(exc), EXIT_BAD_INPUT)
-    except Exception as exc:  # noqa: BLE001 - logged with its traceback
+    except Exception as exc:
         return _unexpected(exc)
     finally:
         for sig, handler in previous.items():

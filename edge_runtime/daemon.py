@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .annotate import Annotator
 from .detectors import DEFAULT_DETECTOR
@@ -83,7 +83,7 @@ class DaemonConfig:
 
 def iso_time(seconds: float) -> str:
     """ISO 8601 UTC timestamp with milliseconds."""
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
 def stale_after(config: DaemonConfig) -> float:

@@ -125,7 +125,7 @@ def _handler(board: StatusBoard, connection_timeout: float,
             if self.command != "HEAD":
                 self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             if live is not None and live_view.route(self, live):
                 return
             path = self.path.split("?", 1)[0]
@@ -143,7 +143,7 @@ def _handler(board: StatusBoard, connection_timeout: float,
             else:
                 self._send(404, not_found, "application/json")
 
-        do_HEAD = do_GET  # noqa: N815
+        do_HEAD = do_GET
 
         def log_message(self, fmt: str, *args) -> None:
             log.debug("http %s - " + fmt, self.address_string(), *args)

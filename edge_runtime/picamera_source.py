@@ -51,7 +51,7 @@ class PiCameraSource(FrameSource):
         cls = self._picamera2_class()
         try:
             camera = cls(self.camera_num)
-        except Exception as exc:  # noqa: BLE001 - picamera2 raises many kinds for a missing camera
+        except Exception as exc:
             raise SourceError(f"cannot open Pi camera {self.camera_num} ({exc}); is it connected "
                               "and enabled, and is no other program using it?") from exc
         self._camera = camera
@@ -66,7 +66,7 @@ class PiCameraSource(FrameSource):
             width, height = lores["size"]
             self._shape = (int(height), int(width), int(lores.get("stride") or width))
             camera.start()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.close()
             raise SourceError(f"cannot start Pi camera {self.camera_num} ({exc})") from exc
         self._index = 0
@@ -76,7 +76,7 @@ class PiCameraSource(FrameSource):
             return None
         try:
             array = self._camera.capture_array("lores")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise SourceError(f"Pi camera {self.camera_num} stopped delivering frames ({exc})") from exc
         height, width, stride = self._shape
         gray = y_plane(array, width, height, stride)
@@ -95,5 +95,5 @@ class PiCameraSource(FrameSource):
         for step in ("stop", "close"):
             try:
                 getattr(camera, step)()
-            except Exception as exc:  # noqa: BLE001 - release as much as possible
+            except Exception as exc:
                 log.debug("picamera2 %s failed: %s", step, exc)

@@ -146,7 +146,7 @@ class FrameReader:
         try:
             if self._open_first():
                 self._read_all()
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
+        except BaseException as exc:
             self.error = exc
         finally:
             with self._cond:

@@ -79,7 +79,7 @@ class Broker:
 
     def start(self) -> None:
         self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                        stderr=open(self.folder / "broker.log", "ab"))  # noqa: SIM115
+                                        stderr=open(self.folder / "broker.log", "ab"))
         deadline = time.monotonic() + 10
         while not port_open(self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:

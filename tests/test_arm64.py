@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import copy
 import os
+import tomllib
 
 import numpy as np
 import pytest
-import tomllib
 
 from edge_runtime.paths import shared_dir
 from tests import edge_support

@@ -14,9 +14,9 @@ import pytest
 
 pytest.importorskip("keras")
 
-from edge_runtime.classifier import ExpressionClassifier  # noqa: E402
-from tests.convert_support import LABELS, load_folder, make_dataset  # noqa: E402
-from tests.test_train_transfer import needs_weights  # noqa: E402
+from edge_runtime.classifier import ExpressionClassifier
+from tests.convert_support import LABELS, load_folder, make_dataset
+from tests.test_train_transfer import needs_weights
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent

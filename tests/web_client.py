@@ -38,7 +38,7 @@ class _Handler(SimpleHTTPRequestHandler):
     result: dict
     done: threading.Event
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server hook name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         type(self).result.update(json.loads(body))
         self.send_response(204)

@@ -3,6 +3,6 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from train.cli import main  # noqa: E402
+from train.cli import main
 
 sys.exit(main())
