@@ -2,7 +2,7 @@
 (made by the production converter and card builder, tests/model_support.py),
 a tiny fake peer (64x64x1 -> 7 probabilities) and a tiny folder-per-class test split.
 
-Import the fixtures into a test module (``from bench_support import bench_setup  # noqa: F401``).
+Its fixtures reach every test module through ``pytest_plugins`` in tests/conftest.py.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ from edge_runtime.paths import shared_dir as shared_assets_dir
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# The fixtures every test module may ask for: tiny models, converted tiny models, benchmark setups.
+pytest_plugins = ["tests.edge_support", "tests.convert_support", "tests.bench_support"]
+
 SHARED = shared_assets_dir()
 
 

@@ -1,7 +1,7 @@
 """Test helpers for convert/: a tiny synthetic FER-like dataset and a tiny Keras model trained on it
 in seconds (tests/model_support.py), saved with the card training writes, and its conversion.
 
-Import the fixtures into a test module (``from tests.convert_support import converted  # noqa: F401``).
+Its fixtures reach every test module through ``pytest_plugins`` in tests/conftest.py.
 """
 
 from __future__ import annotations

@@ -15,12 +15,8 @@ import numpy as np
 import pytest
 
 from edge_runtime.paths import shared_dir
-from tests import edge_support
 from tests.edge_support import ROOT
 from tools.arm64 import build, check, compare, report, settings
-
-tiny_models, tiny_model, pipeline_model = (edge_support.tiny_models, edge_support.tiny_model,  # fixtures
-                                           edge_support.pipeline_model)
 
 pytestmark = pytest.mark.arm64
 

@@ -15,7 +15,7 @@ from benchmarks.latency import main, parse_threads
 from benchmarks.peer import PEER_LABELS, peer_input
 from benchmarks.tflite_model import CardModel, label_columns, load_interpreter
 from benchmarks.timing import summarize, time_invokes
-from tests.bench_support import LABELS, PEER_ORDER, TEST_COUNTS, VARIANTS, bench_setup  # noqa: F401
+from tests.bench_support import LABELS, PEER_ORDER, TEST_COUNTS, VARIANTS
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW_FIELDS = ("model", "variant", "threads", "p50_ms", "p90_ms", "p99_ms", "size_bytes", "accuracy",
@@ -31,7 +31,7 @@ def run_cli(args: list[str]) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def measured(bench_setup, tmp_path_factory):  # noqa: F811
+def measured(bench_setup, tmp_path_factory):
     """One run with --data and the image-reading fake peer, written to --out."""
     out = tmp_path_factory.mktemp("latency_out")
     code = main(["--models", str(bench_setup.models), "--data", str(bench_setup.data),
@@ -72,7 +72,7 @@ def test_outputs_written_table_and_plot(measured):
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
 
-def test_measured_accuracy_matches_keras_and_deltas_from_same_run(measured, bench_setup):  # noqa: F811
+def test_measured_accuracy_matches_keras_and_deltas_from_same_run(measured, bench_setup):
     _, result = measured
     rows = rows_by(result)
     n = len(bench_setup.test_targets)
@@ -100,7 +100,7 @@ def test_ratios_come_from_the_same_run(measured):
     assert rows[("peer", 1)]["accuracy_delta_pt"] is None
 
 
-def test_peer_is_scored_over_our_classes_in_its_label_order(bench_setup, tmp_path):  # noqa: F811
+def test_peer_is_scored_over_our_classes_in_its_label_order(bench_setup, tmp_path):
     # The biased peer answers angry > sad > happy > the rest whatever the image: over our 4 classes
     # (happy, neutral, sad, surprise) that is always "sad", right on exactly the sad faces.
     code = main(["--model", str(bench_setup.models / "tiny_int8.tflite"), "--data", str(bench_setup.data),
@@ -122,7 +122,7 @@ def test_peer_label_mapping_and_preprocessing():
     assert np.allclose(x[0], -1.0) and np.allclose(x[1], 1.0)
 
 
-def test_without_data_the_cards_accuracy_is_shown_as_recorded(bench_setup, tmp_path):  # noqa: F811
+def test_without_data_the_cards_accuracy_is_shown_as_recorded(bench_setup, tmp_path):
     code = main(["--models", str(bench_setup.models), "--peer", str(bench_setup.peer),
                  "--out", str(tmp_path), *TINY])
     assert code == 0
@@ -139,7 +139,7 @@ def test_without_data_the_cards_accuracy_is_shown_as_recorded(bench_setup, tmp_p
     assert "(recorded)" in (tmp_path / "latency.md").read_text()
 
 
-def test_int8_input_follows_the_card(bench_setup):  # noqa: F811
+def test_int8_input_follows_the_card(bench_setup):
     model = CardModel.from_path(bench_setup.models / "tiny_int8.tflite")
     spec = model.card.input
     x = model.prepare(bench_setup.test_images[:3])
@@ -148,7 +148,7 @@ def test_int8_input_follows_the_card(bench_setup):  # noqa: F811
     assert np.abs(back[..., 0] - bench_setup.test_images[:3]).max() <= spec.scale / 2 + 1e-3
 
 
-def test_timing_excludes_warmup_and_counts_runs(bench_setup):  # noqa: F811
+def test_timing_excludes_warmup_and_counts_runs(bench_setup):
     interpreter = load_interpreter(bench_setup.models / "tiny_float32.tflite", 1)
 
     class Counting:
@@ -190,7 +190,7 @@ def test_parse_threads():
      "model file /nonexistent/fer4_int8.tflite not found"),
     (["--no-peer", "--threads", "0"], "--threads '0'"),
 ])
-def test_bad_paths_give_one_clear_line(bench_setup, args, message):  # noqa: F811
+def test_bad_paths_give_one_clear_line(bench_setup, args, message):
     proc = run_cli(["--models", str(bench_setup.models), "--runs", "2", *args])
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
@@ -203,7 +203,7 @@ def test_empty_model_folder_is_a_clear_error(tmp_path, capsys):
     assert "no .tflite model in" in capsys.readouterr().err
 
 
-def test_model_without_card_is_a_clear_error(bench_setup, tmp_path, capsys):  # noqa: F811
+def test_model_without_card_is_a_clear_error(bench_setup, tmp_path, capsys):
     lone = tmp_path / "lone.tflite"
     lone.write_bytes((bench_setup.models / "tiny_float32.tflite").read_bytes())
     assert main(["--model", str(lone), "--no-peer"]) == 2
@@ -216,7 +216,7 @@ def test_benchmarks_do_not_import_tensorflow():
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60).returncode == 0
 
 
-def test_every_row_is_scored_on_both_label_sets(bench_setup, tmp_path):  # noqa: F811
+def test_every_row_is_scored_on_both_label_sets(bench_setup, tmp_path):
     # FER+ votes that move the first 3 sad test faces to neutral: the biased peer (always "sad" over our
     # classes) is then right on 7 of 44 faces on FER+ labels, 10 of 44 on FER2013's, 7 of the 41 consensus faces.
     from train.ferplus import FERPLUS_TO_OURS, VOTE_COLUMNS
@@ -244,7 +244,7 @@ def test_every_row_is_scored_on_both_label_sets(bench_setup, tmp_path):  # noqa:
     assert ours["accuracy_ferplus_vs_peer_pt"] == pytest.approx((ours["accuracy_ferplus"] - 7 / 44) * 100, abs=1e-3)
 
 
-def test_flip_rows_score_the_mean_of_each_face_and_its_mirror(bench_setup, tmp_path):  # noqa: F811
+def test_flip_rows_score_the_mean_of_each_face_and_its_mirror(bench_setup, tmp_path):
     from benchmarks.tflite_model import with_tta
 
     int8 = next(m for m in map(CardModel.from_path, bench_setup.models.glob("*.tflite")) if m.variant == "int8")

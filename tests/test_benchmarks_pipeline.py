@@ -14,7 +14,6 @@ import pytest
 from benchmarks.pipeline import STAGES, main, process_frame
 from edge_runtime import FaceRecognizer, IoUTracker, open_source
 from edge_runtime.paths import shared_dir
-from tests.bench_support import bench_setup  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 VIDEO = shared_dir() / "media" / "video" / "short_hamilton_clip.mp4"
@@ -36,7 +35,7 @@ def noise_video(tmp_path_factory) -> Path:
     return path
 
 
-def test_noise_video_every_field(bench_setup, noise_video, tmp_path):  # noqa: F811
+def test_noise_video_every_field(bench_setup, noise_video, tmp_path):
     code = main(["--source", str(noise_video), "--model", str(bench_setup.models / "tiny_int8.tflite"),
                  "--detectors", "haar", "--threads", "1", "--warmup-frames", "2", "--out", str(tmp_path)])
     assert code == 0
@@ -51,7 +50,7 @@ def test_noise_video_every_field(bench_setup, noise_video, tmp_path):  # noqa: F
 
 
 @needs_video
-def test_real_video_both_detectors_both_thread_counts(bench_setup, tmp_path):  # noqa: F811
+def test_real_video_both_detectors_both_thread_counts(bench_setup, tmp_path):
     code = main(["--source", str(VIDEO), "--model", str(bench_setup.models / "tiny_int8.tflite"),
                  "--threads", "1,2", "--warmup-frames", "2", "--max-frames", "8", "--out", str(tmp_path)])
     assert code == 0
@@ -69,7 +68,7 @@ def test_real_video_both_detectors_both_thread_counts(bench_setup, tmp_path):  #
 
 @needs_video
 @pytest.mark.parametrize("detector, first", [("haar", 0), ("blazeface", 21)])  # frames with faces
-def test_stages_give_the_recognizers_answers(bench_setup, detector, first):  # noqa: F811
+def test_stages_give_the_recognizers_answers(bench_setup, detector, first):
     recognizer = FaceRecognizer(bench_setup.models / "tiny_int8.tflite", detector=detector, num_threads=1)
     with open_source(str(VIDEO)) as source:
         frames = [source.read().image for _ in range(first + 3)][first:]
@@ -89,7 +88,7 @@ def test_stages_give_the_recognizers_answers(bench_setup, detector, first):  # n
     (["--source", "/nonexistent/clip.mp4"], "--source /nonexistent/clip.mp4: not found"),
     (["--detectors", "yolo"], "--detectors 'yolo'"),
 ])
-def test_bad_input_gives_one_clear_line(bench_setup, args, message):  # noqa: F811
+def test_bad_input_gives_one_clear_line(bench_setup, args, message):
     model = str(bench_setup.models / "tiny_int8.tflite")
     proc = subprocess.run([sys.executable, "-m", "benchmarks.pipeline", "--model", model, "--threads", "1",
                            *args], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -14,7 +14,7 @@ from convert import verify
 from edge_runtime.litert_runtime import make_interpreter
 from edge_runtime.model_card import load_card
 from edge_runtime.tflite_metadata import embedded_labels
-from tests.convert_support import LABELS, TEST_PER_CLASS, TRAIN_PER_CLASS, converted, load_folder, tiny_setup  # noqa: F401
+from tests.convert_support import LABELS, TEST_PER_CLASS, TRAIN_PER_CLASS, load_folder
 
 pytestmark = pytest.mark.slow
 VARIANTS = ("float32", "float16", "dynamic", "int8")
@@ -40,13 +40,13 @@ def run_one_by_one(model_path, images: np.ndarray) -> np.ndarray:
     return np.array(probs)
 
 
-def test_writes_four_variants_each_with_its_card(converted):  # noqa: F811
+def test_writes_four_variants_each_with_its_card(converted):
     names = sorted(p.name for p in converted.out.iterdir())
     assert names == sorted([f"tiny_{v}.tflite" for v in VARIANTS] + [f"tiny_{v}.json" for v in VARIANTS])
     assert [c["variant"] for c in converted.cards] == list(VARIANTS)
 
 
-def test_int8_has_int8_input_and_output_tensors(converted):  # noqa: F811
+def test_int8_has_int8_input_and_output_tensors(converted):
     interpreter = make_interpreter(str(converted.out / "tiny_int8.tflite"))
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
@@ -58,7 +58,7 @@ def test_int8_has_int8_input_and_output_tensors(converted):  # noqa: F811
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_card_fields_and_checksums(converted, variant):  # noqa: F811
+def test_card_fields_and_checksums(converted, variant):
     card_path = converted.out / f"tiny_{variant}.json"
     raw = json.loads(card_path.read_text())
     card = load_card(card_path)                          # what the runtime reads
@@ -86,7 +86,7 @@ def test_card_fields_and_checksums(converted, variant):  # noqa: F811
     assert ("quantization" in raw["input"]) == (variant == "int8")
 
 
-def test_int8_card_records_quantization_calibration_and_xnnpack_ops(converted):  # noqa: F811
+def test_int8_card_records_quantization_calibration_and_xnnpack_ops(converted):
     raw = json.loads((converted.out / "tiny_int8.json").read_text())
     assert raw["input"]["quantization"] == {"scale": 1.0, "zero_point": -128}
     assert raw["quantization"]["input_is_pixel_minus_128"] is True
@@ -107,7 +107,7 @@ def test_int8_card_records_quantization_calibration_and_xnnpack_ops(converted): 
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_card_accuracy_is_that_of_this_very_tflite(converted, variant):  # noqa: F811
+def test_card_accuracy_is_that_of_this_very_tflite(converted, variant):
     images, labels = load_folder(converted.data, "test")
     probs = run_one_by_one(converted.out / f"tiny_{variant}.tflite", images)
     card = json.loads((converted.out / f"tiny_{variant}.json").read_text())
@@ -115,7 +115,7 @@ def test_card_accuracy_is_that_of_this_very_tflite(converted, variant):  # noqa:
     assert card["metrics"]["accuracy"] >= 0.9           # the tiny task is easy: the model learned it
 
 
-def test_int8_agrees_with_float32_on_most_inputs(converted):  # noqa: F811
+def test_int8_agrees_with_float32_on_most_inputs(converted):
     test_images, _ = load_folder(converted.data, "test")
     train_images, _ = load_folder(converted.data, "train")
     noise = np.random.default_rng(1).integers(0, 256, (200, 48, 48), dtype=np.uint8)  # off the training data
@@ -126,7 +126,7 @@ def test_int8_agrees_with_float32_on_most_inputs(converted):  # noqa: F811
     assert np.abs(p32 - p8).mean() < 0.05                 # probabilities too, not only the top class
 
 
-def test_float32_tflite_matches_the_keras_model(converted):  # noqa: F811
+def test_float32_tflite_matches_the_keras_model(converted):
     import keras
 
     images, _ = load_folder(converted.data, "test")
@@ -136,14 +136,14 @@ def test_float32_tflite_matches_the_keras_model(converted):  # noqa: F811
     np.testing.assert_allclose(probs, expected, atol=1e-4)
 
 
-def test_batched_predict_equals_one_by_one(converted):  # noqa: F811
+def test_batched_predict_equals_one_by_one(converted):
     images, _ = load_folder(converted.data, "test")
     interpreter = verify.load(str(converted.out / "tiny_int8.tflite"))
     batched = verify.predict(interpreter, images, batch_size=16)  # 60 images: last batch padded
     np.testing.assert_allclose(batched, run_one_by_one(converted.out / "tiny_int8.tflite", images), atol=1e-6)
 
 
-def test_contract_check_rejects_a_card_that_does_not_fit(converted):  # noqa: F811
+def test_contract_check_rejects_a_card_that_does_not_fit(converted):
     card = json.loads((converted.out / "tiny_int8.json").read_text())
     int8 = verify.load(str(converted.out / "tiny_int8.tflite"))
     verify.check_contract(int8, card)                    # the real pair passes
@@ -161,7 +161,7 @@ def test_contract_check_rejects_a_card_that_does_not_fit(converted):  # noqa: F8
         verify.check_contract(float32, card)             # an int8 card on a float model
 
 
-def test_data_used_matches_the_fixture_sizes(converted):  # noqa: F811
+def test_data_used_matches_the_fixture_sizes(converted):
     card = json.loads((converted.out / "tiny_int8.json").read_text())
     assert card["calibration"]["samples"] <= len(LABELS) * TRAIN_PER_CLASS
     assert card["calibration"]["data"] == str(converted.data)

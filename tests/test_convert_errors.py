@@ -14,7 +14,6 @@ import pytest
 from convert import cli
 from convert.errors import ConvertError
 from convert.pipeline import Options, convert_model
-from tests.convert_support import tiny_setup  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,7 +50,7 @@ def test_not_a_keras_file(capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_corrupt_keras_file(capsys, tmp_path, tiny_setup):  # noqa: F811
+def test_corrupt_keras_file(capsys, tmp_path, tiny_setup):
     data, model = tiny_setup
     fake = tmp_path / "fake.keras"
     fake.write_bytes(b"this is not a zip archive")
@@ -63,7 +62,7 @@ def test_corrupt_keras_file(capsys, tmp_path, tiny_setup):  # noqa: F811
     assert not any((tmp_path / "out").glob("*.tflite"))
 
 
-def test_missing_card(capsys, tmp_path, tiny_setup):  # noqa: F811
+def test_missing_card(capsys, tmp_path, tiny_setup):
     data, model = tiny_setup
     alone = tmp_path / "alone.keras"
     shutil.copy(model, alone)
@@ -72,7 +71,7 @@ def test_missing_card(capsys, tmp_path, tiny_setup):  # noqa: F811
     assert_one_error_line(err, "alone.json", "not found")
 
 
-def test_errors_of_the_training_code_become_convert_errors(capsys, tmp_path, tiny_setup):  # noqa: F811
+def test_errors_of_the_training_code_become_convert_errors(capsys, tmp_path, tiny_setup):
     """A FER+ model without its votes fails in train's code; convert reports it as its own error."""
     data, model = tiny_setup
     ferplus = tmp_path / "ferplus.keras"
@@ -88,7 +87,7 @@ def test_errors_of_the_training_code_become_convert_errors(capsys, tmp_path, tin
     assert_one_error_line(err, "needs the FER+ votes")
 
 
-def test_data_classes_do_not_match_the_labels(capsys, tmp_path, tiny_setup):  # noqa: F811
+def test_data_classes_do_not_match_the_labels(capsys, tmp_path, tiny_setup):
     data, model = tiny_setup
     partial = tmp_path / "data"
     shutil.copytree(data, partial)
@@ -100,7 +99,7 @@ def test_data_classes_do_not_match_the_labels(capsys, tmp_path, tiny_setup):  # 
 
 @pytest.mark.parametrize("samples, words", [(10000, ("too few calibration images", "only 180")),
                                             (8, ("too few calibration images", "minimum"))])
-def test_too_few_calibration_images(capsys, tmp_path, tiny_setup, samples, words):  # noqa: F811
+def test_too_few_calibration_images(capsys, tmp_path, tiny_setup, samples, words):
     data, model = tiny_setup
     code, err = run_cli(capsys, "--model", model, "--data", data, "--out", tmp_path / "out",
                         "--calibration-samples", samples)
@@ -109,7 +108,7 @@ def test_too_few_calibration_images(capsys, tmp_path, tiny_setup, samples, words
 
 
 @pytest.mark.parametrize("make_out", [lambda p: p / "file", lambda p: p / "file" / "sub"])
-def test_output_directory_not_writable(capsys, tmp_path, tiny_setup, make_out):  # noqa: F811
+def test_output_directory_not_writable(capsys, tmp_path, tiny_setup, make_out):
     data, model = tiny_setup
     (tmp_path / "file").write_text("a file, not a folder")
     code, err = run_cli(capsys, "--model", model, "--data", data, "--out", make_out(tmp_path))
@@ -118,7 +117,7 @@ def test_output_directory_not_writable(capsys, tmp_path, tiny_setup, make_out): 
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders anyway")
-def test_read_only_output_directory(capsys, tmp_path, tiny_setup):  # noqa: F811
+def test_read_only_output_directory(capsys, tmp_path, tiny_setup):
     data, model = tiny_setup
     out = tmp_path / "ro"
     out.mkdir()
@@ -132,7 +131,7 @@ def test_read_only_output_directory(capsys, tmp_path, tiny_setup):  # noqa: F811
 
 
 @pytest.mark.slow
-def test_a_failed_accuracy_check_writes_nothing_and_keeps_old_files(tmp_path, tiny_setup):  # noqa: F811
+def test_a_failed_accuracy_check_writes_nothing_and_keeps_old_files(tmp_path, tiny_setup):
     """int8 must not lose more than allowed; asking the impossible (gain 1 pt) fails after the
     calibration grew to all 162 images left once 10 % of the 180 training images are held out
     for the check, and neither new files nor temporary ones are left in the output folder."""

@@ -13,13 +13,13 @@ from edge_runtime.litert_runtime import make_interpreter
 from edge_runtime.model_card import load_card
 from edge_runtime.model_io import check_card
 from edge_runtime.tflite_metadata import embedded_labels
-from tests.convert_support import LABELS, converted, load_folder, tiny_setup  # noqa: F401
+from tests.convert_support import LABELS, load_folder
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def mobile(converted, tmp_path_factory):  # noqa: F811
+def mobile(converted, tmp_path_factory):
     """The tiny model's mobile variant, written beside a copy of its int8 variant."""
     from convert.mobile import convert_mobile
     from convert.pipeline import Options
@@ -54,7 +54,7 @@ def test_mobile_takes_uint8_rgb_pixels_and_returns_uint8_probabilities(mobile):
     assert embedded_labels(parsed.model_path) == LABELS
 
 
-def test_mobile_agrees_with_int8_on_the_test_faces(mobile, converted):  # noqa: F811
+def test_mobile_agrees_with_int8_on_the_test_faces(mobile, converted):
     out, _ = mobile
     images, labels = load_folder(converted.data, "test")
     mobile_top1 = [int(np.argmax(_run(out / "tiny_mobile.tflite", cv2.cvtColor(im, cv2.COLOR_GRAY2RGB)[None])))

@@ -26,7 +26,6 @@ import pytest
 from edge_runtime import Daemon, DaemonConfig, FaceRecognizer, cli
 from edge_runtime.sources import VideoSource
 from edge_runtime.tracking import IoUTracker, iou
-from tests import edge_support
 from tests.edge_support import (
     PHOTOS,
     ROOT,
@@ -39,9 +38,6 @@ from tests.edge_support import (
     read_jsonl,
     run_cli,
 )
-
-tiny_models, tiny_model = edge_support.tiny_models, edge_support.tiny_model  # fixtures
-pipeline_model = edge_support.pipeline_model
 
 
 def check_record(record: dict, labels: tuple[str, ...], video: bool) -> None:

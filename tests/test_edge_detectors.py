@@ -14,10 +14,7 @@ from edge_runtime.detectors import DEFAULT_DETECTOR, DETECTORS, CombinedDetector
 from edge_runtime.paths import BLAZEFACE_FILES, bundled_detector_file
 from edge_runtime.results import Detection
 from edge_runtime.sources import read_image
-from tests import edge_support
 from tests.edge_support import MEDIA, PHOTOS, VIDEO, need
-
-tiny_models, tiny_model = edge_support.tiny_models, edge_support.tiny_model  # fixtures
 
 FACES = PHOTO_FACES   # face centres a person sees in ../shared/media/photos
 

@@ -20,10 +20,7 @@ from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.http_server import STALE_AFTER, StatusBoard, StatusServer, check_bind, is_loopback, parse_bind
 from edge_runtime.metrics import Metrics
 from edge_runtime.sources import STREAM_TIMEOUT, VideoSource
-from tests import edge_support
 from tests.edge_support import make_clip
-
-tiny_models, tiny_model = edge_support.tiny_models, edge_support.tiny_model  # fixtures
 
 
 def get(url: str) -> tuple[int, str, str]:

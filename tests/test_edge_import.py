@@ -5,10 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests import edge_support
 from tests.edge_support import ROOT
-
-tiny_models, tiny_model = edge_support.tiny_models, edge_support.tiny_model  # fixtures
 
 CHECK = """
 import sys

@@ -12,10 +12,7 @@ from edge_runtime import FaceRecognizer, ModelError
 from edge_runtime.classifier import ExpressionClassifier
 from edge_runtime.model_card import ModelCardError
 from edge_runtime.recognizer import RecognizeTrace
-from tests import edge_support
 from tests.edge_support import PHOTOS, copy_model, need
-
-tiny_models, tiny_model = edge_support.tiny_models, edge_support.tiny_model  # fixtures
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,9 @@ from pathlib import Path
 import pytest
 
 from edge_runtime import cli
-from tests import edge_support
 from tests.edge_stream_support import MjpegCamera, clip_jpegs, free_port, line_count, stop_process, wait_until
 from tests.edge_support import ROOT, VIDEO, need
 
-tiny_models, tiny_model = edge_support.tiny_models, edge_support.tiny_model  # fixtures
-pipeline_model = edge_support.pipeline_model
 SECRET = "s3cret"
 UNIT = ROOT / "deploy" / "fer-edge.service"
 

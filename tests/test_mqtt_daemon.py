@@ -23,13 +23,10 @@ import pytest
 
 from edge_runtime.mqtt_output import dominant_label
 from edge_runtime.mqtt_policy import rounded
-from tests import edge_support
 from tests.edge_stream_support import MjpegCamera, clip_jpegs, free_port, line_count, stop_process, wait_until
 from tests.edge_support import ROOT, VIDEO, make_clip, need, read_jsonl, run_cli
 from tests.mqtt_support import Broker, Subscriber
 
-tiny_models, tiny_model = edge_support.tiny_models, edge_support.tiny_model  # fixtures
-pipeline_model = edge_support.pipeline_model
 CAMERA_SECRET, MQTT_SECRET = "cam-s3cret", "mqtt-s3cret"
 
 
