@@ -66,6 +66,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {text})")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -136,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotate", metavar="OUT",
                    help="debug output with boxes drawn: a .mp4/.avi/.mkv/.mov video, a .jpg/.png/.bmp image "
                         "(rewritten each frame), or a folder path without a suffix")
-    p.add_argument("--detect-max-side", type=int, default=640, metavar="PIXELS",
+    p.add_argument("--detect-max-side", type=_non_negative_int, default=640, metavar="PIXELS",
                    help="detect faces on frames downscaled to this longer side (default 640; 0 = never); "
                         "smaller is faster but misses small faces")
     p.add_argument("--margin", type=float, help="face crop margin, fraction of the box per side "
@@ -187,7 +194,7 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         max_fps=args.max_fps, http=args.http, annotate=args.annotate, margin=args.margin,
         min_confidence=args.min_confidence, tta=args.tta, align=args.align, smoothing=args.smoothing,
         max_frames=args.max_frames, realtime=args.realtime, size=args.size,
-        detect_max_side=max(0, args.detect_max_side), http_allow_remote=args.http_allow_remote,
+        detect_max_side=args.detect_max_side, http_allow_remote=args.http_allow_remote,
         wait_for_source=args.wait_for_source, stale_after=args.stale_after, rotate_mb=args.rotate_mb,
         keep=5 if args.keep is None else args.keep, loop=args.loop, mqtt=args.mqtt, mqtt_ca=args.mqtt_ca,
         mqtt_every=args.mqtt_every, mqtt_heartbeat=args.mqtt_heartbeat, device_name=args.device_name, live=args.live,

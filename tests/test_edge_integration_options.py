@@ -23,6 +23,8 @@ MISTAKES = {
     ("--mqtt", f"mqtt://u:{SECRET}@h", "--mqtt-ca", "ca.pem"): "--mqtt-ca needs an mqtts:// URL",
     ("--mqtt", "mqtt://h", "--device-name", "!!!"): "bad --device-name '!!!'",
     ("--mqtt", "mqtt://h", "--mqtt-every", "-1"): "--mqtt-every: must be >= 0",
+    ("--detect-max-side", "-5"): "--detect-max-side: must be 0 or more (got -5)",
+    ("--tta", "rotate"): "argument --tta: invalid choice: 'rotate'",
 }
 
 
