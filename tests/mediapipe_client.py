@@ -1,4 +1,4 @@
-"""A MediaPipe Tasks client of our mobile models, run by tests/test_mobile_mediapipe.py in .venv-mobile.
+"""A MediaPipe Tasks client of our mobile models, run by tests/test_mobile_clients.py in .venv-mobile.
 
 It needs only ``mediapipe`` (which brings numpy and OpenCV): no fer-edge code, so what it reads
 comes from the .tflite file alone. Reads a JSON request on stdin and prints a JSON answer:
@@ -11,9 +11,7 @@ comes from the .tflite file alone. Reads a JSON request on stdin and prints a JS
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
@@ -88,11 +86,7 @@ def metadata(model: str) -> dict:
     }
 
 
-def main() -> None:
-    request = json.load(sys.stdin)
-    answer = metadata(request["metadata"]) if "metadata" in request else classify(request["model"], request["images"])
-    print(json.dumps(answer))
-
-
 if __name__ == "__main__":
-    main()
+    from client_io import serve  # beside this script, on sys.path when it runs
+
+    serve(classify, metadata)

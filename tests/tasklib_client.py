@@ -1,4 +1,4 @@
-"""A TFLite Task Library client of our models, run by tests/test_mobile_mediapipe.py in .venv-tasklib.
+"""A TFLite Task Library client of our models, run by tests/test_mobile_clients.py in .venv-tasklib.
 
 It needs only ``tflite-support`` (pinned protobuf 3.20, hence a venv of its own) and OpenCV. Reads a
 JSON request on stdin, prints a JSON answer:
@@ -12,7 +12,6 @@ JSON request on stdin, prints a JSON answer:
 from __future__ import annotations
 
 import json
-import sys
 
 
 def metadata(paths: list[str]) -> dict:
@@ -46,11 +45,7 @@ def classify(model: str, images: list[str]) -> dict:
     return {"names": [names[i] for i in sorted(names)], "top1": top1}
 
 
-def main() -> None:
-    request = json.load(sys.stdin)
-    answer = metadata(request["metadata"]) if "metadata" in request else classify(request["model"], request["images"])
-    print(json.dumps(answer))
-
-
 if __name__ == "__main__":
-    main()
+    from client_io import serve  # beside this script, on sys.path when it runs
+
+    serve(classify, metadata)
