@@ -29,6 +29,8 @@ from .errors import UserError
 if TYPE_CHECKING:
     from edge_runtime.model_card import ModelCard
 
+    from .config import RunConfig
+
 log = logging.getLogger(__name__)
 
 TEACHERS_FILE = "teachers.json"   # each teacher's file, sha256 and origin, written when a run starts
@@ -111,3 +113,16 @@ def cached_probabilities(teacher: Callable, images: np.ndarray, cache: Path | No
     if cache is not None:
         atomic_write_with(cache, lambda tmp: np.savez(tmp, probabilities=probs, faces_sha256=digest))
     return probs
+
+
+def teaching(config: RunConfig, images: np.ndarray, targets: np.ndarray,
+             run_dir: Path) -> tuple[np.ndarray, Callable | None]:
+    """The run's training targets and its online teacher: with ``--teacher-targets cached`` the teachers'
+    probabilities are blended into the targets here (and no teacher runs per batch)."""
+    if not config.teachers:
+        return targets, None
+    teacher = load_teachers(config.teachers, config.class_names, flip=config.teacher_flip)
+    if config.teacher_targets != "cached":
+        return targets, teacher
+    probs = cached_probabilities(teacher, images, run_dir / TEACHER_TARGETS_FILE)
+    return (1.0 - config.teacher_weight) * targets + config.teacher_weight * probs, None

@@ -9,6 +9,7 @@ layer's bias of the exported model (:func:`fold_into_bias`), so every runtime an
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ import keras
 import numpy as np
 
 from .label_sources import ScoredFaces, accuracies, adjust_for_prior, selection_score
+
+log = logging.getLogger(__name__)
 
 OUTPUT_LAYER = "probabilities"
 
@@ -131,6 +134,21 @@ def fold_class_bias(model: keras.Model, bias: np.ndarray) -> None:
     layer = model.get_layer(OUTPUT_LAYER)
     kernel, current = layer.get_weights()
     layer.set_weights([kernel, (current + bias).astype(current.dtype)])
+
+
+def apply_class_bias(model: keras.Model, faces: ScoredFaces, select: str,
+                     guard: RecallGuard | None) -> tuple[np.ndarray, float | None]:
+    """Choose the per-class bias on ``faces`` (:func:`fit_class_bias`) and fold it into ``model``; returns the
+    bias and the guard's shortfall with it folded in (``None`` without a guard)."""
+    x = faces.images.astype(np.float32)[..., None]
+    bias = fit_class_bias(np.asarray(model.predict(x, batch_size=256, verbose=0)), faces, select, guard)
+    fold_class_bias(model, bias)
+    log.info("class bias chosen on validation: %s", ", ".join(f"{c} {b:+.1f}" for c, b in zip(faces.classes, bias,
+                                                                                                strict=True)))
+    if guard is None:
+        return bias, None
+    predicted = np.asarray(model.predict(x, batch_size=256, verbose=0)).argmax(1)
+    return bias, guard.shortfall(consensus_recalls(predicted, faces))
 
 
 def class_prior(targets: np.ndarray) -> np.ndarray:

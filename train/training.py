@@ -242,13 +242,7 @@ def fit_inputs(config: RunConfig, data: RunData, run_dir: Path, resume: bool) ->
         record_teachers(run_dir, teachers, resume)
         log.info("distilling from %s (teacher weight %g%s)", ", ".join(teachers), config.teacher_weight,
                  ", faces and their mirror images" if config.teacher_flip else "")
-    teacher = distillation.load_teachers(teachers, config.class_names, flip=config.teacher_flip) if teachers else None
-    targets = data.train.targets
-    if teacher is not None and config.teacher_targets == "cached":
-        probs = distillation.cached_probabilities(teacher, data.train.images,
-                                                  run_dir / distillation.TEACHER_TARGETS_FILE)
-        targets = (1.0 - config.teacher_weight) * targets + config.teacher_weight * probs
-        teacher = None
+    targets, teacher = distillation.teaching(config, data.train.images, data.train.targets, run_dir)
     options = pipeline.DatasetOptions(
         config.batch_size, training=True, seed=config.seed, mixup_alpha=config.mixup,
         teacher=teacher, teacher_weight=config.teacher_weight)
@@ -347,15 +341,9 @@ def best_model(model: keras.Model, config: RunConfig, run_dir: Path, inputs: Fit
                                                                  strict=True))}}
     shortfall = float(history.get("val_guard_shortfall", [1.0] * (best_epoch + 1))[best_epoch])
     if config.class_bias:
-        probs = evaluation.predict_probabilities(final, val.images)
-        bias = label_validation.fit_class_bias(probs, val, config.select, inputs.guard)
-        label_validation.fold_class_bias(final, bias)
+        bias, kept = label_validation.apply_class_bias(final, val, config.select, inputs.guard)
         record["prior_adjustment"]["class_bias"] = dict(zip(labels, np.round(bias, 2).tolist(), strict=True))
-        log.info("class bias chosen on validation: %s", ", ".join(f"{c} {b:+.1f}" for c, b in zip(labels, bias,
-                                                                                                    strict=True)))
-        if inputs.guard:     # the guard as the shipped model keeps it, with the biases folded in
-            predicted = evaluation.predict_probabilities(final, val.images).argmax(1)
-            shortfall = inputs.guard.shortfall(label_validation.consensus_recalls(predicted, val))
+        shortfall = shortfall if kept is None else kept
     if inputs.guard:
         record["guard"] = {"model": config.guard, "sha256": file_sha256(config.guard), "met": shortfall == 0.0,
                            "margin_pt": config.guard_margin,
