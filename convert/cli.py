@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConvertError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
+    except Exception as exc:  # one line, not a traceback, from a CLI
         log.debug("unexpected failure", exc_info=True)
         reason = (str(exc).strip().splitlines() or [""])[0]
         print(f"error: unexpected {type(exc).__name__}: {reason} (run with --log-level DEBUG for details)",

@@ -130,7 +130,7 @@ def load_keras_model(path: Path, card: dict):
 
     try:
         model = keras.models.load_model(str(path), compile=False)
-    except Exception as exc:
+    except Exception as exc:  # Keras raises many types for a bad file
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConvertError(f"{path} is not a loadable Keras model ({reason[:200]}); give the .keras file "
                         "training wrote") from exc

@@ -100,7 +100,7 @@ def _size(text: str) -> tuple[int, int]:
 class RedactingParser(argparse.ArgumentParser):
     """An argument parser whose error messages carry no credentials."""
 
-    def error(self, message: str):
+    def error(self, message: str):  # argparse's signature
         super().error(redact(message))
 
 
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc), EXIT_FAILURE)
     except SourceError as exc:  # a --source file found unreadable once opened
         return fail(str(exc), EXIT_BAD_INPUT)
-    except Exception as exc:
+    except Exception as exc:  # logged with its traceback
         return _unexpected(exc)
     finally:
         for sig, handler in previous.items():

@@ -125,7 +125,7 @@ def _handler(board: StatusBoard, connection_timeout: float,
             if self.command != "HEAD":
                 self.wfile.write(body)
 
-        def do_GET(self) -> None:
+        def do_GET(self) -> None:  # http.server's naming
             if live is not None and live_view.route(self, live):
                 return
             path = self.path.split("?", 1)[0]

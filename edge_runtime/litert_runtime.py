@@ -42,7 +42,7 @@ def runtime_version(name: str) -> str:
         from importlib.metadata import version
         return version({"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
                         "tensorflow": "tensorflow"}.get(name, name))
-    except Exception:
+    except Exception:  # version is informational only
         return "unknown"
 
 

@@ -51,7 +51,7 @@ class PiCameraSource(FrameSource):
         cls = self._picamera2_class()
         try:
             camera = cls(self.camera_num)
-        except Exception as exc:
+        except Exception as exc:  # picamera2 raises many kinds for a missing camera
             raise SourceError(f"cannot open Pi camera {self.camera_num} ({exc}); is it connected "
                               "and enabled, and is no other program using it?") from exc
         self._camera = camera
@@ -95,5 +95,5 @@ class PiCameraSource(FrameSource):
         for step in ("stop", "close"):
             try:
                 getattr(camera, step)()
-            except Exception as exc:
+            except Exception as exc:  # release as much as possible
                 log.debug("picamera2 %s failed: %s", step, exc)

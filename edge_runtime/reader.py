@@ -146,7 +146,7 @@ class FrameReader:
         try:
             if self._open_first():
                 self._read_all()
-        except BaseException as exc:
+        except BaseException as exc:  # handed to the main thread, which reports it
             self.error = exc
         finally:
             with self._cond:

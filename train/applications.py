@@ -86,7 +86,7 @@ def build_application(name: str, num_classes: int, weights: str = "none",
     try:
         with _download_returns(local):
             base = _constructors()[name](include_top=False, weights=source and "imagenet", input_tensor=x)
-    except Exception as exc:
+    except Exception as exc:  # a failed download surfaces as many exception types
         if source != "imagenet":
             raise UserError(f"--weights {weights} does not fit {name}: {str(exc).splitlines()[0][:200]}") from exc
         raise UserError(f"--weights imagenet: could not download the {name} ImageNet weights (no internet "

@@ -51,8 +51,8 @@ def softmax_input(interpreter: Any) -> int | None:
     readable: comparing it separates the delegated kernels from LiteRT's own SOFTMAX kernel.
     """
     try:
-        ops = interpreter._get_ops_details()
-    except Exception:
+        ops = interpreter._get_ops_details()  # no public API lists the ops
+    except Exception:  # informational only
         return None
     softmax = [op for op in ops if op.get("op_name") == "SOFTMAX"]
     return int(softmax[-1]["inputs"][0]) if softmax else None
@@ -139,7 +139,7 @@ def runtime_facts(recognizer: FaceRecognizer, arrays: dict[str, np.ndarray]) -> 
     for package in ("ai-edge-litert", "numpy", "opencv-python-headless"):
         try:
             versions[package] = version(package)
-        except Exception:
+        except Exception:  # informational
             versions[package] = None
     one_thread = "kernel_out_xnnpack|"
     four_threads = "kernel_out_xnnpack_4_threads|"
