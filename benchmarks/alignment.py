@@ -32,11 +32,11 @@ import cv2
 import numpy as np
 
 from edge_runtime import FaceRecognizer
-from edge_runtime.alignment import aligned_crop, eye_angle
 from edge_runtime.atomic_io import atomic_write_json
+from edge_runtime.detection.alignment import aligned_crop, eye_angle
 from edge_runtime.errors import USER_ERRORS
+from edge_runtime.model.preprocessing import crop_face, to_gray
 from edge_runtime.paths import shared_dir
-from edge_runtime.preprocessing import crop_face, to_gray
 from edge_runtime.results import Detection
 from train.label_sources import accuracy_by_label_set
 

@@ -3,7 +3,7 @@
 FER2013's labelled test faces (48x48, tight and centred) are padded onto a larger canvas (border
 replicated, or reflected) and upscaled, so the detector sees a face with some context. The face
 is detected, cropped with each margin ``m`` (fraction of the box added on each side, see
-``edge_runtime.preprocessing.crop_box``) and classified; the margin with the best accuracy wins.
+``edge_runtime.model.preprocessing.crop_box``) and classified; the margin with the best accuracy wins.
 The accuracy of the original 48x48 images, classified directly, is the reference.
 
     python -m benchmarks.crop_margin --model models/fer4_int8.tflite --detector haar blazeface
@@ -24,10 +24,10 @@ import numpy as np
 
 from edge_runtime import FaceRecognizer
 from edge_runtime.atomic_io import atomic_write_json
-from edge_runtime.detectors import DETECTORS
+from edge_runtime.detection.detectors import DETECTORS
 from edge_runtime.errors import USER_ERRORS
+from edge_runtime.model.preprocessing import crop_face
 from edge_runtime.paths import shared_dir
-from edge_runtime.preprocessing import crop_face
 from train.data_loading import load_folder_split
 from train.errors import UserError
 

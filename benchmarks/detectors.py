@@ -28,12 +28,12 @@ import cv2
 import numpy as np
 
 from edge_runtime.atomic_io import atomic_write_json
-from edge_runtime.blazeface import BlazeFaceDetector
-from edge_runtime.detectors import DEFAULT_DETECTOR, DETECTORS, FaceDetector, detect_scaled, make_detector
+from edge_runtime.detection.blazeface import BlazeFaceDetector
+from edge_runtime.detection.detectors import DEFAULT_DETECTOR, DETECTORS, FaceDetector, detect_scaled, make_detector
 from edge_runtime.errors import USER_ERRORS
 from edge_runtime.paths import shared_dir
 from edge_runtime.results import Detection
-from edge_runtime.sources import read_image
+from edge_runtime.sources.capture import read_image
 
 #: Face centres a person sees in ``media/photos`` (pixels of the original images).
 PHOTO_FACES = {

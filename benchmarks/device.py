@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.litert_runtime import interpreter_class, runtime_version
+from edge_runtime.model.litert import interpreter_class, runtime_version
 
 
 def _cpuinfo() -> dict[str, str]:

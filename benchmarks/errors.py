@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edge_runtime.errors import EdgeRuntimeError
-from edge_runtime.model_card import ModelCardError
+from edge_runtime.model.card import ModelCardError
 from train.errors import UserError
 
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.model_card import ModelCardError, load_card
+from edge_runtime.model.card import ModelCardError, load_card
 
 from .accuracy import accuracies, load_test_faces
 from .device import device_facts

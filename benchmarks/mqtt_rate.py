@@ -20,8 +20,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from edge_runtime.atomic_io import atomic_write_json
-from edge_runtime.ha_discovery import DISCOVERY_PREFIX
-from edge_runtime.mqtt_output import DEFAULT_PREFIX
+from edge_runtime.outputs.ha_discovery import DISCOVERY_PREFIX
+from edge_runtime.outputs.mqtt import DEFAULT_PREFIX
 
 
 @dataclass

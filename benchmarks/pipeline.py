@@ -23,11 +23,11 @@ import cv2
 import numpy as np
 
 from edge_runtime import FaceRecognizer, IoUTracker, open_source
-from edge_runtime.classifier import TTA_MODES
-from edge_runtime.detectors import DETECTORS
+from edge_runtime.detection.detectors import DETECTORS
 from edge_runtime.errors import ModelError
+from edge_runtime.model.classifier import TTA_MODES
 from edge_runtime.paths import DEFAULT_MODEL, shared_dir
-from edge_runtime.recognizer import DEFAULT_TTA, RecognizeTrace
+from edge_runtime.recognition.recognizer import DEFAULT_TTA, RecognizeTrace
 from edge_runtime.results import Face
 
 from .device import device_facts

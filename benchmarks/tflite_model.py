@@ -1,7 +1,7 @@
 """Our .tflite models, driven by their model cards: input preparation, output scores, batched inference.
 
 Everything model-specific (labels, input size, value range, quantization) is read from the card
-beside the model; the pixel contract is applied by :func:`edge_runtime.preprocessing.input_tensor`,
+beside the model; the pixel contract is applied by :func:`edge_runtime.model.preprocessing.input_tensor`,
 the same code the device runs.
 """
 
@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.litert_runtime import make_interpreter
-from edge_runtime.model_card import VARIANTS, ModelCard, dequantize, load_card
-from edge_runtime.model_io import check_card, run_batched
-from edge_runtime.preprocessing import input_tensor
+from edge_runtime.model.card import VARIANTS, ModelCard, dequantize, load_card
+from edge_runtime.model.contract import check_card, run_batched
+from edge_runtime.model.litert import make_interpreter
+from edge_runtime.model.preprocessing import input_tensor
 
 from .errors import BenchmarkError
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.yuv_cost [--size 640x480] [--runs 500] [--threads 1]
 
-Times :func:`edge_runtime.yuv.yuv420_to_bgr` (the Pi camera source's conversion) for a buffer whose
+Times :func:`edge_runtime.sources.yuv.yuv420_to_bgr` (the Pi camera source's conversion) for a buffer whose
 rows are as wide as the image and for one padded to a 768-byte stride (the repacking path), next to
 the Y-plane copy the grayscale path makes, and prints the bytes each format takes per frame.
 """
@@ -17,7 +17,7 @@ import time
 import cv2
 import numpy as np
 
-from edge_runtime.yuv import y_plane, yuv420_to_bgr
+from edge_runtime.sources.yuv import y_plane, yuv420_to_bgr
 
 
 def time_ms(call, runs: int) -> float:

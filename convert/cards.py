@@ -1,4 +1,4 @@
-"""Model cards of the converted .tflite variants (schema in edge_runtime/model_card.py)."""
+"""Model cards of the converted .tflite variants (schema in edge_runtime/model/card.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.model_card import MOBILE_VARIANT, SCHEMA_VERSION
-from edge_runtime.model_io import variant_dtype
+from edge_runtime.model.card import MOBILE_VARIANT, SCHEMA_VERSION
+from edge_runtime.model.contract import variant_dtype
 
 from .quantize import DESCRIPTIONS
 

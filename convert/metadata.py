@@ -26,8 +26,8 @@ from typing import Any
 import flatbuffers
 
 from edge_runtime.atomic_io import atomic_write_bytes, atomic_write_json
-from edge_runtime.model_card import ModelCardError, card_path_for, load_card
-from edge_runtime.tflite_metadata import LABELS_FILE
+from edge_runtime.model.card import ModelCardError, card_path_for, load_card
+from edge_runtime.model.metadata import LABELS_FILE
 
 from . import metadata_schema as schema
 from .cards import sha256_bytes
@@ -126,9 +126,9 @@ def record_in_card(card: dict[str, Any], model: bytes) -> dict[str, Any]:
 
 def stamp_file(path: str | Path) -> dict[str, Any]:
     """Stamp the .tflite at ``path`` from its card, check it loads as its card says, write both."""
-    from edge_runtime.litert_runtime import make_interpreter
-    from edge_runtime.model_card import parse_card
-    from edge_runtime.model_io import check_card
+    from edge_runtime.model.card import parse_card
+    from edge_runtime.model.contract import check_card
+    from edge_runtime.model.litert import make_interpreter
 
     path = Path(path)
     if path.suffix != ".tflite" or not path.is_file():

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.model_card import MOBILE_VARIANT
+from edge_runtime.model.card import MOBILE_VARIANT
 from edge_runtime.paths import shared_dir
 
 from . import calibration, cards, eval_faces, metadata, pipeline, quantize, verify

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.atomic_io import atomic_write_bytes, atomic_write_json
-from edge_runtime.model_card import ModelCardError, card_path_for, file_sha256, load_card, parse_card
+from edge_runtime.model.card import ModelCardError, card_path_for, file_sha256, load_card, parse_card
 
 from . import calibration, cards, eval_faces, metadata, quantize, verify
 from .errors import ConvertError, train_errors_as_convert_errors

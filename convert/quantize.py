@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from edge_runtime.model_card import MOBILE_VARIANT
-from edge_runtime.model_card import TFLITE_VARIANTS as VARIANTS
+from edge_runtime.model.card import MOBILE_VARIANT
+from edge_runtime.model.card import TFLITE_VARIANTS as VARIANTS
 
 log = logging.getLogger(__name__)
 

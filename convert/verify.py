@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.litert_runtime import make_interpreter
-from edge_runtime.model_card import ModelCardError, Quantization, dequantize, parse_card, quantize
-from edge_runtime.model_io import check_card, run_batched
+from edge_runtime.model.card import ModelCardError, Quantization, dequantize, parse_card, quantize
+from edge_runtime.model.contract import check_card, run_batched
+from edge_runtime.model.litert import make_interpreter
 
 from .errors import ConvertError
 
@@ -49,7 +49,7 @@ def io_details(interpreter: Any) -> dict:
 
 def check_contract(interpreter: Any, card: dict) -> None:
     """Raise :class:`ContractError` unless the model's I/O matches the card (see
-    :func:`edge_runtime.model_io.check_card`: shape, labels, dtypes of the variant, quantization
+    :func:`edge_runtime.model.contract.check_card`: shape, labels, dtypes of the variant, quantization
     equal to the card's and able to represent every pixel of ``value_range``)."""
     name = card.get("file", "model")
     try:

@@ -32,16 +32,17 @@ Public names:
   :class:`ModelCardError`.
 """
 
-from .blazeface import BlazeFaceDetector
-from .classifier import ExpressionClassifier
-from .daemon import Daemon, DaemonConfig
-from .detectors import FaceDetector, HaarDetector, make_detector
-from .errors import EdgeRuntimeError, ModelError, SourceError
-from .model_card import ModelCard, ModelCardError, load_card
-from .paths import DEFAULT_MODEL
-from .recognizer import FaceRecognizer
-from .results import Detection, Expression, Face
-from .sources import (
+from edge_runtime.detection.blazeface import BlazeFaceDetector
+from edge_runtime.detection.detectors import FaceDetector, HaarDetector, make_detector
+from edge_runtime.errors import EdgeRuntimeError, ModelError, SourceError
+from edge_runtime.model.card import ModelCard, ModelCardError, load_card
+from edge_runtime.model.classifier import ExpressionClassifier
+from edge_runtime.paths import DEFAULT_MODEL
+from edge_runtime.recognition.recognizer import FaceRecognizer
+from edge_runtime.recognition.tracking import IoUTracker
+from edge_runtime.results import Detection, Expression, Face
+from edge_runtime.service.daemon import Daemon, DaemonConfig
+from edge_runtime.sources.capture import (
     DirectorySource,
     Frame,
     FrameSource,
@@ -50,7 +51,6 @@ from .sources import (
     VideoSource,
     open_source,
 )
-from .tracking import IoUTracker
 
 __all__ = [
     "DEFAULT_MODEL", "BlazeFaceDetector", "Daemon", "DaemonConfig", "Detection", "DirectorySource",

@@ -1,7 +1,7 @@
-"""``python -m edge_runtime``: see :mod:`edge_runtime.cli`."""
+"""``python -m edge_runtime``: see :mod:`edge_runtime.service.cli`."""
 
 import sys
 
-from .cli import main
+from edge_runtime.service.cli import main
 
 sys.exit(main())

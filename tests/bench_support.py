@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.model_card import TFLITE_VARIANTS
+from edge_runtime.model.card import TFLITE_VARIANTS
 from tests.model_support import convert_to, keras_card, tiny_cnn, write_variant
 
 LABELS = ("happy", "neutral", "sad", "surprise")

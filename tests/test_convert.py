@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from convert import verify
-from edge_runtime.litert_runtime import make_interpreter
-from edge_runtime.model_card import load_card
-from edge_runtime.tflite_metadata import embedded_labels
+from edge_runtime.model.card import load_card
+from edge_runtime.model.litert import make_interpreter
+from edge_runtime.model.metadata import embedded_labels
 from tests.convert_support import LABELS, TEST_PER_CLASS, TRAIN_PER_CLASS, load_folder
 
 pytestmark = pytest.mark.slow

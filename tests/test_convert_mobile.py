@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.classifier import ExpressionClassifier
-from edge_runtime.litert_runtime import make_interpreter
-from edge_runtime.model_card import load_card
-from edge_runtime.model_io import check_card
-from edge_runtime.tflite_metadata import embedded_labels
+from edge_runtime.model.card import load_card
+from edge_runtime.model.classifier import ExpressionClassifier
+from edge_runtime.model.contract import check_card
+from edge_runtime.model.litert import make_interpreter
+from edge_runtime.model.metadata import embedded_labels
 from tests.convert_support import LABELS, load_folder
 
 pytestmark = pytest.mark.slow

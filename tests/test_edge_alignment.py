@@ -8,12 +8,12 @@ import pytest
 
 from benchmarks.alignment import rotate
 from edge_runtime import FaceRecognizer
-from edge_runtime.alignment import aligned_crop, eye_angle, rotated_crop
-from edge_runtime.cli import build_parser, config_from_args
-from edge_runtime.daemon import Daemon
-from edge_runtime.detectors import detect_scaled, make_detector
-from edge_runtime.preprocessing import crop_face
-from edge_runtime.recognizer import RecognizeTrace
+from edge_runtime.detection.alignment import aligned_crop, eye_angle, rotated_crop
+from edge_runtime.detection.detectors import detect_scaled, make_detector
+from edge_runtime.model.preprocessing import crop_face
+from edge_runtime.recognition.recognizer import RecognizeTrace
+from edge_runtime.service.cli import build_parser, config_from_args
+from edge_runtime.service.daemon import Daemon
 from tests.edge_support import PHOTOS, REAL_MODEL, need
 
 

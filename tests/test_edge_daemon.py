@@ -23,9 +23,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime import Daemon, DaemonConfig, FaceRecognizer, cli
-from edge_runtime.sources import VideoSource
-from edge_runtime.tracking import IoUTracker, iou
+from edge_runtime import Daemon, DaemonConfig, FaceRecognizer
+from edge_runtime.recognition.tracking import IoUTracker, iou
+from edge_runtime.service import cli
+from edge_runtime.sources.capture import VideoSource
 from tests.edge_support import (
     PHOTOS,
     ROOT,

@@ -9,11 +9,11 @@ import pytest
 
 from benchmarks.detectors import PHOTO_FACES
 from edge_runtime import BlazeFaceDetector, HaarDetector, ModelError
-from edge_runtime.blazeface import ANCHOR_CONFIGS, decode_boxes, ssd_anchors, weighted_nms
-from edge_runtime.detectors import DEFAULT_DETECTOR, DETECTORS, CombinedDetector, detect_scaled, make_detector
+from edge_runtime.detection.blazeface import ANCHOR_CONFIGS, decode_boxes, ssd_anchors, weighted_nms
+from edge_runtime.detection.detectors import DEFAULT_DETECTOR, DETECTORS, CombinedDetector, detect_scaled, make_detector
 from edge_runtime.paths import BLAZEFACE_FILES, bundled_detector_file
 from edge_runtime.results import Detection
-from edge_runtime.sources import read_image
+from edge_runtime.sources.capture import read_image
 from tests.edge_support import MEDIA, PHOTOS, VIDEO, need
 
 FACES = PHOTO_FACES   # face centres a person sees in ../shared/media/photos
@@ -54,7 +54,7 @@ def test_the_default_detector_is_both_bundled_blazeface_models(default_detector)
 
 
 def test_the_daemon_and_the_command_default_to_it():
-    from edge_runtime.cli import build_parser
+    from edge_runtime.service.cli import build_parser
 
     assert build_parser().parse_args(["--source", "x.jpg"]).detector == DEFAULT_DETECTOR
     assert build_parser().parse_args(["--source", "x.jpg", "--detector", "haar"]).detector == "haar"

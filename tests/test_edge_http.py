@@ -15,11 +15,11 @@ import urllib.request
 import pytest
 
 from edge_runtime import Daemon, DaemonConfig, FaceRecognizer
-from edge_runtime.daemon import stale_after
 from edge_runtime.errors import EdgeRuntimeError
-from edge_runtime.http_server import STALE_AFTER, StatusBoard, StatusServer, check_bind, is_loopback, parse_bind
-from edge_runtime.metrics import Metrics
-from edge_runtime.sources import STREAM_TIMEOUT, VideoSource
+from edge_runtime.outputs.metrics import Metrics
+from edge_runtime.outputs.status_http import STALE_AFTER, StatusBoard, StatusServer, check_bind, is_loopback, parse_bind
+from edge_runtime.service.daemon import stale_after
+from edge_runtime.sources.capture import STREAM_TIMEOUT, VideoSource
 from tests.edge_support import make_clip
 
 
@@ -195,7 +195,7 @@ def connect(srv: StatusServer) -> socket.socket:
 
 
 def test_clients_that_go_away_are_logged_at_debug_without_tracebacks(server, capfd, caplog):
-    caplog.set_level(logging.DEBUG, logger="edge_runtime.http_server")
+    caplog.set_level(logging.DEBUG, logger="edge_runtime.outputs.status_http")
     srv, base = server()
     for i in range(20):
         sock = connect(srv)

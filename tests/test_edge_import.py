@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import edge_runtime
 from edge_runtime import FaceRecognizer, HaarDetector, BlazeFaceDetector, open_source, Face
-import edge_runtime.cli, edge_runtime.daemon
+import edge_runtime.service.cli, edge_runtime.service.daemon
 recognizer = FaceRecognizer(sys.argv[1], num_threads=1)
 recognizer.classify_face(np.zeros((48, 48), np.uint8))
 recognizer.recognize(np.zeros((120, 160, 3), np.uint8))

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from edge_runtime import cli
+from edge_runtime.service import cli
 
 SECRET = "pw-s3cret"
 MISTAKES = {

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge_runtime.errors import EdgeRuntimeError
-from edge_runtime.output import JsonlWriter, OutputConfig
+from edge_runtime.outputs.jsonl import JsonlWriter, OutputConfig
 
 
 def record(n: int) -> dict:

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.model_card import InputSpec
-from edge_runtime.preprocessing import as_uint8, crop_box, crop_face, input_tensor, to_gray, to_rgb
+from edge_runtime.model.card import InputSpec
+from edge_runtime.model.preprocessing import as_uint8, crop_box, crop_face, input_tensor, to_gray, to_rgb
 
 RNG = np.random.default_rng(0)
 BGR = RNG.integers(0, 256, (30, 40, 3), dtype=np.uint8)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from edge_runtime import FaceRecognizer, ModelError
-from edge_runtime.classifier import ExpressionClassifier
-from edge_runtime.model_card import ModelCardError
-from edge_runtime.recognizer import RecognizeTrace
+from edge_runtime.model.card import ModelCardError
+from edge_runtime.model.classifier import ExpressionClassifier
+from edge_runtime.recognition.recognizer import RecognizeTrace
 from tests.edge_support import PHOTOS, copy_model, need
 
 
@@ -152,7 +152,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
 
 
 def test_missing_default_model_tells_the_user_to_pass_model(monkeypatch, tmp_path):
-    monkeypatch.setattr("edge_runtime.classifier.DEFAULT_MODEL", tmp_path / "models" / "fer4_int8.tflite")
+    monkeypatch.setattr("edge_runtime.model.classifier.DEFAULT_MODEL", tmp_path / "models" / "fer4_int8.tflite")
     with pytest.raises(ModelError, match=r"fer4_int8.tflite does not exist yet.*pass --model"):
         ExpressionClassifier()
 

@@ -6,10 +6,10 @@ import logging
 
 import pytest
 
-from edge_runtime.cli import build_parser
-from edge_runtime.metrics import Metrics
+from edge_runtime.outputs.metrics import Metrics
 from edge_runtime.redact import RedactingFormatter, redact
-from edge_runtime.sources import open_source
+from edge_runtime.service.cli import build_parser
+from edge_runtime.sources.capture import open_source
 
 
 @pytest.mark.parametrize(("text", "expected"), [

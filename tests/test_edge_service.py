@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_runtime import cli
+from edge_runtime.service import cli
 from tests.edge_stream_support import MjpegCamera, clip_jpegs, free_port, line_count, stop_process, wait_until
 from tests.edge_support import ROOT, VIDEO, need
 

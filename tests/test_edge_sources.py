@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from edge_runtime import SourceError, open_source
-from edge_runtime.detectors import detect_scaled, make_detector
-from edge_runtime.sources import DirectorySource, ImageSource, PiCameraSource, VideoSource
+from edge_runtime.detection.detectors import detect_scaled, make_detector
+from edge_runtime.sources.capture import DirectorySource, ImageSource, PiCameraSource, VideoSource
 from tests.edge_support import PHOTOS, VIDEO, FakePicamera2, make_clip, need, open_fds
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge_runtime import Face, IoUTracker
-from edge_runtime.tracking import iou
+from edge_runtime.recognition.tracking import iou
 
 LABELS = ("happy", "sad")
 

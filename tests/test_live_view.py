@@ -21,11 +21,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.annotate import draw_faces
 from edge_runtime.errors import EdgeRuntimeError
-from edge_runtime.http_server import StatusBoard, StatusServer
-from edge_runtime.live_view import BOUNDARY, PAGE, FrameHub
-from edge_runtime.metrics import Metrics
+from edge_runtime.outputs.annotate import draw_faces
+from edge_runtime.outputs.live_view import BOUNDARY, PAGE, FrameHub
+from edge_runtime.outputs.metrics import Metrics
+from edge_runtime.outputs.status_http import StatusBoard, StatusServer
 from edge_runtime.results import Face
 from tests.edge_support import REAL_MODEL, ROOT, VIDEO
 

@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.classifier import ExpressionClassifier
-from edge_runtime.model_card import load_card
-from edge_runtime.recognizer import FaceRecognizer
+from edge_runtime.model.card import load_card
+from edge_runtime.model.classifier import ExpressionClassifier
+from edge_runtime.recognition.recognizer import FaceRecognizer
 from tests import web_client
 
 ROOT = Path(__file__).resolve().parents[1]

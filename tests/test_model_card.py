@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.errors import EdgeRuntimeError
-from edge_runtime.model_card import ModelCardError, Quantization, dequantize, parse_card, quantize
+from edge_runtime.model.card import ModelCardError, Quantization, dequantize, parse_card, quantize
 
 CARD = {
     "schema_version": 1, "name": "fer7", "variant": "int8", "file": "fer7_int8.tflite",

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_runtime.mqtt_output import dominant_label
-from edge_runtime.mqtt_policy import rounded
+from edge_runtime.outputs.mqtt import dominant_label
+from edge_runtime.outputs.mqtt_policy import rounded
 from tests.edge_stream_support import MjpegCamera, clip_jpegs, free_port, line_count, stop_process, wait_until
 from tests.edge_support import ROOT, VIDEO, make_clip, need, read_jsonl, run_cli
 from tests.mqtt_support import Broker, Subscriber

@@ -20,8 +20,8 @@ import time
 import pytest
 
 from edge_runtime.errors import EdgeRuntimeError
-from edge_runtime.ha_discovery import sanitize_name
-from edge_runtime.mqtt_output import MqttConfig, MqttError, MqttPublisher, dominant_label
+from edge_runtime.outputs.ha_discovery import sanitize_name
+from edge_runtime.outputs.mqtt import MqttConfig, MqttError, MqttPublisher, dominant_label
 from tests.edge_support import ROOT
 from tests.mqtt_support import Broker, Subscriber
 
@@ -102,7 +102,7 @@ def test_url_parsing_and_redaction():
 
 def test_value_templates_render_in_jinja():
     jinja2 = pytest.importorskip("jinja2", reason="jinja2 not installed (pip install jinja2)")
-    from edge_runtime.ha_discovery import discovery_configs
+    from edge_runtime.outputs.ha_discovery import discovery_configs
 
     hyphen = discovery_configs("living-room", "s", "a", LABELS)["homeassistant/sensor/living-room/faces/config"]
     assert hyphen["default_entity_id"] == "sensor.fer_edge_living_room_faces", "entity ids take no '-'"
@@ -152,7 +152,7 @@ def test_state_on_change_with_a_heartbeat_and_a_rate_limit_for_scores(paho):
 
 
 def test_score_sensors_are_disabled_by_default():
-    from edge_runtime.ha_discovery import discovery_configs
+    from edge_runtime.outputs.ha_discovery import discovery_configs
 
     configs = {t.split("/")[3]: c for t, c in discovery_configs("cam", "s", "a", LABELS).items()}
     assert all(configs[f"score_{label}"]["enabled_by_default"] is False for label in LABELS)
@@ -194,7 +194,7 @@ def test_state_availability_and_discovery_reach_a_subscriber(broker, publishers)
 
 VICTIM = textwrap.dedent("""
     import sys, time
-    from edge_runtime.mqtt_output import MqttConfig, MqttPublisher
+    from edge_runtime.outputs.mqtt import MqttConfig, MqttPublisher
     pub = MqttPublisher(MqttConfig.from_url(sys.argv[1], device="victim"))
     pub.start()
     while not pub.connected:
@@ -288,7 +288,7 @@ def test_wrong_password_is_one_clear_error(tmp_path, paho, publishers, caplog):
     broker = Broker(tmp_path, users={"cam": "right-pass"})
     broker.start()
     try:
-        with caplog.at_level(logging.DEBUG, logger="edge_runtime.mqtt_output"):
+        with caplog.at_level(logging.DEBUG, logger="edge_runtime.outputs.mqtt"):
             bad = start(publishers, f"mqtt://cam:wrong-pass@127.0.0.1:{broker.port}")
             with pytest.raises(MqttError, match="refused the login") as info:
                 bad.wait_until_connected(10)
@@ -347,7 +347,7 @@ def test_mqtts_with_a_ca_file(tmp_path, paho, publishers, caplog):
         good.publish(record(3))
         sub.wait_for(lambda m: any(t == "fer-edge/tls/state" and json.loads(p)["frame"] == 3 for t, p, _ in m))
         sub.close()
-        with caplog.at_level(logging.WARNING, logger="edge_runtime.mqtt_output"):
+        with caplog.at_level(logging.WARNING, logger="edge_runtime.outputs.mqtt"):
             untrusted = start(publishers, url, device="untrusted")  # the system CAs do not know this broker
             wait(lambda: any("--mqtt-ca" in r.getMessage() for r in caplog.records), what="the TLS warning")
         assert not untrusted.connected

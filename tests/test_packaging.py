@@ -93,7 +93,7 @@ def test_the_wheel_holds_only_runtime_files(wheel):
     licenses = {n.split("/")[-1] for n in names if ".dist-info/licenses/" in n}
     assert licenses == {"LICENSE", "THIRD_PARTY_NOTICES.md"}
     entry_points = zipfile.ZipFile(wheel).read(info.replace("METADATA", "entry_points.txt")).decode()
-    assert "fer-edge = edge_runtime.console:main" in entry_points
+    assert "fer-edge = edge_runtime.service.console:main" in entry_points
 
 
 @pytest.mark.slow
@@ -132,7 +132,7 @@ def test_the_installed_command_and_the_default_detector(installed, tmp_path):
 
 
 def test_an_unknown_command_is_one_error_line():
-    done = subprocess.run([sys.executable, "-m", "edge_runtime.console", "train"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "edge_runtime.service.console", "train"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     errors = [line for line in done.stderr.splitlines() if "error:" in line]
     assert done.returncode == 2 and len(errors) == 1 and "invalid choice: 'train'" in errors[0], done.stderr

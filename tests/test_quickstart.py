@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.latency import build_parser as bench_parser
-from edge_runtime.cli import build_parser as run_parser
+from edge_runtime.service.cli import build_parser as run_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

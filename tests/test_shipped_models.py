@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_runtime.classifier import ExpressionClassifier
-from edge_runtime.litert_runtime import make_interpreter
-from edge_runtime.model_card import SHIPPED_TFLITE_VARIANTS, file_sha256, load_card
-from edge_runtime.model_io import check_card
-from edge_runtime.tflite_metadata import embedded_labels
+from edge_runtime.model.card import SHIPPED_TFLITE_VARIANTS, file_sha256, load_card
+from edge_runtime.model.classifier import ExpressionClassifier
+from edge_runtime.model.contract import check_card
+from edge_runtime.model.litert import make_interpreter
+from edge_runtime.model.metadata import embedded_labels
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 SHIPPED = sorted(MODELS_DIR.glob("*.tflite"))

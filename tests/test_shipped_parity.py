@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.classifier import ExpressionClassifier
+from edge_runtime.model.classifier import ExpressionClassifier
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 FAMILIES = sorted(path.stem for path in MODELS_DIR.glob("*.keras"))

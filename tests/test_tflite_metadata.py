@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from convert import metadata
-from edge_runtime.classifier import ExpressionClassifier
 from edge_runtime.errors import ModelError
-from edge_runtime.litert_runtime import make_interpreter
-from edge_runtime.model_card import file_sha256
-from edge_runtime.tflite_metadata import LABELS_FILE, embedded_files, embedded_labels
+from edge_runtime.model.card import file_sha256
+from edge_runtime.model.classifier import ExpressionClassifier
+from edge_runtime.model.litert import make_interpreter
+from edge_runtime.model.metadata import LABELS_FILE, embedded_files, embedded_labels
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 SOURCE = MODELS_DIR / "fer7_int8.tflite"

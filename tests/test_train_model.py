@@ -54,7 +54,7 @@ def test_warm_start_slices_the_output_layer_by_label_name_and_records_its_source
     columns are picked by name (happy is column 3 of 7, surprise column 6), not by position."""
     import json
 
-    from edge_runtime.model_card import file_sha256
+    from edge_runtime.model.card import file_sha256
     from train.labels import FER2013_CLASSES
     from train.training import init_weights_from, keras_card, source_model_record
 

@@ -128,7 +128,7 @@ def test_reads_zip_pth_files_and_rejects_other_pickles(tmp_path, fake_torch):
 def test_lite0_with_imagenet_weights_reproduces_pytorch_logits():
     """The port's proof: the whole graph (resize, gray to RGB, normalization, Lite0, ImageNet head)
     gives PyTorch's logits (tests/fixtures/make_lite0_reference.py) on the fixture's faces."""
-    from edge_runtime.model_card import file_sha256
+    from edge_runtime.model.card import file_sha256
 
     ref = np.load(FIXTURE)
     assert file_sha256(pretrained.lite0_weights_path()) == str(ref["weights_sha256"])

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("keras")
 
-from edge_runtime.classifier import ExpressionClassifier
+from edge_runtime.model.classifier import ExpressionClassifier
 from tests.convert_support import LABELS, load_folder, make_dataset
 from tests.test_train_transfer import needs_weights
 

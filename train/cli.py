@@ -209,7 +209,7 @@ def parse_prior_adjust(spec: str | None, labels: str) -> tuple[float, ...]:
 def inherited_weights_source(source_path: str, own: dict) -> dict:
     """A warm start's backbone weights come from its source: the source card's record of where its
     pretrained weights came from, with the file they came through (empty when the source has none)."""
-    from edge_runtime.model_card import load_card
+    from edge_runtime.model.card import load_card
 
     weights = (load_card(source_path).raw.get("backbone") or {}).get("weights") or {}
     if weights.get("weights", "none") == "none":
@@ -219,7 +219,7 @@ def inherited_weights_source(source_path: str, own: dict) -> dict:
 
 def warm_start_split(source_path: str, classes: tuple[str, ...]) -> dict:
     """The source's validation split, which a warm start inherits (see ``splits.inherited_split``)."""
-    from edge_runtime.model_card import ModelCardError, load_card
+    from edge_runtime.model.card import ModelCardError, load_card
 
     try:
         source_config = (load_card(source_path).raw.get("training") or {}).get("config") or {}

@@ -27,7 +27,7 @@ from .data_loading import IMAGE_SIZE
 from .errors import UserError
 
 if TYPE_CHECKING:
-    from edge_runtime.model_card import ModelCard
+    from edge_runtime.model.card import ModelCard
 
     from .config import RunConfig
 
@@ -39,7 +39,7 @@ TEACHERS_FILE = "teachers.json"   # each teacher's file, sha256 and origin, writ
 def check_teachers(paths: Sequence[str], labels: Sequence[str]) -> list[ModelCard]:
     """The teachers' cards; fails early, with one line, on a teacher that is missing, has no card,
     takes another input or lacks one of ``labels``."""
-    from edge_runtime.model_card import ModelCardError, load_card
+    from edge_runtime.model.card import ModelCardError, load_card
 
     cards = []
     for path in paths:

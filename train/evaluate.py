@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from edge_runtime.model_card import ModelCardError, load_card
+from edge_runtime.model.card import ModelCardError, load_card
 
 from . import label_sources
 from .data_loading import load_split

@@ -141,7 +141,7 @@ def lite0_weights_path() -> Path:
 
 def lite0_source() -> dict:
     """The ImageNet source recorded in a card: package, version, file and its sha256."""
-    from edge_runtime.model_card import file_sha256
+    from edge_runtime.model.card import file_sha256
 
     path = lite0_weights_path()
     return {"dataset": "ImageNet", "package": LITE0_PACKAGE, "version": metadata.version(LITE0_PACKAGE),
@@ -157,7 +157,7 @@ def transfer_config(arch: str, weights: str, resolution: int | None, freeze_epoc
     """The run settings of ``--weights``, ``--resolution`` and ``--freeze-epochs``, checked, with the
     weights' source (package, version, sha256) recorded as the run starts. ``{}`` for other architectures.
     Raises ``ValueError`` with the message for the user."""
-    from edge_runtime.model_card import file_sha256
+    from edge_runtime.model.card import file_sha256
 
     if arch not in TRANSFER_ARCHITECTURES:
         if weights != "none" or resolution is not None or freeze_epochs:

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
-from edge_runtime.model_card import file_sha256
+from edge_runtime.model.card import file_sha256
 
 from . import (
     distillation,
@@ -74,7 +74,7 @@ def init_weights_from(model: keras.Model, source_path: str, labels: tuple[str, .
     The source's card must list labels that include ours: a 7-class model warm-starts a
     4-class one with the 4 matching output columns. Returns the number of layers copied.
     """
-    from edge_runtime.model_card import ModelCardError, load_card
+    from edge_runtime.model.card import ModelCardError, load_card
 
     try:
         source = keras.models.load_model(source_path, compile=False)
@@ -109,7 +109,7 @@ def source_model_record(source_path: str | Path) -> dict:
     Recorded when a run starts (the source file may be replaced later), so a chain of
     warm starts and teachers stays traceable from the last model's card.
     """
-    from edge_runtime.model_card import file_sha256, load_card
+    from edge_runtime.model.card import file_sha256, load_card
 
     source_card = load_card(source_path).raw
     training = source_card.get("training") or {}
@@ -122,7 +122,7 @@ def source_model_record(source_path: str | Path) -> dict:
 
 def record_teachers(run_dir: Path, paths: list[str], resume: bool) -> None:
     """Record the teachers when a run starts; on ``--resume``, refuse a teacher file that has changed since."""
-    from edge_runtime.model_card import file_sha256
+    from edge_runtime.model.card import file_sha256
 
     record_path = run_dir / distillation.TEACHERS_FILE
     if resume and record_path.is_file():

@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.model_card import load_card
-from edge_runtime.tracking import iou as box_iou
+from edge_runtime.model.card import load_card
+from edge_runtime.recognition.tracking import iou as box_iou
 
 from .settings import (
     BOX_TOLERANCE_PX,

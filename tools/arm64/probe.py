@@ -23,9 +23,9 @@ import numpy as np
 import edge_runtime
 from edge_runtime import FaceRecognizer, open_source
 from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
-from edge_runtime.litert_runtime import interpreter_class, make_interpreter
-from edge_runtime.preprocessing import input_tensor, to_gray
-from edge_runtime.recognizer import RecognizeTrace
+from edge_runtime.model.litert import interpreter_class, make_interpreter
+from edge_runtime.model.preprocessing import input_tensor, to_gray
+from edge_runtime.recognition.recognizer import RecognizeTrace
 
 from .settings import DETECTORS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_runtime.model_card import load_card
+from edge_runtime.model.card import load_card
 
 from .build import page_size_check
 from .compare import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_runtime.detectors import REGISTRY
+from edge_runtime.detection.detectors import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
 PINS_FILE = ROOT / "deploy" / "requirements-edge.txt"

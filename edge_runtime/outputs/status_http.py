@@ -2,7 +2,7 @@
 
 ``/healthz`` (JSON; 200 while frames flow, 503 when none came for ``stale_after`` seconds: stalled,
 reconnecting or waiting for the source), ``/latest`` (the last result line, 404 before the first),
-``/metrics`` (Prometheus text), and with a :class:`~edge_runtime.live_view.FrameHub` (``--live``) the
+``/metrics`` (Prometheus text), and with a :class:`~edge_runtime.outputs.live_view.FrameHub` (``--live``) the
 live page at ``/`` and its stream at ``/stream.mjpg``. Binds loopback unless a host is given, and another host only when
 allowed (``--http-allow-remote``). Each connection has a timeout, the number of connections served
 at once is bounded (more get a 503 at once), and clients that go away are logged at debug level.
@@ -19,10 +19,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import live_view
-from .errors import EdgeRuntimeError
-from .live_view import FrameHub
-from .metrics import Metrics
+from edge_runtime.errors import EdgeRuntimeError
+from edge_runtime.outputs import live_view
+from edge_runtime.outputs.live_view import FrameHub
+from edge_runtime.outputs.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

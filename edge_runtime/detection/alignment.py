@@ -3,10 +3,10 @@
 BlazeFace gives six keypoints per face, in frame pixels and in MediaPipe's order: the subject's
 right eye (on the image's left for a camera that does not mirror), left eye, nose tip, mouth,
 right ear tragion, left ear tragion. The eye line's angle is measured from the first two; the
-square crop of :func:`edge_runtime.preprocessing.crop_box` is then sampled from the frame rotated
+square crop of :func:`edge_runtime.model.preprocessing.crop_box` is then sampled from the frame rotated
 by that angle around the crop's centre. Only the crop's pixels are computed (one ``warpAffine``
 into a crop-sized output), never the whole rotated frame; outside the frame the border is
-replicated, as :func:`~edge_runtime.preprocessing.crop_face` does. Detections without keypoints
+replicated, as :func:`~edge_runtime.model.preprocessing.crop_face` does. Detections without keypoints
 (Haar) are cropped unrotated.
 
 Whether alignment is on by default is measured by ``benchmarks/alignment.py`` (docs/crop-margin.md).
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .preprocessing import crop_box, crop_face
-from .results import Box
+from edge_runtime.model.preprocessing import crop_box, crop_face
+from edge_runtime.results import Box
 
 #: Whether the recognizer, the daemon and the benchmarks align faces unless told otherwise.
 DEFAULT_ALIGN = False

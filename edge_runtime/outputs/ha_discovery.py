@@ -14,7 +14,7 @@ import re
 import socket
 from importlib import metadata
 
-from .errors import EdgeRuntimeError
+from edge_runtime.errors import EdgeRuntimeError
 
 DISCOVERY_PREFIX = "homeassistant"
 #: Values of the expression sensor besides the model's labels.

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .results import Box, Face
+from edge_runtime.results import Box, Face
 
 
 def iou(a: Box, b: Box) -> float:

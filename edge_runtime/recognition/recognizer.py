@@ -10,12 +10,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .alignment import DEFAULT_ALIGN, aligned_crop
-from .classifier import ExpressionClassifier
-from .detectors import DEFAULT_DETECTOR, DEFAULT_MARGINS, FaceDetector, detect_scaled, make_detector
-from .model_card import ModelCard
-from .preprocessing import check_frame, crop_face, to_gray
-from .results import Box, Detection, Expression, Face
+from edge_runtime.detection.alignment import DEFAULT_ALIGN, aligned_crop
+from edge_runtime.detection.detectors import (
+    DEFAULT_DETECTOR,
+    DEFAULT_MARGINS,
+    FaceDetector,
+    detect_scaled,
+    make_detector,
+)
+from edge_runtime.model.card import ModelCard
+from edge_runtime.model.classifier import ExpressionClassifier
+from edge_runtime.model.preprocessing import check_frame, crop_face, to_gray
+from edge_runtime.results import Box, Detection, Expression, Face
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +67,7 @@ class FaceRecognizer:
         tta: ``"flip"`` averages each face's probabilities with its mirror image's (two classifier
             runs per face); ``"none"`` runs the classifier once.
         align: rotate each face crop so the eyes are level, for detections with eye keypoints
-            (BlazeFace; Haar's are cropped unrotated); see :mod:`edge_runtime.alignment`.
+            (BlazeFace; Haar's are cropped unrotated); see :mod:`edge_runtime.detection.alignment`.
     """
 
     def __init__(self, model_path: str | Path | None = None, *, card_path: str | Path | None = None,

@@ -1,7 +1,7 @@
 """MQTT output (``--mqtt``): each result as JSON, availability with a last will, Home Assistant discovery.
 
 The camera loop only calls :meth:`MqttPublisher.publish`, which never waits: records that
-:class:`~edge_runtime.mqtt_policy.PublishPolicy` lets through (a change, or the heartbeat) go into a
+:class:`~edge_runtime.outputs.mqtt_policy.PublishPolicy` lets through (a change, or the heartbeat) go into a
 bounded queue (the oldest is dropped and counted when it is full) and a background thread sends
 them. paho-mqtt's own network thread connects, waits for a broker that is down, and reconnects
 with exponential backoff. A refused login stops the publisher with :attr:`MqttPublisher.error` set
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .errors import EdgeRuntimeError
-from .ha_discovery import DISCOVERY_PREFIX, default_device_name, discovery_configs, sanitize_name
-from .mqtt_policy import DEFAULT_EVERY, DEFAULT_HEARTBEAT, PublishPolicy, largest_face
-from .redact import redact
+from edge_runtime.errors import EdgeRuntimeError
+from edge_runtime.outputs.ha_discovery import DISCOVERY_PREFIX, default_device_name, discovery_configs, sanitize_name
+from edge_runtime.outputs.mqtt_policy import DEFAULT_EVERY, DEFAULT_HEARTBEAT, PublishPolicy, largest_face
+from edge_runtime.redact import redact
 
 log = logging.getLogger(__name__)
 

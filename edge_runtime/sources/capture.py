@@ -16,10 +16,10 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 
-from .errors import SourceError
-from .frames import Frame, FrameSource
-from .picamera_source import PiCameraSource
-from .redact import redact
+from edge_runtime.errors import SourceError
+from edge_runtime.redact import redact
+from edge_runtime.sources.frames import Frame, FrameSource
+from edge_runtime.sources.picamera import PiCameraSource
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .errors import EdgeRuntimeError
+from edge_runtime.errors import EdgeRuntimeError
 
 FILE_MODE = 0o640
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
-from .litert_runtime import make_interpreter
-from .model_card import Quantization, dequantize, load_card
-from .model_io import check_card
-from .paths import DEFAULT_MODEL
-from .preprocessing import input_tensor
-from .results import Expression
+from edge_runtime.errors import ModelError
+from edge_runtime.model.card import Quantization, dequantize, load_card
+from edge_runtime.model.contract import check_card
+from edge_runtime.model.litert import make_interpreter
+from edge_runtime.model.preprocessing import input_tensor
+from edge_runtime.paths import DEFAULT_MODEL
+from edge_runtime.results import Expression
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import ModelError
-from .litert_runtime import make_interpreter
-from .paths import BLAZEFACE_FILES, find_blazeface_model
-from .preprocessing import to_rgb
-from .results import Detection
+from edge_runtime.errors import ModelError
+from edge_runtime.model.litert import make_interpreter
+from edge_runtime.model.preprocessing import to_rgb
+from edge_runtime.paths import BLAZEFACE_FILES, find_blazeface_model
+from edge_runtime.results import Detection
 
 log = logging.getLogger(__name__)
 

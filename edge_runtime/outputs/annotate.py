@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .atomic_io import atomic_write_bytes
-from .errors import EdgeRuntimeError
-from .results import Face
+from edge_runtime.atomic_io import atomic_write_bytes
+from edge_runtime.errors import EdgeRuntimeError
+from edge_runtime.results import Face
 
 log = logging.getLogger(__name__)
 

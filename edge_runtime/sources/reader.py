@@ -22,10 +22,10 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from .errors import CameraUnavailableError, SourceError
-from .frames import Frame, FrameSource
-from .http_server import StatusBoard
-from .metrics import Metrics
+from edge_runtime.errors import CameraUnavailableError, SourceError
+from edge_runtime.outputs.metrics import Metrics
+from edge_runtime.outputs.status_http import StatusBoard
+from edge_runtime.sources.frames import Frame, FrameSource
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 :meth:`Daemon.prepare` checks everything a user can get wrong (options, model, card, source, output
 and annotate paths, HTTP address) before anything runs; :meth:`Daemon.run` then processes frames
 until the source ends, ``max_frames`` is reached, or :meth:`Daemon.stop`. The source is opened and
-read by a :class:`~edge_runtime.reader.FrameReader` thread, so the loop (and a stop request) never
+read by a :class:`~edge_runtime.sources.reader.FrameReader` thread, so the loop (and a stop request) never
 waits on a camera that hangs. Each result also goes to MQTT (``--mqtt``, through a bounded queue that
 never blocks the loop) and to the live view (``--live``, only while someone watches). Nothing
 accumulates per frame, so memory stays flat over long runs.
@@ -17,18 +17,18 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from .annotate import Annotator
-from .detectors import DEFAULT_DETECTOR
-from .errors import EdgeRuntimeError
-from .http_server import STALE_AFTER, StatusBoard, StatusServer, check_bind, parse_bind
-from .live_view import FrameHub
-from .metrics import Metrics
-from .mqtt_output import MqttConfig, MqttPublisher
-from .output import JsonlWriter, OutputConfig
-from .reader import Delivery, FrameReader, ReaderConfig
-from .recognizer import DEFAULT_ALIGN, DEFAULT_TTA, FaceRecognizer
-from .sources import FrameSource, open_source
-from .tracking import IoUTracker
+from edge_runtime.detection.detectors import DEFAULT_DETECTOR
+from edge_runtime.errors import EdgeRuntimeError
+from edge_runtime.outputs.annotate import Annotator
+from edge_runtime.outputs.jsonl import JsonlWriter, OutputConfig
+from edge_runtime.outputs.live_view import FrameHub
+from edge_runtime.outputs.metrics import Metrics
+from edge_runtime.outputs.mqtt import MqttConfig, MqttPublisher
+from edge_runtime.outputs.status_http import STALE_AFTER, StatusBoard, StatusServer, check_bind, parse_bind
+from edge_runtime.recognition.recognizer import DEFAULT_ALIGN, DEFAULT_TTA, FaceRecognizer
+from edge_runtime.recognition.tracking import IoUTracker
+from edge_runtime.sources.capture import FrameSource, open_source
+from edge_runtime.sources.reader import Delivery, FrameReader, ReaderConfig
 
 log = logging.getLogger(__name__)
 

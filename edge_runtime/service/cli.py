@@ -9,14 +9,14 @@ import signal
 import sys
 from pathlib import Path
 
-from .alignment import DEFAULT_ALIGN
-from .classifier import TTA_MODES
-from .daemon import Daemon, DaemonConfig
-from .detectors import DEFAULT_DETECTOR, DETECTORS
-from .errors import USER_ERRORS, CameraUnavailableError, EdgeRuntimeError, SourceError
-from .mqtt_output import MqttError
-from .recognizer import DEFAULT_TTA
-from .redact import RedactingFormatter, redact
+from edge_runtime.detection.alignment import DEFAULT_ALIGN
+from edge_runtime.detection.detectors import DEFAULT_DETECTOR, DETECTORS
+from edge_runtime.errors import USER_ERRORS, CameraUnavailableError, EdgeRuntimeError, SourceError
+from edge_runtime.model.classifier import TTA_MODES
+from edge_runtime.outputs.mqtt import MqttError
+from edge_runtime.recognition.recognizer import DEFAULT_TTA
+from edge_runtime.redact import RedactingFormatter, redact
+from edge_runtime.service.daemon import Daemon, DaemonConfig
 
 log = logging.getLogger("edge_runtime")
 

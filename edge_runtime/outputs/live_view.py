@@ -20,9 +20,9 @@ from http.server import BaseHTTPRequestHandler
 import cv2
 import numpy as np
 
-from .annotate import draw_faces
-from .errors import EdgeRuntimeError
-from .results import Face
+from edge_runtime.errors import EdgeRuntimeError
+from edge_runtime.outputs.annotate import draw_faces
+from edge_runtime.results import Face
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ Face framing: FER2013 faces are tight, centred, square crops. A detector box is 
 model's crop by :func:`crop_box`: a square centred on the box, of side ``max(w, h) * (1 + 2 *
 margin)``; the parts outside the frame are filled by replicating the border. The margin used
 by default is measured per detector by ``benchmarks/crop_margin.py`` (see ``DEFAULT_MARGINS``
-in :mod:`edge_runtime.detectors`).
+in :mod:`edge_runtime.detection.detectors`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .model_card import InputSpec, quantize
-from .results import Box
+from edge_runtime.model.card import InputSpec, quantize
+from edge_runtime.results import Box
 
 
 def as_uint8(frame: np.ndarray) -> np.ndarray:

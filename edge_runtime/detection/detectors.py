@@ -24,9 +24,9 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from .errors import ModelError
-from .preprocessing import check_frame, resize, to_gray
-from .results import Detection
+from edge_runtime.errors import ModelError
+from edge_runtime.model.preprocessing import check_frame, resize, to_gray
+from edge_runtime.results import Detection
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def detect_scaled(detector: FaceDetector, frame: np.ndarray, max_side: int = 640
 
 def _blazeface(model_path: str | Path | None, num_threads: int | None) -> FaceDetector:
     """Both bundled BlazeFace models combined, or the one ``model_path`` names."""
-    from .blazeface import BlazeFaceDetector
+    from edge_runtime.detection.blazeface import BlazeFaceDetector
 
     if model_path:
         return BlazeFaceDetector(model_path, num_threads=num_threads)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import time
 
-from .errors import SourceError
-from .frames import Frame, FrameSource
-from .yuv import y_plane, yuv420_to_bgr
+from edge_runtime.errors import SourceError
+from edge_runtime.sources.frames import Frame, FrameSource
+from edge_runtime.sources.yuv import y_plane, yuv420_to_bgr
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .model_card import SHIPPED_TFLITE_VARIANTS, ModelCard, Quantization, dequantize, file_sha256
-from .tflite_metadata import MetadataReadError, embedded_labels
+from edge_runtime.model.card import SHIPPED_TFLITE_VARIANTS, ModelCard, Quantization, dequantize, file_sha256
+from edge_runtime.model.metadata import MetadataReadError, embedded_labels
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EdgeRuntimeError
+from edge_runtime.errors import EdgeRuntimeError
 
 SCHEMA_VERSION = 1
 #: The .tflite variants ``convert`` writes, in the order reports list them.
