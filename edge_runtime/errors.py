@@ -1,10 +1,19 @@
-"""The errors edge_runtime raises on bad input; each message names the problem and the fix."""
+"""The errors the package raises on bad input; each message names the problem and the fix.
+
+:class:`FerEdgeError` is the one root: ``train``, ``convert`` and ``benchmarks`` derive their errors from
+it, and every command line reports it as one ``error:`` line, exit code 2
+(:mod:`edge_runtime.command_line`).
+"""
 
 from __future__ import annotations
 
 
-class EdgeRuntimeError(Exception):
-    """Base class of the errors a user can fix (bad model, bad source, bad option)."""
+class FerEdgeError(Exception):
+    """An error the user can fix (a bad option, file, model or card); one ``error:`` line, exit 2."""
+
+
+class EdgeRuntimeError(FerEdgeError):
+    """Base class of the runtime's errors a user can fix (bad model, bad source, bad option)."""
 
 
 class ModelError(EdgeRuntimeError):
