@@ -1,7 +1,13 @@
 """edge_runtime: facial expression recognition on a Raspberry Pi or other ARM board.
 
-Needs only numpy, OpenCV and a TFLite runtime (``ai_edge_litert``, else ``tflite_runtime``, else
-``tensorflow.lite`` as a last resort); TensorFlow is never imported unless it is the only runtime.
+Needs only numpy, OpenCV, prometheus_client and a TFLite runtime (``ai_edge_litert``, else
+``tflite_runtime``, else ``tensorflow.lite`` as a last resort); TensorFlow is never imported unless it is
+the only runtime.
+
+Its parts: ``model/`` (the card, the LiteRT interpreter, the classifier), ``detection/`` (BlazeFace,
+Haar, alignment), ``recognition/`` (detector + classifier, tracking), ``sources/`` (cameras, streams,
+files, the background reader), ``outputs/`` (every output behind one ``Sink`` interface) and ``service/``
+(the validated configuration, the daemon's loop, the command lines).
 
 Library API::
 

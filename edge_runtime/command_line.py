@@ -49,9 +49,10 @@ def setup_logging(level: str = "info", fmt: str = LOG_FORMAT) -> None:
     root.setLevel(level.upper())
 
 
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
-    """Print one ``error:`` line (credentials redacted) and return ``code``."""
-    print(f"error: {redact(message)}", file=sys.stderr)
+def fail(message: str, code: int = EXIT_BAD_INPUT, prog: str | None = None) -> int:
+    """Print one ``PROG: error: ...`` line (credentials redacted) and return ``code``."""
+    head = f"{prog}: " if prog else ""
+    print(f"{head}error: {redact(message)}", file=sys.stderr)
     return code
 
 
@@ -64,4 +65,4 @@ def run_command(parser: argparse.ArgumentParser, body: Callable[[argparse.Namesp
     try:
         return body(args)
     except FerEdgeError as exc:
-        return fail(str(exc))
+        return fail(str(exc), EXIT_BAD_INPUT, parser.prog)

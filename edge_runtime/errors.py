@@ -24,6 +24,11 @@ class SourceError(EdgeRuntimeError):
     """A frame source cannot be opened or stopped delivering frames."""
 
 
+class SetupError(EdgeRuntimeError):
+    """The install or the device refuses for good (a missing package, a camera that rejects the login):
+    never retried, exit code 2."""
+
+
 class CameraUnavailableError(SourceError):
     """A camera or stream could not be opened at start-up (it may appear later: worth a retry)."""
 

@@ -95,6 +95,6 @@ def test_align_flag_reaches_the_recognizer(flag, expected, tmp_path):
     daemon = Daemon(config_from_args(args))
     daemon.prepare()
     try:
-        assert daemon.config.align is expected and daemon.recognizer.align is expected
+        assert daemon.config.recognizer.align is expected and daemon.recognizer.align is expected
     finally:
         daemon._release()

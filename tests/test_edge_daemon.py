@@ -25,7 +25,9 @@ import pytest
 
 from edge_runtime import Daemon, DaemonConfig, FaceRecognizer
 from edge_runtime.recognition.tracking import IoUTracker, iou
+from edge_runtime.redact import RedactingFormatter
 from edge_runtime.service import cli
+from edge_runtime.service.config import OutputOptions, SourceOptions
 from edge_runtime.sources.capture import VideoSource
 from tests.edge_support import (
     PHOTOS,
@@ -160,7 +162,7 @@ def test_mixed_directory_skips_what_is_not_an_image(tiny_model, tmp_path):
 def one_line_error(done: subprocess.CompletedProcess, *fragments: str, code: int = 2) -> None:
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("python -m edge_runtime: error: ")]
     assert len(errors) == 1, done.stderr
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
@@ -256,11 +258,11 @@ def test_an_unexpected_error_logs_a_traceback_and_exits_1(tiny_model, tmp_path, 
         code = cli.main(["--source", str(clip), "--model", str(tiny_model), "--output", str(tmp_path / "o.jsonl")])
     finally:
         logging.getLogger().handlers = [h for h in logging.getLogger().handlers
-                                        if not isinstance(h.formatter, cli.RedactingFormatter)]
+                                        if not isinstance(h.formatter, RedactingFormatter)]
     assert code == 1  # restartable: not the "bad input" code systemd never restarts
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert errors and errors[0].exc_info and "a bug, not bad input" in str(errors[0].exc_info[1])
-    assert "error: ValueError: a bug, not bad input" in capsys.readouterr().err
+    assert "python -m edge_runtime: error: ValueError: a bug, not bad input" in capsys.readouterr().err
 
 
 def test_error_bad_options(tiny_model, tmp_path):
@@ -310,7 +312,7 @@ def recognizer(tiny_model) -> FaceRecognizer:
 
 def run_daemon(recognizer, source, tmp_path, **options) -> tuple[Daemon, list[dict]]:
     out = tmp_path / "out.jsonl"
-    config = DaemonConfig(source=source.name, output=str(out), **options)
+    config = DaemonConfig(SourceOptions(source.name, **options), output=OutputOptions(str(out)))
     daemon = Daemon(config, recognizer=recognizer, source=source)
     assert daemon.run() == 0
     return daemon, read_jsonl(out)
@@ -337,8 +339,8 @@ def test_a_camera_that_disappears_is_reopened_with_backoff_without_leaking(recog
     clip = make_clip(tmp_path / "cam.avi", frames=6, size=(64, 48))
     # a "camera": a live source that ends (like an unplugged device) and must be reopened
     source = VideoSource(str(clip), live=True, reconnect=True)
-    config = DaemonConfig(source=source.name, output=str(tmp_path / "out.jsonl"),
-                          backoff_initial=0.02, backoff_max=0.1)
+    config = DaemonConfig(SourceOptions(source.name, backoff_initial=0.02, backoff_max=0.1),
+                          output=OutputOptions(str(tmp_path / "out.jsonl")))
     daemon = Daemon(config, recognizer=recognizer, source=source)
     result = {}
     thread = threading.Thread(target=lambda: result.update(code=daemon.run()))
@@ -369,7 +371,7 @@ def test_a_camera_that_disappears_is_reopened_with_backoff_without_leaking(recog
         daemon.stop()
         thread.join(30)
     assert result == {"code": 0} and source._cap is None
-    assert daemon.board.state == "stopping"
+    assert daemon.metrics.state == "stopping"
     records = read_jsonl(tmp_path / "out.jsonl")
     frames = [r["frame"] for r in records]
     assert frames == sorted(set(frames))  # increasing over the daemon's life, never reused
@@ -393,8 +395,8 @@ def test_picamera2_source_through_a_fake_picamera2(recognizer, tmp_path, monkeyp
     FakePicamera2.default_frames = [photo]
     monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FakePicamera2))
     out = tmp_path / "pi.jsonl"
-    daemon = Daemon(DaemonConfig(source="picamera2", output=str(out), max_frames=5, size=(426, 240)),
-                    recognizer=recognizer)
+    config = DaemonConfig(SourceOptions("picamera2", max_frames=5, size=(426, 240)), output=OutputOptions(str(out)))
+    daemon = Daemon(config, recognizer=recognizer)
     assert daemon.run() == 0
     records = read_jsonl(out)
     assert len(records) == 5 and all(r["source"] == "picamera2" for r in records)  # as given
@@ -431,7 +433,8 @@ def test_memory_stays_flat_over_a_long_run(recognizer, tmp_path, caplog):
     caplog.set_level(logging.ERROR, logger="edge_runtime")  # captured log records would pile up
     clip = make_clip(tmp_path / "loop.avi", frames=30, size=(160, 90))
     source = VideoSource(str(clip), live=True, reconnect=True)  # replays forever
-    config = DaemonConfig(source=source.name, output=str(tmp_path / "out.jsonl"), backoff_initial=0.001)
+    config = DaemonConfig(SourceOptions(source.name, backoff_initial=0.001),
+                          output=OutputOptions(str(tmp_path / "out.jsonl")))
     daemon = Daemon(config, recognizer=recognizer, source=source)
     thread = threading.Thread(target=daemon.run)
     tracemalloc.start()

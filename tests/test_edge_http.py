@@ -13,12 +13,13 @@ import urllib.error
 import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from edge_runtime import Daemon, DaemonConfig, FaceRecognizer
 from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.outputs.metrics import Metrics
-from edge_runtime.outputs.status_http import STALE_AFTER, StatusBoard, StatusServer, check_bind, is_loopback, parse_bind
-from edge_runtime.service.daemon import stale_after
+from edge_runtime.outputs.status_http import STALE_AFTER, StatusBoard, StatusServer, is_loopback
+from edge_runtime.service.config import HttpOptions, OutputOptions, SourceOptions, check_bind, parse_bind
 from edge_runtime.sources.capture import STREAM_TIMEOUT, VideoSource
 from tests.edge_support import make_clip
 
@@ -31,12 +32,19 @@ def get(url: str) -> tuple[int, str, str]:
         return error.code, error.headers["Content-Type"], error.read().decode()
 
 
-def metric(text: str, name: str) -> float:
-    """The value of an unlabelled sample in Prometheus text."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in metrics")
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    """Every sample of a Prometheus text exposition, parsed by prometheus_client's own parser:
+    ``{(name, sorted labels): value}``."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text."""
+    found = samples(text)
+    key = (name, tuple(sorted(labels.items())))
+    assert key in found, f"{key} not in metrics"
+    return found[key]
 
 
 def test_parse_bind_defaults_to_loopback():
@@ -55,7 +63,8 @@ def test_binding_beyond_loopback_needs_allow_remote():
             check_bind(host, allow_remote=False)
         check_bind(host, allow_remote=True)
     with pytest.raises(EdgeRuntimeError, match="--http-allow-remote"):  # refused before binding anything
-        StatusServer(StatusBoard(Metrics()), "0.0.0.0", 0)
+        HttpOptions("0.0.0.0:0")
+    assert HttpOptions("0.0.0.0:0", allow_remote=True).address == ("0.0.0.0", 0)
     check_bind("localhost", allow_remote=False)
 
 
@@ -67,28 +76,31 @@ def test_histogram_and_counters_in_prometheus_text():
     text = metrics.render()
     assert metric(text, "fer_edge_frames_total") == 2 and metric(text, "fer_edge_faces_total") == 2
     assert metric(text, "fer_edge_dropped_frames_total") == 5
-    assert 'fer_edge_stage_latency_seconds_bucket{stage="detect",le="0.005"} 1' in text
-    assert 'fer_edge_stage_latency_seconds_bucket{stage="detect",le="0.5"} 1' in text
-    assert 'fer_edge_stage_latency_seconds_bucket{stage="detect",le="1"} 2' in text
-    assert 'fer_edge_stage_latency_seconds_bucket{stage="detect",le="+Inf"} 2' in text
-    assert 'fer_edge_stage_latency_seconds_count{stage="total"} 2' in text
-    assert 'fer_edge_stage_latency_seconds_sum{stage="total"} 0.830000' in text
-    assert 'fer_edge_info{detector="haar",model="m.tflite"} 1' in text
+    bucket = "fer_edge_stage_latency_seconds_bucket"
+    assert metric(text, bucket, stage="detect", le="0.005") == 1
+    assert metric(text, bucket, stage="detect", le="0.5") == 1
+    assert metric(text, bucket, stage="detect", le="1.0") == 2
+    assert metric(text, bucket, stage="detect", le="+Inf") == 2
+    assert metric(text, "fer_edge_stage_latency_seconds_count", stage="total") == 2
+    assert metric(text, "fer_edge_stage_latency_seconds_sum", stage="total") == pytest.approx(0.83)
+    assert metric(text, "fer_edge_info", detector="haar", model="m.tflite") == 1
     assert "# TYPE fer_edge_stage_latency_seconds histogram" in text
 
 
 def test_endpoints_while_the_daemon_runs(tiny_model, tmp_path):
     clip = make_clip(tmp_path / "clip.avi", frames=300, size=(160, 90))  # 10 s as a live camera
     source = VideoSource(str(clip), realtime=True)
-    config = DaemonConfig(source=source.name, output=str(tmp_path / "out.jsonl"), http="0")
+    config = DaemonConfig(SourceOptions(source.name), output=OutputOptions(str(tmp_path / "out.jsonl")),
+                          http=HttpOptions("0"))
     daemon = Daemon(config, recognizer=FaceRecognizer(tiny_model, num_threads=1), source=source)
     thread = threading.Thread(target=daemon.run)
     thread.start()
     try:
         deadline = time.monotonic() + 60
-        while daemon.server is None and time.monotonic() < deadline:
+        while (daemon.sink("http") is None or daemon.sink("http").address is None) and \
+                time.monotonic() < deadline:
             time.sleep(0.02)
-        host, port = daemon.server.address
+        host, port = daemon.sink("http").address
         assert host == "127.0.0.1"  # loopback unless told otherwise
         base = f"http://{host}:{port}"
         while (daemon.metrics.snapshot()["frames"] < 3) and time.monotonic() < deadline:
@@ -104,7 +116,7 @@ def test_endpoints_while_the_daemon_runs(tiny_model, tmp_path):
         status, kind, text = get(base + "/metrics")
         assert status == 200 and kind.startswith("text/plain; version=0.0.4")
         assert metric(text, "fer_edge_frames_total") >= 3
-        assert 'fer_edge_stage_latency_seconds_count{stage="total"}' in text
+        assert metric(text, "fer_edge_stage_latency_seconds_count", stage="total") >= 3
         assert "fer_edge_dropped_frames_total" in text
         assert get(base + "/nope")[0] == 404
     finally:
@@ -137,7 +149,8 @@ def test_a_port_in_use_is_a_clear_error_before_anything_is_written(tiny_model, t
     out = tmp_path / "out.jsonl"
     out.write_text("earlier results\n")
     source = VideoSource(str(make_clip(tmp_path / "clip.avi", frames=3)))
-    config = DaemonConfig(source=source.name, output=str(out), http=f"127.0.0.1:{server.address[1]}")
+    config = DaemonConfig(SourceOptions(source.name), output=OutputOptions(str(out)),
+                          http=HttpOptions(f"127.0.0.1:{server.address[1]}"))
     daemon = Daemon(config, recognizer=FaceRecognizer(tiny_model, num_threads=1), source=source)
     try:
         with pytest.raises(EdgeRuntimeError, match="choose another --http"):
@@ -149,27 +162,28 @@ def test_a_port_in_use_is_a_clear_error_before_anything_is_written(tiny_model, t
 
 def test_the_default_stale_threshold_is_below_the_stream_timeout():
     assert STALE_AFTER < STREAM_TIMEOUT
-    assert stale_after(DaemonConfig(source="0")) == STALE_AFTER
-    assert stale_after(DaemonConfig(source="0", max_fps=0.1)) == pytest.approx(30.0)  # 3 frame intervals
-    assert stale_after(DaemonConfig(source="0", max_fps=0.1, stale_after=12.0)) == 12.0
+    assert DaemonConfig(SourceOptions("0")).stale_after == STALE_AFTER
+    slow = SourceOptions("0", max_fps=0.1)
+    assert DaemonConfig(slow).stale_after == pytest.approx(30.0)  # 3 frame intervals
+    assert DaemonConfig(slow, http=HttpOptions(stale_after=12.0)).stale_after == 12.0
     with pytest.raises(EdgeRuntimeError, match="--stale-after 5 is not longer than one frame"):
-        stale_after(DaemonConfig(source="0", max_fps=0.1, stale_after=5.0))
+        DaemonConfig(slow, http=HttpOptions(stale_after=5.0))
 
 
 def test_health_says_waiting_or_reconnecting_and_turns_503_after_stale_after():
     metrics = Metrics()
     board = StatusBoard(metrics, stale_after=0.3)
-    board.state = "waiting"
+    metrics.set_state("waiting")
     healthy, details = board.health()
     assert healthy and details["status"] == "waiting" and details["stale_after"] == 0.3
     time.sleep(0.4)
     healthy, details = board.health()
     assert not healthy and details["status"] == "waiting"
-    board.state = "running"
+    metrics.set_state("running")
     metrics.frame_done(1, {"total": 1.0})
     healthy, details = board.health()
     assert healthy and details["status"] == "ok"
-    board.state = "reconnecting"
+    metrics.set_state("reconnecting")
     assert board.health()[0] and board.health()[1]["status"] == "reconnecting"
     time.sleep(0.4)
     assert not board.health()[0]

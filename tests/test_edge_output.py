@@ -36,6 +36,7 @@ def umask_022():
 
 def test_rotation_keeps_k_files_under_the_size_and_loses_no_line(tmp_path, umask_022):
     target = tmp_path / "out" / "results.jsonl"
+    target.parent.mkdir()
     writer = JsonlWriter(OutputConfig(str(target), rotate_bytes=2000, keep=3))
     for n in range(300):
         writer.write(record(n))
@@ -91,3 +92,7 @@ def test_output_errors_name_the_option(tmp_path):
     blocker.write_text("")
     with pytest.raises(EdgeRuntimeError, match="cannot write --output"):
         JsonlWriter(OutputConfig(str(blocker / "x.jsonl")))
+    missing = tmp_path / "not-made" / "x.jsonl"
+    with pytest.raises(EdgeRuntimeError, match="the folder .*not-made does not exist; create it first"):
+        JsonlWriter(OutputConfig(str(missing)))
+    assert not missing.parent.exists(), "no folder is created behind the user's back"

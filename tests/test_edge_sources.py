@@ -12,6 +12,7 @@ import pytest
 
 from edge_runtime import SourceError, open_source
 from edge_runtime.detection.detectors import detect_scaled, make_detector
+from edge_runtime.errors import SetupError
 from edge_runtime.sources.capture import DirectorySource, ImageSource, PiCameraSource, VideoSource
 from tests.edge_support import PHOTOS, VIDEO, FakePicamera2, make_clip, need, open_fds
 
@@ -80,7 +81,8 @@ def test_single_image_and_unreadable_image(tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes((PHOTOS / "alex-lacamoire.png").read_bytes()[:100])
     with pytest.raises(SourceError, match="not a readable image|cannot open video"):
-        open_source(str(broken)).open()
+        with open_source(str(broken)) as source:  # decoded when read, so the read is what is timed
+            list(source)
 
 
 def test_video_file_frames_and_release(tmp_path):
@@ -166,7 +168,7 @@ def test_picamera2_is_imported_only_when_used(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "picamera2", None)  # not installed
     source = open_source("picamera2")  # no import yet
-    with pytest.raises(SourceError, match="python3-picamera2"):
+    with pytest.raises(SetupError, match="python3-picamera2"):
         source.open()
 
 

@@ -27,6 +27,7 @@ from edge_runtime.outputs.live_view import BOUNDARY, PAGE, FrameHub
 from edge_runtime.outputs.metrics import Metrics
 from edge_runtime.outputs.status_http import StatusBoard, StatusServer
 from edge_runtime.results import Face
+from edge_runtime.service.config import HttpOptions, OutputOptions, RecognizerOptions, SourceOptions
 from tests.edge_support import REAL_MODEL, ROOT, VIDEO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -118,9 +119,9 @@ def test_hub_encodes_only_while_watched_and_at_most_max_fps():
         taken = sum(hub.offer(image, [], now=10 + i / 30) for i in range(300))  # a 30 fps camera, 10 s
     assert taken in (50, 51), taken
     assert hub.encoded == 1 and drawn == [1]
-    assert "fer_edge_live_frames_encoded_total 1\n" in hub.prometheus()
+    assert {s.name: s.value for m in hub.collect() for s in m.samples}["fer_edge_live_frames_encoded_total"] == 1
     with pytest.raises(EdgeRuntimeError, match="--live-fps must be > 0"):
-        FrameHub(max_fps=0)
+        HttpOptions("0", live=True, live_fps=0)
 
 
 def test_mjpeg_stream_over_http_at_most_live_fps(server):
@@ -233,19 +234,20 @@ def test_live_page_in_headless_chromium_on_a_daemon_replaying_the_video(tmp_path
     from edge_runtime import Daemon, DaemonConfig
 
     results = tmp_path / "results.jsonl"
-    daemon = Daemon(DaemonConfig(source=str(VIDEO), model=str(REAL_MODEL), detector="blazeface", threads=1,
-                                 max_fps=10, loop=True, output=str(results), http="127.0.0.1:0", live=True))
+    daemon = Daemon(DaemonConfig(SourceOptions(str(VIDEO), max_fps=10, loop=True),
+                                 RecognizerOptions(model=str(REAL_MODEL), detector="blazeface", threads=1),
+                                 OutputOptions(str(results)), HttpOptions("127.0.0.1:0", live=True)))
     daemon.prepare()
     runner = threading.Thread(target=daemon.run, daemon=True)
     runner.start()
-    url = f"http://127.0.0.1:{daemon.server.address[1]}/"
+    url = f"http://127.0.0.1:{daemon.sink('http').address[1]}/"
     try:
         dom = chromium(["--dump-dom"], url).stdout
         shot, control = tmp_path / "live-view.png", tmp_path / "control.png"
         chromium([f"--screenshot={shot}"], url)
         with urllib.request.urlopen(url + "metrics", timeout=5) as answer:
             metrics = answer.read().decode()
-        daemon.live.draw = lambda image, faces: draw_faces(image, [])  # control: the same video, no face drawn
+        daemon.sink("live").draw = lambda image, faces: draw_faces(image, [])  # control: the same video, no face drawn
         chromium([f"--screenshot={control}"], url)
     finally:
         daemon.stop()
@@ -254,7 +256,7 @@ def test_live_page_in_headless_chromium_on_a_daemon_replaying_the_video(tmp_path
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, timeout=2)
     encoded = [line for line in metrics.splitlines() if line.startswith("fer_edge_live_frames_encoded_total ")]
-    assert encoded and int(encoded[0].split()[1]) > 0, "frames were encoded for the browser"
+    assert encoded and float(encoded[0].split()[1]) > 0, "frames were encoded for the browser"
     written = [json.loads(line) for line in results.read_text().splitlines()]
     recognised = {f["label"] for r in written for f in r["faces"]}
     side = dom[dom.index('<div id="faces">'):]

@@ -188,7 +188,7 @@ def test_state_availability_and_discovery_reach_a_subscriber(broker, publishers)
     pub.close()
     late.wait_for(lambda m: m[-1] == ("fer-edge/testcam/availability", "offline", False))
     assert pub.counters() == {"published": 1, "dropped": 0, "connected": 0}
-    assert "fer_edge_mqtt_published_total 1\n" in pub.prometheus()
+    assert {s.name: s.value for m in pub.collect() for s in m.samples}["fer_edge_mqtt_published_total"] == 1
     late.close()
 
 

@@ -60,7 +60,10 @@ class HaarDetector:
                  min_neighbors: int = 5, min_size: int = 24, min_score: float = 1.0) -> None:
         path = Path(cascade_path) if cascade_path else \
             Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
-        self.cascade = cv2.CascadeClassifier(str(path))
+        try:
+            self.cascade = cv2.CascadeClassifier(str(path))
+        except (cv2.error, SystemError):  # OpenCV raises for a file that is not cascade XML
+            self.cascade = cv2.CascadeClassifier()
         if self.cascade.empty():
             raise ModelError(f"cannot load the Haar cascade {path}; pass an OpenCV cascade .xml file")
         self.scale_factor = scale_factor

@@ -18,6 +18,7 @@ import numpy as np
 
 from edge_runtime.atomic_io import atomic_write_bytes
 from edge_runtime.errors import EdgeRuntimeError
+from edge_runtime.outputs.sink import FrameResult, SinkBase
 from edge_runtime.results import Face
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,10 @@ def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
     return canvas
 
 
-class Annotator:
-    """Writes annotated frames to a video, one image, or a directory of images."""
+class Annotator(SinkBase):
+    """Writes annotated frames to a video, one image, or a directory of images (``--annotate``)."""
+
+    name = "annotate"
 
     def __init__(self, out: str | Path, fps: float | None = None) -> None:
         self.out = Path(out)
@@ -138,7 +141,11 @@ class Annotator:
             canvas = cv2.resize(canvas, self._size, interpolation=cv2.INTER_AREA)
         self._writer.write(canvas)
 
-    def close(self) -> None:
+    def handle(self, result: FrameResult) -> None:
+        """Write the result's frame with its faces drawn."""
+        self.write(result.frame.image, list(result.faces), result.frame.index, result.frame.source)
+
+    def close(self, deadline: float | None = None) -> None:
         """Finish the video (moved into place only when complete)."""
         if self._writer is not None:
             self._writer.release()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from edge_runtime.errors import EdgeRuntimeError
+from edge_runtime.outputs.sink import FrameResult, OutputClosed, SinkBase
 
 FILE_MODE = 0o640
 
@@ -36,6 +37,16 @@ def rotated_name(target: str, n: int) -> str:
     return f"{target}.{n}"
 
 
+def check_target(target: str) -> None:
+    """Refuse an output path whose folder does not exist, or that is a folder, before anything is written."""
+    path = Path(target)
+    if path.is_dir():
+        raise EdgeRuntimeError(f"cannot write --output {target} (it is a directory; give a file path)")
+    if not path.parent.is_dir():
+        raise EdgeRuntimeError(f"cannot write --output {target} (the folder {path.parent} does not exist; "
+                               "create it first)")
+
+
 class JsonlWriter:
     """One JSON object per line to stdout or a file (see the module docstring)."""
 
@@ -48,10 +59,7 @@ class JsonlWriter:
         self._reopen = False
         self._stream: TextIO | None = sys.stdout if self.target == "-" else None
         if self._stream is None:
-            try:
-                Path(self.target).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise EdgeRuntimeError(f"cannot write --output {self.target} ({exc.strerror or exc})") from exc
+            check_target(self.target)
             self._open(truncate=not self.config.append)
 
     def _open(self, truncate: bool = False) -> None:
@@ -86,9 +94,14 @@ class JsonlWriter:
         so the interpreter's exit does not fail on it again).
         """
         line = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        self.write_line(line)
+        return line
+
+    def write_line(self, line: str) -> None:
+        """Write one JSON line (without its newline); see :meth:`write`."""
         if self._stream is not None:
             self._write_stream(line)
-            return line
+            return
         data = (line + "\n").encode("utf-8")
         if self._reopen:
             self._reopen = False
@@ -102,7 +115,6 @@ class JsonlWriter:
             written = os.write(self._fd, view)
             view = view[written:]
         self._size += len(data)
-        return line
 
     def _write_stream(self, line: str) -> None:
         try:
@@ -119,3 +131,37 @@ class JsonlWriter:
         elif self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class JsonlSink(SinkBase):
+    """The results as JSON lines (``--output``): opened last at start, so a bad option elsewhere never
+    replaces an existing file."""
+
+    name = "jsonl"
+
+    def __init__(self, config: OutputConfig) -> None:
+        if config.target != "-":
+            check_target(config.target)
+        self.config = config
+        self.writer: JsonlWriter | None = None
+
+    def start(self) -> None:
+        """Open (or replace, without ``append``) the output."""
+        self.writer = JsonlWriter(self.config)
+
+    def handle(self, result: FrameResult) -> None:
+        """Write the result's line; :class:`OutputClosed` when stdout's reader went away."""
+        try:
+            self.writer.write_line(result.line)
+        except BrokenPipeError as exc:
+            raise OutputClosed("output closed by the reader") from exc
+
+    def reopen(self) -> None:
+        """Reopen the file before the next line (SIGHUP)."""
+        if self.writer is not None:
+            self.writer.reopen()
+
+    def close(self, deadline: float) -> None:
+        """Flush stdout or close the file."""
+        if self.writer is not None:
+            self.writer.close()

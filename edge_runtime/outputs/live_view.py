@@ -19,9 +19,12 @@ from http.server import BaseHTTPRequestHandler
 
 import cv2
 import numpy as np
+from prometheus_client import Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.outputs.annotate import draw_faces
+from edge_runtime.outputs.metrics import PREFIX
+from edge_runtime.outputs.sink import FrameResult, SinkBase
 from edge_runtime.results import Face
 
 log = logging.getLogger(__name__)
@@ -96,13 +99,15 @@ poll();
 CSP = "default-src 'none'; img-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 
-class FrameHub:
-    """The newest annotated frame for the stream's viewers; encodes only while someone watches."""
+class FrameHub(SinkBase):
+    """The newest annotated frame for the stream's viewers; encodes only while someone watches.
+
+    As an output (``name`` ``live``) it is offered every result; the HTTP output serves it."""
+
+    name = "live"
 
     def __init__(self, max_fps: float = 5.0, quality: int = 80, max_clients: int = 4,
                  draw: Callable[[np.ndarray, Sequence[Face]], np.ndarray] = draw_faces) -> None:
-        if max_fps <= 0:
-            raise EdgeRuntimeError(f"--live-fps must be > 0 (got {max_fps:g})")
         self.max_fps = max_fps
         self.quality = int(quality)
         self.max_clients = max_clients
@@ -178,19 +183,21 @@ class FrameHub:
             self.encoded += 1
             return self._jpeg
 
-    def close(self) -> None:
+    def handle(self, result: FrameResult) -> None:
+        """Offer the result's frame and faces (see :meth:`offer`)."""
+        self.offer(result.frame.image, result.faces)
+
+    def close(self, deadline: float | None = None) -> None:
         """End every stream (their handlers return within a second)."""
         with self._cond:
             self.closed = True
             self._cond.notify_all()
 
-    def prometheus(self, prefix: str = "fer_edge") -> str:
-        """Viewer count and encoded frames in the Prometheus text format (appended to /metrics)."""
-        return (f"# HELP {prefix}_live_clients Viewers of the live stream.\n# TYPE {prefix}_live_clients gauge\n"
-                f"{prefix}_live_clients {self.clients}\n"
-                f"# HELP {prefix}_live_frames_encoded_total Frames JPEG-encoded for the live stream.\n"
-                f"# TYPE {prefix}_live_frames_encoded_total counter\n"
-                f"{prefix}_live_frames_encoded_total {self.encoded}\n")
+    def collect(self) -> Iterator[Metric]:
+        """Viewer count and encoded frames, for /metrics."""
+        yield GaugeMetricFamily(f"{PREFIX}_live_clients", "Viewers of the live stream.", value=self.clients)
+        yield CounterMetricFamily(f"{PREFIX}_live_frames_encoded", "Frames JPEG-encoded for the live stream.",
+                                  value=self.encoded)
 
 
 def _peer_gone(sock: socket.socket) -> bool:

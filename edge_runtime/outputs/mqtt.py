@@ -18,14 +18,19 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from prometheus_client import Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
 from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.outputs.ha_discovery import DISCOVERY_PREFIX, default_device_name, discovery_configs, sanitize_name
+from edge_runtime.outputs.metrics import PREFIX
 from edge_runtime.outputs.mqtt_policy import DEFAULT_EVERY, DEFAULT_HEARTBEAT, PublishPolicy, largest_face
+from edge_runtime.outputs.sink import FrameResult, SinkBase
 from edge_runtime.redact import redact
 
 log = logging.getLogger(__name__)
@@ -68,7 +73,10 @@ class MqttConfig:
     @classmethod
     def from_url(cls, url: str, device: str | None = None, every: float | None = None, ca_file: str | None = None,
                  **options: Any) -> MqttConfig:
-        """Parse ``mqtt://[user:pass@]host[:port][/prefix]`` (``mqtts://`` for TLS); one clear error if bad."""
+        """Parse ``mqtt://[user:pass@]host[:port][/prefix]`` (``mqtts://`` for TLS); one clear error if bad.
+
+        The ranges of ``every`` and the other timings are the caller's to check (the daemon's
+        configuration does, :mod:`edge_runtime.service.config`)."""
         shown = redact(url)
         try:
             parts = urlsplit(url.strip())
@@ -81,10 +89,6 @@ class MqttConfig:
         if "#" in url or any(c in prefix for c in "+\0") or "//" in prefix:
             raise EdgeRuntimeError(f"bad --mqtt topic prefix {prefix!r}: no '#', '+' or empty levels")
         every = DEFAULT_EVERY if every is None else every
-        if every < 0:
-            raise EdgeRuntimeError(f"--mqtt-every must be >= 0 seconds (got {every})")
-        if options.get("heartbeat", DEFAULT_HEARTBEAT) <= 0:
-            raise EdgeRuntimeError(f"--mqtt-heartbeat must be > 0 seconds (got {options['heartbeat']})")
         if ca_file and parts.scheme != "mqtts":
             raise EdgeRuntimeError("--mqtt-ca needs an mqtts:// URL")
         tls = parts.scheme == "mqtts"
@@ -122,11 +126,12 @@ def dominant_label(record: dict[str, Any]) -> str | None:
 class MqttPublisher:
     """Publishes records to a broker from background threads; :meth:`publish` never blocks.
 
-    ``redact_text`` removes credentials from the record's string fields (the ``source`` URL) before
-    sending (default: the daemon's :func:`~edge_runtime.redact.redact`); it runs in the sending thread.
+    ``redact_text`` is applied to the record's string fields in the sending thread (default:
+    :func:`~edge_runtime.redact.redact`); ``None`` for records that carry no credentials already, as the
+    daemon's (:class:`~edge_runtime.outputs.sink.FrameResult`).
     """
 
-    def __init__(self, config: MqttConfig, redact_text: Callable[[str], str] = redact) -> None:
+    def __init__(self, config: MqttConfig, redact_text: Callable[[str], str] | None = redact) -> None:
         try:
             import paho.mqtt.client as paho
         except ImportError as exc:
@@ -214,15 +219,15 @@ class MqttPublisher:
         with self._lock:
             return {"published": self.published, "dropped": self.dropped, "connected": int(self.connected)}
 
-    def prometheus(self, prefix: str = "fer_edge") -> str:
-        """The counters in the Prometheus text format (appended to /metrics)."""
+    def collect(self) -> Iterator[Metric]:
+        """Published and dropped results and the connection, for /metrics."""
         c = self.counters()
-        rows = [("mqtt_published_total", "counter", "Results published to the MQTT broker.", c["published"]),
-                ("mqtt_dropped_total", "counter",
-                 "Results not delivered to MQTT (queue full while the broker was slow or down).", c["dropped"]),
-                ("mqtt_connected", "gauge", "1 while connected to the MQTT broker.", c["connected"])]
-        return "".join(f"# HELP {prefix}_{n} {h}\n# TYPE {prefix}_{n} {t}\n{prefix}_{n} {v}\n"
-                       for n, t, h, v in rows)
+        yield CounterMetricFamily(f"{PREFIX}_mqtt_published", "Results published to the MQTT broker.",
+                                  value=c["published"])
+        yield CounterMetricFamily(f"{PREFIX}_mqtt_dropped", "Results not delivered to MQTT (queue full while "
+                                  "the broker was slow or down).", value=c["dropped"])
+        yield GaugeMetricFamily(f"{PREFIX}_mqtt_connected", "1 while connected to the MQTT broker.",
+                                value=c["connected"])
 
     def close(self, timeout: float = 2.0) -> None:
         """Send what is queued, publish ``offline`` and disconnect, all within about ``timeout`` s."""
@@ -309,7 +314,9 @@ class MqttPublisher:
                     self.dropped += 1
                 pending = None
                 continue
-            payload = json.dumps(redact_record(pending, self.redact_text), separators=(",", ":"), ensure_ascii=False)
+            if self.redact_text is not None:
+                pending = redact_record(pending, self.redact_text)
+            payload = json.dumps(pending, separators=(",", ":"), ensure_ascii=False)
             info = self.client.publish(self.config.state_topic, payload, qos=0)
             if info.rc == self._paho.MQTT_ERR_NO_CONN:
                 self._closing.wait(0.05)
@@ -325,3 +332,39 @@ class MqttPublisher:
                     self.published += 1
                 else:
                     self.dropped += 1
+
+
+class MqttSink(SinkBase):
+    """MQTT as an output: connects at start (waiting up to ``connect_wait`` s for the broker, then going
+    on without it), publishes each result through the :class:`MqttPublisher`'s policy and queue, and
+    ends the run when the broker refuses the login."""
+
+    name = "mqtt"
+
+    def __init__(self, config: MqttConfig, connect_wait: float = 2.0) -> None:
+        self.publisher = MqttPublisher(config, redact_text=None)  # FrameResult.build redacted the record
+        self.connect_wait = connect_wait
+
+    def start(self) -> None:
+        """Connect in the background; a refused login raises :class:`MqttError` here."""
+        self.publisher.start()
+        if not self.publisher.wait_until_connected(self.connect_wait):
+            log.warning("MQTT: the broker %s is not up yet; results are published once it is",
+                        self.publisher.config.url)
+
+    def handle(self, result: FrameResult) -> None:
+        """Queue the result if the publishing policy lets it through (never blocks)."""
+        self.publisher.publish(result.data)
+
+    @property
+    def error(self) -> MqttError | None:
+        """The broker's refusal of the login, once it answered."""
+        return self.publisher.error
+
+    def collect(self) -> Iterator[Metric]:
+        """The publisher's counters."""
+        return self.publisher.collect()
+
+    def close(self, deadline: float) -> None:
+        """Publish ``offline`` and disconnect, within what is left until ``deadline`` (at least 0.3 s)."""
+        self.publisher.close(timeout=max(0.3, deadline - time.monotonic()))

@@ -22,7 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.outputs import live_view
 from edge_runtime.outputs.live_view import FrameHub
-from edge_runtime.outputs.metrics import Metrics
+from edge_runtime.outputs.metrics import CONTENT_TYPE, Metrics
+from edge_runtime.outputs.sink import FrameResult, SinkBase
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +36,6 @@ MAX_CONNECTIONS = 8
 _BUSY_BODY = b'{"error": "too many connections; retry"}'
 BUSY_RESPONSE = (b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n"
                  b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
-
-
-def parse_bind(spec: str) -> tuple[str, int]:
-    """Parse ``PORT``, ``:PORT``, ``HOST:PORT`` or ``[IPv6]:PORT``; the host defaults to 127.0.0.1."""
-    host, sep, port = spec.strip().rpartition(":")
-    if not sep:
-        host, port = "", spec.strip()
-    host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise EdgeRuntimeError(f"bad --http address {spec!r}; use PORT or HOST:PORT, e.g. 127.0.0.1:8765")
-    return host, int(port)
-
-
-def check_bind(host: str, allow_remote: bool) -> None:
-    """Refuse a non-loopback ``host`` unless ``allow_remote``: the endpoints have no authentication."""
-    if not allow_remote and not is_loopback(host):
-        raise EdgeRuntimeError(f"--http {host} is reachable from the network and the endpoints have no "
-                               "authentication; bind 127.0.0.1, or add --http-allow-remote to allow it")
 
 
 def is_loopback(host: str) -> bool:
@@ -71,7 +54,6 @@ class StatusBoard:
     def __init__(self, metrics: Metrics, stale_after: float = STALE_AFTER) -> None:
         self.metrics = metrics
         self.stale_after = stale_after
-        self.state = "starting"
         self._latest: bytes | None = None
         self._lock = threading.Lock()
 
@@ -95,7 +77,7 @@ class StatusBoard:
         last = self.metrics.last_frame_time
         age = None if last is None else now - last
         reference = last if last is not None else self.metrics.started
-        state = self.state
+        state = self.metrics.state
         healthy = now - reference <= self.stale_after
         status = state if state in ("waiting", "reconnecting") else "ok" if healthy else "stalled"
         counts = self.metrics.snapshot()
@@ -139,7 +121,7 @@ def _handler(board: StatusBoard, connection_timeout: float,
                 else:
                     self._send(200, latest, "application/json")
             elif path == "/metrics":
-                self._send(200, board.metrics.render().encode(), "text/plain; version=0.0.4; charset=utf-8")
+                self._send(200, board.metrics.render().encode(), CONTENT_TYPE)
             else:
                 self._send(404, not_found, "application/json")
 
@@ -196,14 +178,13 @@ class BoundedHTTPServer(ThreadingHTTPServer):
 class StatusServer:
     """Serve a :class:`StatusBoard` from a background thread; ``close()`` stops it.
 
-    A host other than loopback needs ``allow_remote`` (``--http-allow-remote``). ``live`` adds the
-    live page and stream.
+    ``host`` is used as given: the daemon's configuration checked it (``--http-allow-remote``).
+    ``live`` adds the live page and stream.
     """
 
     def __init__(self, board: StatusBoard, host: str = "127.0.0.1", port: int = 0, *,
-                 allow_remote: bool = False, connection_timeout: float = CONNECTION_TIMEOUT,
-                 max_connections: int = MAX_CONNECTIONS, live: FrameHub | None = None) -> None:
-        check_bind(host, allow_remote)
+                 connection_timeout: float = CONNECTION_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
+                 live: FrameHub | None = None) -> None:
         try:
             self.httpd = BoundedHTTPServer((host, port), _handler(board, connection_timeout, live),
                                            max_connections)
@@ -225,3 +206,34 @@ class StatusServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join(timeout=5)
+
+
+class StatusSink(SinkBase):
+    """The HTTP endpoints as an output: the latest line for ``/latest``; the server binds at start."""
+
+    name = "http"
+
+    def __init__(self, metrics: Metrics, address: tuple[str, int], stale_after: float = STALE_AFTER,
+                 live: FrameHub | None = None) -> None:
+        self.board = StatusBoard(metrics, stale_after=stale_after)
+        self.host, self.port = address
+        self.live = live
+        self.server: StatusServer | None = None
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """The bound host and port, once started."""
+        return None if self.server is None else self.server.address
+
+    def start(self) -> None:
+        """Bind and serve; :class:`EdgeRuntimeError` when the address is taken."""
+        self.server = StatusServer(self.board, self.host, self.port, live=self.live)
+
+    def handle(self, result: FrameResult) -> None:
+        """Keep the result's line for ``/latest``."""
+        self.board.set_latest(result.line)
+
+    def close(self, deadline: float) -> None:
+        """Stop serving and release the port."""
+        if self.server is not None:
+            self.server.close()

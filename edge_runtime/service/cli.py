@@ -6,26 +6,36 @@ import argparse
 import logging
 import os
 import signal
-import sys
-from pathlib import Path
+from collections.abc import Sequence
 
+from edge_runtime.command_line import EXIT_BAD_INPUT, EXIT_FAILURE, CommandParser, add_log_level, fail, setup_logging
 from edge_runtime.detection.alignment import DEFAULT_ALIGN
 from edge_runtime.detection.detectors import DEFAULT_DETECTOR, DETECTORS
-from edge_runtime.errors import USER_ERRORS, CameraUnavailableError, EdgeRuntimeError, SourceError
+from edge_runtime.errors import CameraUnavailableError, FerEdgeError
 from edge_runtime.model.classifier import TTA_MODES
 from edge_runtime.outputs.mqtt import MqttError
 from edge_runtime.recognition.recognizer import DEFAULT_TTA
-from edge_runtime.redact import RedactingFormatter, redact
-from edge_runtime.service.daemon import Daemon, DaemonConfig
+from edge_runtime.service.config import (
+    DEFAULT_DETECT_MAX_SIDE,
+    MQTT_ENV,
+    DaemonConfig,
+    HttpOptions,
+    MqttOptions,
+    OutputOptions,
+    RecognizerOptions,
+    SourceOptions,
+)
+from edge_runtime.service.daemon import Daemon
 
 log = logging.getLogger("edge_runtime")
 
 #: Environment variable read when --source is not given.
 SOURCE_ENV = "FER_EDGE_SOURCE"
-#: Environment variable read when --mqtt is not given.
-MQTT_ENV = "FER_EDGE_MQTT"
-#: Exit codes (deploy/fer-edge.service relies on them: 2 is never restarted).
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NO_SOURCE = 0, 1, 2, 3
+#: Exit code when the camera/stream did not come up within --wait-for-source (the others:
+#: :mod:`edge_runtime.command_line`; deploy/fer-edge.service never restarts 2).
+EXIT_NO_SOURCE = 3
+#: The command's name when run as a module (``fer-edge run`` passes its own).
+PROG = "python -m edge_runtime"
 
 EPILOG = """\
 sources: picamera2[:N] (Raspberry Pi camera), 0 (USB webcam index) or /dev/videoN, a video file,
@@ -34,8 +44,9 @@ output: one JSON object per processed frame and line: source, frame, reconnects,
 height, faces [{box [x,y,w,h], label, scores {label: p}, detector_score, track_id (video)}],
 latency_ms. SIGHUP reopens --output (after logrotate moved it).
 exit codes: 0 done or stopped (SIGTERM/SIGINT); 1 unexpected failure (traceback logged; restart);
-2 bad input found before the start: an option, the model, the card or a --source file (do not
-restart); 3 the camera/stream did not come up within --wait-for-source. A login the MQTT broker
+2 bad input or setup (do not restart): an option, the model, the card, a --source file, a missing
+package (picamera2, paho-mqtt), a camera that refuses the login (HTTP 401/403); 3 the camera/stream
+did not come up within --wait-for-source. A login the MQTT broker
 refuses is exit 2 at the start, 1 (restarted) when the broker first answers later.
 docs: docs/daemon.md, docs/integrations.md (MQTT, Home Assistant, live view)
 examples:
@@ -45,71 +56,21 @@ examples:
 """
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 (got {text})")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (got {text})")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text})")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more (got {text})")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (got {text})")
-    return value
-
-
-def _weight(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be > 0 and <= 1 (got {text})")
-    return value
-
-
 def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 640x480 (got {text})") from None
-    if width <= 0 or height <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive (got {text})")
     return width, height
 
 
-class RedactingParser(argparse.ArgumentParser):
-    """An argument parser whose error messages carry no credentials."""
-
-    def error(self, message: str):  # argparse's signature
-        super().error(redact(message))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The daemon's argument parser."""
-    p = RedactingParser(prog="python -m edge_runtime", epilog=EPILOG,
-                                description="Facial expression recognition on a camera, video or images; "
-                                            "writes one JSON line per processed frame.",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The daemon's argument parser: it converts text to types; :mod:`~edge_runtime.service.config`
+    holds the rules."""
+    p = CommandParser(prog=prog, epilog=EPILOG,
+                      description="Facial expression recognition on a camera, video or images; "
+                                  "writes one JSON line per processed frame.",
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     env_source = os.environ.get(SOURCE_ENV)
     p.add_argument("--source", required=env_source is None, default=env_source,
                    help=f"picamera2, camera index, video, URL, image or directory (default: ${SOURCE_ENV}, "
@@ -119,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--card", help="the model card, when it is not beside the model")
     p.add_argument("--output", default="-", help="JSONL file, or - for stdout (default)")
     p.add_argument("--append", action="store_true", help="append to --output instead of replacing it")
-    p.add_argument("--rotate-mb", type=_positive_float, metavar="MB",
+    p.add_argument("--rotate-mb", type=float, metavar="MB",
                    help="rotate --output when it would grow past MB megabytes (results.jsonl.1, .2, ...)")
     p.add_argument("--keep", type=int, metavar="K",
                    help="rotated files kept with --rotate-mb, the oldest deleted (default 5)")
@@ -127,37 +88,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"face detector (default: {DEFAULT_DETECTOR})")
     p.add_argument("--detector-model", "--blazeface-model", dest="detector_model",
                    help="the detector's model file (Haar .xml or BlazeFace .tflite) if not the default")
-    p.add_argument("--threads", type=_positive_int, default=min(4, os.cpu_count() or 1),
+    p.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1),
                    help="interpreter threads (default: CPU count, at most 4)")
-    p.add_argument("--max-fps", type=_positive_float, help="process at most this many frames per second")
+    p.add_argument("--max-fps", type=float, help="process at most this many frames per second")
     p.add_argument("--http", metavar="[HOST:]PORT",
                    help="serve /healthz, /latest, /metrics (host defaults to 127.0.0.1)")
     p.add_argument("--http-allow-remote", action="store_true",
                    help="allow --http on a non-loopback address (the endpoints have no authentication)")
-    p.add_argument("--stale-after", type=_positive_float, metavar="SECONDS",
+    p.add_argument("--stale-after", type=float, metavar="SECONDS",
                    help="/healthz answers 503 when no frame came for this long (default 10, below the "
                         "15 s stream timeout)")
-    p.add_argument("--wait-for-source", type=_non_negative_float, metavar="SECONDS",
+    p.add_argument("--wait-for-source", type=float, metavar="SECONDS",
                    help="retry a camera/stream that is not up at start for this long, then exit 3 "
                         "(default: forever; 0: exit 3 at once)")
     p.add_argument("--annotate", metavar="OUT",
                    help="debug output with boxes drawn: a .mp4/.avi/.mkv/.mov video, a .jpg/.png/.bmp image "
                         "(rewritten each frame), or a folder path without a suffix")
-    p.add_argument("--detect-max-side", type=_non_negative_int, default=640, metavar="PIXELS",
+    p.add_argument("--detect-max-side", type=int, default=DEFAULT_DETECT_MAX_SIDE, metavar="PIXELS",
                    help="detect faces on frames downscaled to this longer side (default 640; 0 = never); "
                         "smaller is faster but misses small faces")
     p.add_argument("--margin", type=float, help="face crop margin, fraction of the box per side "
                                                 "(default: the card's, else measured per detector)")
-    p.add_argument("--min-confidence", type=_fraction, default=0.0,
+    p.add_argument("--min-confidence", type=float, default=0.0,
                    help="report label null below this top probability (default 0)")
     p.add_argument("--tta", choices=TTA_MODES, default=DEFAULT_TTA,
                    help="flip: average each face's scores with its mirror image's (two classifier runs per face; "
                         "default %(default)s)")
     p.add_argument("--align", action=argparse.BooleanOptionalAction, default=DEFAULT_ALIGN,
                    help="rotate each BlazeFace crop so the eyes are level (Haar: no effect; default: %(default)s)")
-    p.add_argument("--smoothing", type=_weight, default=0.5,
+    p.add_argument("--smoothing", type=float, default=0.5,
                    help="video: EMA weight of the newest frame's scores, 1 = none (default 0.5)")
-    p.add_argument("--max-frames", type=_positive_int, help="stop after this many processed frames")
+    p.add_argument("--max-frames", type=int, help="stop after this many processed frames")
     p.add_argument("--realtime", action="store_true",
                    help="play a video file at its frame rate like a camera (slow processing drops frames)")
     p.add_argument("--loop", action="store_true",
@@ -170,79 +131,46 @@ def build_parser() -> argparse.ArgumentParser:
                         f"mqtt://[user:pass@]host[:port][/prefix] or mqtts://... (default: ${MQTT_ENV}, "
                         "which keeps the password out of the process list)")
     p.add_argument("--mqtt-ca", metavar="FILE", help="CA certificate (PEM) of an mqtts:// broker")
-    p.add_argument("--mqtt-every", type=_non_negative_float, metavar="SECONDS",
+    p.add_argument("--mqtt-every", type=float, metavar="SECONDS",
                    help="publish a change of scores alone at most every SECONDS; a change of expression or "
                         "face count goes at once (default 5)")
-    p.add_argument("--mqtt-heartbeat", type=_positive_float, metavar="SECONDS",
+    p.add_argument("--mqtt-heartbeat", type=float, metavar="SECONDS",
                    help="publish an unchanged state again after SECONDS (default 60)")
     p.add_argument("--device-name", metavar="NAME",
                    help="the device in MQTT topics and Home Assistant (default: the hostname)")
     p.add_argument("--live", action="store_true",
                    help="with --http: a live page at / and the annotated stream at /stream.mjpg")
-    p.add_argument("--live-fps", type=_positive_float, metavar="FPS",
+    p.add_argument("--live-fps", type=float, metavar="FPS",
                    help="frame rate cap of the live stream (default 5)")
-    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
-                   help="log verbosity on stderr (default: info)")
+    add_log_level(p)
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> DaemonConfig:
-    """Map parsed arguments to a :class:`DaemonConfig`."""
+    """Map parsed arguments to a :class:`DaemonConfig`, which validates them (one ``ConfigError`` if not)."""
     return DaemonConfig(
-        source=args.source, model=args.model, card=args.card, output=args.output, append=args.append,
-        detector=args.detector, detector_model=args.detector_model, threads=args.threads,
-        max_fps=args.max_fps, http=args.http, annotate=args.annotate, margin=args.margin,
-        min_confidence=args.min_confidence, tta=args.tta, align=args.align, smoothing=args.smoothing,
-        max_frames=args.max_frames, realtime=args.realtime, size=args.size,
-        detect_max_side=args.detect_max_side, http_allow_remote=args.http_allow_remote,
-        wait_for_source=args.wait_for_source, stale_after=args.stale_after, rotate_mb=args.rotate_mb,
-        keep=5 if args.keep is None else args.keep, loop=args.loop, mqtt=args.mqtt, mqtt_ca=args.mqtt_ca,
-        mqtt_every=args.mqtt_every, mqtt_heartbeat=args.mqtt_heartbeat, device_name=args.device_name, live=args.live,
-        live_fps=5.0 if args.live_fps is None else args.live_fps)
+        source=SourceOptions(args.source, realtime=args.realtime, loop=args.loop, size=args.size,
+                             max_fps=args.max_fps, max_frames=args.max_frames, wait_for_source=args.wait_for_source),
+        recognizer=RecognizerOptions(
+            model=args.model, card=args.card, detector=args.detector, detector_model=args.detector_model,
+            threads=args.threads, margin=args.margin, min_confidence=args.min_confidence, tta=args.tta,
+            align=args.align, smoothing=args.smoothing, detect_max_side=args.detect_max_side),
+        output=OutputOptions(args.output, append=args.append, rotate_mb=args.rotate_mb, keep=args.keep,
+                             annotate=args.annotate),
+        http=HttpOptions(args.http, allow_remote=args.http_allow_remote, stale_after=args.stale_after,
+                         live=args.live, live_fps=args.live_fps),
+        mqtt=MqttOptions(args.mqtt, ca=args.mqtt_ca, every=args.mqtt_every, heartbeat=args.mqtt_heartbeat,
+                         device_name=args.device_name))
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """Checks argparse cannot make; raises :class:`EdgeRuntimeError` naming the option."""
-    if not args.source.strip():
-        raise EdgeRuntimeError("--source is empty; give picamera2, a camera index (0), a video file, an image, "
-                               "a directory of images or an rtsp:// / http:// URL")
-    if args.model and Path(args.model).is_dir():
-        models = sorted(Path(args.model).glob("*.tflite"), key=lambda p: (not p.name.endswith("_int8.tflite"), p))
-        hint = f", e.g. --model {models[0]}" if models else ""
-        raise EdgeRuntimeError(f"--model {args.model} is a folder; give a .tflite file{hint}")
-    if args.margin is not None and args.margin < 0:
-        raise EdgeRuntimeError(f"--margin must be >= 0 (got {args.margin:g})")
-    if args.keep is not None and args.rotate_mb is None:
-        raise EdgeRuntimeError("--keep needs --rotate-mb MB")
-    if args.live_fps is not None and not args.live:
-        raise EdgeRuntimeError("--live-fps needs --live")
-    for flag, value in (("--mqtt-every", args.mqtt_every), ("--mqtt-heartbeat", args.mqtt_heartbeat)):
-        if value is not None and not args.mqtt:
-            raise EdgeRuntimeError(f"{flag} needs --mqtt URL (or ${MQTT_ENV})")
-
-
-def setup_logging(level: str) -> None:
-    """Log to stderr with credentials redacted from every line (tracebacks included)."""
-    root = logging.getLogger()
-    for old in [h for h in root.handlers if isinstance(h.formatter, RedactingFormatter)]:
-        root.removeHandler(old)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-
-
-def fail(message: str, code: int) -> int:
-    """Print one ``error:`` line (credentials redacted) and return ``code``."""
-    print(f"error: {redact(message)}", file=sys.stderr)
-    return code
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     """Run the daemon and return its exit code (see ``EPILOG``)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(None if argv is None else list(argv))
     setup_logging(args.log_level)
-    daemon = Daemon(config_from_args(args))
+    try:
+        daemon = Daemon(config_from_args(args))
+    except FerEdgeError as exc:
+        return fail(str(exc), EXIT_BAD_INPUT, prog)
 
     def on_signal(signum: int, _frame) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
@@ -256,24 +184,19 @@ def main(argv: list[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         try:
-            check_args(args)
             daemon.prepare()
-        except USER_ERRORS as exc:
-            return fail(str(exc), EXIT_BAD_INPUT)
+        except FerEdgeError as exc:
+            return fail(str(exc), EXIT_BAD_INPUT, prog)
         return daemon.run()
     except CameraUnavailableError as exc:
-        return fail(str(exc), EXIT_NO_SOURCE)
+        return fail(str(exc), EXIT_NO_SOURCE, prog)
     except MqttError as exc:  # the broker was down at the start and refused the login once up
-        return fail(str(exc), EXIT_FAILURE)
-    except SourceError as exc:  # a --source file found unreadable once opened
-        return fail(str(exc), EXIT_BAD_INPUT)
+        return fail(str(exc), EXIT_FAILURE, prog)
+    except FerEdgeError as exc:  # a --source file found unreadable once read, a missing package, a refused login
+        return fail(str(exc), EXIT_BAD_INPUT, prog)
     except Exception as exc:  # logged with its traceback
-        return _unexpected(exc)
+        log.error("unexpected failure (exit code 1: worth a restart)", exc_info=exc)
+        return fail(f"{type(exc).__name__}: {exc}", EXIT_FAILURE, prog)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _unexpected(exc: BaseException) -> int:
-    log.error("unexpected failure (exit code 1: worth a restart)", exc_info=exc)
-    return fail(f"{type(exc).__name__}: {exc}", EXIT_FAILURE)

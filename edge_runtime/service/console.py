@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import EntryPoint, PackageNotFoundError, entry_points, version
 
-#: The entry-point group whose names are ``fer-edge`` commands; each value is a ``main(argv) -> int``.
+#: The entry-point group whose names are ``fer-edge`` commands; each value is a
+#: ``main(argv, prog=...) -> int`` (``prog``: the command as typed, for its help and error lines).
 COMMAND_GROUP = "fer_edge.commands"
 
 
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     available = commands()
     if argv and argv[0] in available:
-        return available[argv[0]].load()(argv[1:])
+        return available[argv[0]].load()(argv[1:], prog=f"fer-edge {argv[0]}")
     build_parser(available).parse_args(argv)  # prints help, the version, or one error line (exit 2)
     return 2
 

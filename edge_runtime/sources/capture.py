@@ -19,6 +19,7 @@ import numpy as np
 from edge_runtime.errors import SourceError
 from edge_runtime.redact import redact
 from edge_runtime.sources.frames import Frame, FrameSource
+from edge_runtime.sources.http_login import check_http_login
 from edge_runtime.sources.picamera import PiCameraSource
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,9 @@ STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 PICAMERA_NAMES = ("picamera2", "picamera", "picam")
 #: How long a stream may take to open, or to deliver the next frame, before it counts as lost.
 STREAM_TIMEOUT = 15.0
+#: Suffixes of the image formats OpenCV reads; a file named so is never handed to FFmpeg as a video.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".pbm", ".pgm",
+                  ".ppm", ".pnm")
 SOURCE_HELP = ("give picamera2, a camera index (0), a video file, an image, a directory of images "
                "or an rtsp:// / http:// URL")
 
@@ -50,6 +54,21 @@ def _is_empty(path: Path) -> bool:
         return False
 
 
+#: How video containers begin: (offset, bytes). A file named like an image may still hold a video.
+VIDEO_SIGNATURES = ((0, b"RIFF"), (4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (0, b"FLV"), (0, b"OggS"),
+                    (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"), (0, b"G"))
+
+
+def looks_like_video(path: Path) -> bool:
+    """Whether ``path`` starts like a video container (AVI, MP4/MOV, Matroska/WebM, FLV, Ogg, MPEG)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return any(head[offset:offset + len(magic)] == magic for offset, magic in VIDEO_SIGNATURES)
+
+
 def is_image_file(path: Path) -> bool:
     """Whether OpenCV recognises ``path`` as an image from its first bytes."""
     try:
@@ -68,19 +87,22 @@ class ImageSource(FrameSource):
         self._done = False
 
     def open(self) -> None:
-        self._image = read_image(self.path)
-        if self._image is None:
+        if not is_image_file(self.path):
             raise SourceError(f"{self.path} is not a readable image (corrupt, truncated, or not an image)")
         self._done = False
 
     def read(self) -> Frame | None:
-        if self._done or self._image is None:
+        """Decode the image (timed as the read, as for every other source) the first time; then ``None``."""
+        if self._done:
             return None
         self._done = True
-        return Frame(self._image, 0, self.name, time.time())
+        image = read_image(self.path)
+        if image is None:
+            raise SourceError(f"{self.path} is not a readable image (corrupt, truncated, or not an image)")
+        return Frame(image, 0, self.name, time.time())
 
     def close(self) -> None:
-        self._image = None
+        self._done = True
 
 
 class DirectorySource(FrameSource):
@@ -176,6 +198,8 @@ class VideoSource(FrameSource):
             cap = cv2.VideoCapture(self.target)
         if not cap.isOpened():
             cap.release()
+            if self.is_stream and urlparse(self.target).scheme in ("http", "https"):
+                check_http_login(self.target, self.timeout)
             what = "video file" if self.is_file else "camera/stream"
             raise SourceError(f"cannot open {what} {self.name}"
                               + (" (corrupt, truncated or not a video?)" if self.is_file else
@@ -303,4 +327,7 @@ def _dispatch(spec: str | int, realtime: bool, size: tuple[int, int] | None, fps
         raise SourceError(f"--source {text} is an empty file (0 bytes); give an image or a video file")
     if is_image_file(path):
         return ImageSource(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES and not looks_like_video(path):  # FFmpeg would log decoder noise
+        raise SourceError(f"--source {text} is named like an image but its content is not an image OpenCV can "
+                          "read (corrupt, truncated, or another format); give a JPEG, PNG, BMP, WebP or TIFF")
     return VideoSource(text, realtime=realtime)

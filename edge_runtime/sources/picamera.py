@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from edge_runtime.errors import SourceError
+from edge_runtime.errors import SetupError, SourceError
 from edge_runtime.sources.frames import Frame, FrameSource
 from edge_runtime.sources.yuv import y_plane, yuv420_to_bgr
 
@@ -42,7 +42,7 @@ class PiCameraSource(FrameSource):
         try:
             from picamera2 import Picamera2
         except ImportError as exc:
-            raise SourceError("picamera2 is not installed: on Raspberry Pi OS run `sudo apt install "
+            raise SetupError("picamera2 is not installed: on Raspberry Pi OS run `sudo apt install "
                               "python3-picamera2` and make the venv with --system-site-packages "
                               f"(or pip install '.[edge,pi]') ({exc})") from exc
         return Picamera2

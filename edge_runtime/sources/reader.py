@@ -8,7 +8,7 @@ reads it, and hands frames to the daemon's loop:
   replaced while the loop is busy as dropped (processing fell behind the camera); none is queued;
 - files and directories are handed over in order, none dropped (the reader waits for the loop).
 
-A camera or stream that fails is closed and reopened with exponential backoff. The status board says
+A camera or stream that fails is closed and reopened with exponential backoff. The state is
 ``waiting`` (at start) or ``reconnecting`` from before the (re)open until the first frame arrives, so a
 first open that hangs shows as ``waiting`` too. Every frame gets the
 next number of a sequence that runs over the daemon's life, across reconnects and ``--loop`` passes.
@@ -20,11 +20,10 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_runtime.errors import CameraUnavailableError, SourceError
-from edge_runtime.outputs.metrics import Metrics
-from edge_runtime.outputs.status_http import StatusBoard
 from edge_runtime.sources.frames import Frame, FrameSource
 
 log = logging.getLogger(__name__)
@@ -57,17 +56,20 @@ class FrameReader:
 
     ``error`` holds what ended the reading, if not the end of the source: a :class:`SourceError`
     of a file, a :class:`CameraUnavailableError` once ``wait_for_source`` ran out, or an
-    unexpected exception. ``opened``: the source is already open.
+    unexpected exception. ``opened``: the source is already open. ``count(name)`` is called for each
+    reconnect (``source_reconnects``) and each frame replaced before the loop took it (``skipped_frames``
+    while the loop paces itself, else ``dropped_frames``); ``on_state(state)`` for each change of state
+    (``waiting``, ``reconnecting``, ``running``).
     """
 
-    def __init__(self, source: FrameSource, metrics: Metrics, stop: threading.Event,
-                 board: StatusBoard | None = None, config: ReaderConfig | None = None,
+    def __init__(self, source: FrameSource, stop: threading.Event, config: ReaderConfig | None = None, *,
+                 count: Callable[[str], None] | None = None, on_state: Callable[[str], None] | None = None,
                  opened: bool = False) -> None:
         self.source = source
         self.opened = opened
-        self.metrics = metrics
+        self.count = count or (lambda _name: None)
+        self.on_state = on_state or (lambda _state: None)
         self.stop_event = stop
-        self.board = board
         self.config = config or ReaderConfig()
         self.error: BaseException | None = None
         self.ended = False
@@ -85,8 +87,7 @@ class FrameReader:
         self._thread.start()
 
     def _set_state(self, state: str) -> None:
-        if self.board is not None:
-            self.board.state = state
+        self.on_state(state)
 
     def _open_with_backoff(self, first: SourceError, deadline: float | None, state: str) -> bool:
         """Retry ``source.open()`` with backoff until it works (``True``), the deadline or a stop."""
@@ -138,7 +139,7 @@ class FrameReader:
         if not self._open_with_backoff(exc, None, "reconnecting"):
             return False
         self.reconnects += 1
-        self.metrics.inc("source_reconnects")
+        self.count("source_reconnects")
         log.info("%s reopened", self.source.name)
         return True
 
@@ -179,7 +180,7 @@ class FrameReader:
             if self.source.live:
                 if self._queue:
                     self._queue.clear()
-                    self.metrics.inc("skipped_frames" if self.pacing else "dropped_frames")
+                    self.count("skipped_frames" if self.pacing else "dropped_frames")
             else:
                 while len(self._queue) >= READ_AHEAD and not self.stop_event.is_set():
                     self._cond.wait(0.25)

@@ -1,0 +1,124 @@
+"""One interface for every output: the daemon hands each :class:`FrameResult` to every :class:`Sink`.
+
+A result carries the frame, its faces, the typed :class:`FrameRecord` and its JSON line, encoded once
+(with credentials already out of the source name). A sink starts before the first frame, handles each
+result without blocking the loop, closes by a deadline, may hold a fatal :attr:`Sink.error` that ends
+the run, and yields its own metrics to the daemon's Prometheus registry. A new output is one class.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from prometheus_client import Metric
+
+from edge_runtime.redact import redact
+from edge_runtime.results import Face
+from edge_runtime.sources.frames import Frame
+
+
+class OutputClosed(Exception):
+    """Raised by :meth:`Sink.handle` when its reader went away (stdout closed): the run ends normally."""
+
+
+def iso_time(seconds: float) -> str:
+    """ISO 8601 UTC timestamp with milliseconds."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """What is reported for one processed frame (one JSONL line; ``python -m edge_runtime --help``)."""
+
+    source: str
+    frame: int
+    reconnects: int
+    time: str
+    width: int
+    height: int
+    faces: tuple[dict[str, Any], ...]
+    latency_ms: dict[str, float]
+    video_time_ms: float | None = None  # video files only
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (``video_time_ms`` only when known)."""
+        data = asdict(self)
+        data["faces"] = list(self.faces)
+        if self.video_time_ms is None:
+            del data["video_time_ms"]
+        return data
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One processed frame: the frame, its faces, the record, its data and its JSON line."""
+
+    frame: Frame
+    faces: Sequence[Face]
+    record: FrameRecord
+    data: dict[str, Any]
+    line: str
+
+    @classmethod
+    def build(cls, frame: Frame, faces: Sequence[Face], reconnects: int,
+              latency_ms: dict[str, float]) -> FrameResult:
+        """The result of ``frame``; the record is built, redacted and encoded here, once."""
+        height, width = frame.image.shape[:2]
+        record = FrameRecord(
+            source=redact(frame.source), frame=frame.index, reconnects=reconnects, time=iso_time(frame.time),
+            width=width, height=height, faces=tuple(f.to_dict() for f in faces),
+            latency_ms={k: round(v, 2) for k, v in latency_ms.items()},
+            video_time_ms=None if frame.pts_ms is None else round(frame.pts_ms, 1))
+        data = record.to_dict()
+        return cls(frame, faces, record, data, json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """An output of the daemon (see the module docstring)."""
+
+    name: str
+
+    def start(self) -> None:
+        """Open files, bind ports, connect; raises :class:`~edge_runtime.errors.EdgeRuntimeError` on bad input."""
+
+    def handle(self, result: FrameResult) -> None:
+        """Take one result without blocking the loop; may raise :class:`OutputClosed`."""
+
+    def reopen(self) -> None:
+        """Reopen files (SIGHUP, after logrotate moved them); safe from a signal handler."""
+
+    def close(self, deadline: float) -> None:
+        """Flush and release, finishing by ``deadline`` (``time.monotonic()`` seconds)."""
+
+    @property
+    def error(self) -> BaseException | None:
+        """A failure that ends the run (e.g. a login the MQTT broker refused), else ``None``."""
+
+    def collect(self) -> Iterable[Metric]:
+        """This output's metrics, as ``prometheus_client`` metric families."""
+
+
+class SinkBase:
+    """Defaults for a :class:`Sink`: nothing to start, reopen or report, no fatal error."""
+
+    name = "sink"
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def reopen(self) -> None:
+        """Nothing to reopen."""
+
+    @property
+    def error(self) -> BaseException | None:
+        """No fatal error."""
+        return None
+
+    def collect(self) -> Iterable[Metric]:
+        """No metrics."""
+        return ()
