@@ -15,7 +15,7 @@ from .errors import ConvertError
 from .quantize import VARIANTS
 
 if TYPE_CHECKING:
-    from .pipeline import Options
+    from .conversion import Options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +50,7 @@ def options_from(args: argparse.Namespace) -> Options:
     """The conversion settings of the command line (an error naming the option when one is out of range)."""
     if args.max_int8_drop < 0 or args.max_int8_mb <= 0 or args.batch_size < 1 or args.threads < 1:
         raise ConvertError("--max-int8-drop must be >= 0 and --max-int8-mb, --batch-size, --threads > 0")
-    from .pipeline import Options  # TensorFlow is imported only when needed
+    from .conversion import Options  # TensorFlow is imported only when needed
 
     return Options(calibration_samples=args.calibration_samples, seed=args.seed,
                    variants=tuple(args.variants), max_int8_drop_pt=args.max_int8_drop,
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("convert")
     try:
         options = options_from(args)
-        from .pipeline import convert_model
+        from .conversion import convert_model
 
         for model in args.model:
             out = Path(args.out or Path(model).parent)

@@ -22,7 +22,7 @@ import numpy as np
 from edge_runtime.model.card import MOBILE_VARIANT
 from edge_runtime.paths import shared_dir
 
-from . import calibration, cards, eval_faces, metadata, pipeline, quantize, verify
+from . import calibration, cards, conversion, eval_faces, metadata, quantize, verify
 from .errors import ConvertError, train_errors_as_convert_errors
 
 log = logging.getLogger(__name__)
@@ -65,29 +65,29 @@ def _agreement_with_int8(out_dir: Path, stem: str, rgb_test: np.ndarray, predict
 
 @train_errors_as_convert_errors()
 def convert_mobile(model_path: str | Path, data: str | Path, out_dir: str | Path,
-                   options: pipeline.Options | None = None) -> dict:
+                   options: conversion.Options | None = None) -> dict:
     """Write ``<stem>_mobile.tflite`` and its card to ``out_dir``; return the card.
 
     Calibration follows the int8 variant (same seeded sample, grown while the validation
     accuracy drops more than ``options.max_int8_drop_pt`` against float32).
     """
-    options = options or pipeline.Options()
-    model_path = pipeline.check_model_file(model_path)
-    keras_card = pipeline.read_keras_card(model_path)
+    options = options or conversion.Options()
+    model_path = conversion.check_model_file(model_path)
+    keras_card = conversion.read_keras_card(model_path)
     labels = tuple(keras_card["labels"])
     votes = eval_faces.load_votes(keras_card, data)
     folders = eval_faces.folders_to_load(keras_card)
-    pipeline.check_data(data, folders)
-    out = pipeline.prepare_out_dir(out_dir)
+    conversion.check_data(data, folders)
+    out = conversion.prepare_out_dir(out_dir)
     size = (int(keras_card["input"]["height"]), int(keras_card["input"]["width"]))
-    train = pipeline.load_images(data, "train", folders, size)
-    test = pipeline.load_images(data, "test", folders, size)
-    fit, holdout = pipeline.split_holdout(train, test, keras_card, options.seed, data)
+    train = conversion.load_images(data, "train", folders, size)
+    test = conversion.load_images(data, "test", folders, size)
+    fit, holdout = conversion.split_holdout(train, test, keras_card, options.seed, data)
     pool = eval_faces.calibration_pool(fit, keras_card, votes)
     holdout = eval_faces.eval_faces(holdout, keras_card, votes)
     test = eval_faces.eval_faces(test, keras_card, votes)
     rgb_test, rgb_holdout = as_rgb(test.images), as_rgb(holdout.images)
-    model = wrap_rgb(pipeline.load_keras_model(model_path, keras_card))
+    model = wrap_rgb(conversion.load_keras_model(model_path, keras_card))
     file_name = f"{model_path.stem}_{MOBILE_VARIANT}.tflite"
 
     with tempfile.TemporaryDirectory(prefix="convert-mobile-") as tmp:
@@ -98,7 +98,7 @@ def convert_mobile(model_path: str | Path, data: str | Path, out_dir: str | Path
         ref_pred = verify.predict(reference, rgb_test, options.batch_size).argmax(1)
         ref_holdout = holdout.accuracy(verify.predict(reference, rgb_holdout, options.batch_size).argmax(1))
         attempts = []
-        for n in pipeline.calibration_sizes(options.calibration_samples, len(pool)):
+        for n in conversion.calibration_sizes(options.calibration_samples, len(pool)):
             index = calibration.stratified_sample(pool.labels, n, options.seed)
             images, pinned = calibration.pin_extremes(pool.images[index])
             summary = calibration.summary(pool.labels[index], labels, [pool.ids[i] for i in index], images,
@@ -143,7 +143,7 @@ def convert_mobile(model_path: str | Path, data: str | Path, out_dir: str | Path
         model_bytes = metadata.stamp(model_bytes, card)
         card = metadata.record_in_card(card, model_bytes)
         verify.check_contract(interpreter, card)
-        pipeline.publish(out, [pipeline.Converted(MOBILE_VARIANT, model_bytes, card, predicted)])
+        conversion.publish(out, [conversion.Converted(MOBILE_VARIANT, model_bytes, card, predicted)])
     log.info("wrote %s", cards.summary_line(card))
     return card
 
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="LiteRT threads for the evaluation")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    options = pipeline.Options(calibration_samples=args.calibration_samples, seed=args.seed,
+    options = conversion.Options(calibration_samples=args.calibration_samples, seed=args.seed,
                                max_int8_drop_pt=args.max_int8_drop, threads=args.threads)
     try:
         for model in args.model:

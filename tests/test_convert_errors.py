@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from convert import cli
+from convert.conversion import Options, convert_model
 from convert.errors import ConvertError
-from convert.pipeline import Options, convert_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

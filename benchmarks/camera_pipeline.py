@@ -1,4 +1,4 @@
-"""``python -m benchmarks.pipeline --source VIDEO``: the whole camera path on a real video.
+"""``python -m benchmarks.camera_pipeline --source VIDEO``: the whole camera path on a real video.
 
 For each detector and thread count, the video is decoded and every frame goes through the edge
 runtime's own ``FaceRecognizer.recognize`` (detect -> crop -> classify) and its tracker; each stage
@@ -30,14 +30,14 @@ from edge_runtime.paths import DEFAULT_MODEL, shared_dir
 from edge_runtime.recognition.recognizer import DEFAULT_TTA, RecognizeTrace
 from edge_runtime.results import Face
 
+from .camera_pipeline_report import pipeline_markdown, plot_pipeline
 from .device import device_facts
 from .errors import BenchmarkError
 from .latency import parse_threads, setup_logging
-from .pipeline_report import pipeline_markdown, plot_pipeline
 from .report import run_and_report
 from .timing import PERCENTILES
 
-log = logging.getLogger("benchmarks.pipeline")
+log = logging.getLogger("benchmarks.camera_pipeline")
 
 STAGES = ("decode", "detect", "crop", "classify", "track")
 SHARED_VIDEO = Path("media") / "video" / "short_hamilton_clip.mp4"
@@ -121,8 +121,8 @@ def default_source() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m benchmarks.pipeline``."""
-    p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.split("\n\n")[0],
+    """The command line of ``python -m benchmarks.camera_pipeline``."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.camera_pipeline", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--source", default=None,
                    help="video file (or any edge_runtime source: image folder, camera) "
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cv2.setNumThreads(opencv_threads)
     return {
         "benchmark": "pipeline",
-        "command": "python -m benchmarks.pipeline " + shlex.join(args.argv),
+        "command": "python -m benchmarks.camera_pipeline " + shlex.join(args.argv),
         "device": device,
         "settings": {"source": source, "model": str(args.model), "tta": args.tta, "threads": threads,
                      "detectors": detectors,
