@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.model.card import MOBILE_VARIANT
 from edge_runtime.paths import shared_dir
 
 from . import calibration, cards, conversion, eval_faces, metadata, quantize, verify
-from .errors import ConvertError, train_errors_as_convert_errors
+from .errors import ConvertError
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,6 @@ def _agreement_with_int8(out_dir: Path, stem: str, rgb_test: np.ndarray, predict
             "agreement_with_int8": round(float((int8_pred[mask] == predicted[mask]).mean()), 5)}
 
 
-@train_errors_as_convert_errors()
 def convert_mobile(model_path: str | Path, data: str | Path, out_dir: str | Path,
                    options: conversion.Options | None = None) -> dict:
     """Write ``<stem>_mobile.tflite`` and its card to ``out_dir``; return the card.
@@ -148,9 +148,9 @@ def convert_mobile(model_path: str | Path, data: str | Path, out_dir: str | Path
     return card
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Convert each ``--model``; 0 when all were written, 2 on bad input or a failed check."""
-    p = argparse.ArgumentParser(prog="python -m convert.mobile", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m convert.mobile``."""
+    p = CommandParser(prog="python -m convert.mobile", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, nargs="+", metavar="KERAS",
                    help="trained .keras model(s), each with its card (.json) beside it")
     p.add_argument("--data", default=str(shared_dir() / "data" / "fer2013"),
@@ -161,22 +161,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-int8-drop", type=float, default=0.5,
                    help="largest validation accuracy loss against float32, in points (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="LiteRT threads for the evaluation")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    add_log_level(p)
+    return p
+
+
+def convert_all(args: argparse.Namespace) -> int:
+    """Convert each ``--model`` and print one line per variant written."""
     options = conversion.Options(calibration_samples=args.calibration_samples, seed=args.seed,
                                max_int8_drop_pt=args.max_int8_drop, threads=args.threads)
-    try:
-        for model in args.model:
-            out = Path(args.out or Path(model).parent)
-            card = convert_mobile(model, args.data, out, options)
-            m = card["metrics"]
-            print(f"{out / card['file']}\t{card['size_bytes']} bytes\taccuracy {m['accuracy']:.4f}"
-                  f"\t{m['accuracy_delta_pt']:+.2f} pt vs float32"
-                  + (f"\tagreement with int8 {m['agreement_with_int8']:.4f}" if "agreement_with_int8" in m else ""))
-    except ConvertError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    for model in args.model:
+        out = Path(args.out or Path(model).parent)
+        card = convert_mobile(model, args.data, out, options)
+        m = card["metrics"]
+        print(f"{out / card['file']}\t{card['size_bytes']} bytes\taccuracy {m['accuracy']:.4f}"
+              f"\t{m['accuracy_delta_pt']:+.2f} pt vs float32"
+              + (f"\tagreement with int8 {m['agreement_with_int8']:.4f}" if "agreement_with_int8" in m else ""))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Convert each ``--model``; 0 when all were written, 2 with one ``error:`` line on bad input or a failed check."""
+    return run_command(build_parser(), convert_all, argv, log_format="%(asctime)s %(levelname)s %(message)s")
 
 
 if __name__ == "__main__":
