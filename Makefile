@@ -19,11 +19,23 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# What a device needs, plus matplotlib for the benchmark's plot (a regular, non-editable install).
-setup-edge: $(VENV)/bin/python
-	$(PY) -m pip install --quiet ".[edge,plot]"
+# What the wheel is built from: a change to any of these reinstalls it.
+WHEEL_INPUTS := pyproject.toml README.md LICENSE THIRD_PARTY_NOTICES.md \
+	$(shell find train convert edge_runtime benchmarks models -name '*.py' -not -path '*/__pycache__/*') \
+	$(wildcard models/*_int8.tflite models/*_int8.json edge_runtime/face_detection/*.tflite)
+EDGE_STAMP := $(VENV)/.edge-installed
 
+# What a device needs, plus matplotlib for the benchmark's plot (a regular, non-editable install), installed
+# again only when the wheel's inputs changed.
+setup-edge: $(EDGE_STAMP)
+
+$(EDGE_STAMP): $(VENV)/bin/python $(WHEEL_INPUTS)
+	$(PY) -m pip install --quiet ".[edge,plot]"
+	touch $@
+
+# An editable install replaces the regular one: the next setup-edge installs it again.
 setup-dev: $(VENV)/bin/python
+	rm -f $(EDGE_STAMP)
 	$(PY) -m pip install --quiet -e ".[train,dev,pretrained]"
 
 setup-mobile: $(MOBILE_VENV)/.installed

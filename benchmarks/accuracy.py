@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from train import label_sources
-from train.errors import UserError
 
 from .errors import BenchmarkError
 from .tflite_model import run_batched
@@ -54,11 +53,8 @@ def load_test_faces(data: str | Path, split: str, labels: Sequence[str], limit: 
         raise BenchmarkError(f"--data {data} does not exist; give the FER2013 folder holding "
                              f"{split}/<class>/ (e.g. ../shared/data/fer2013) or leave --data out to show "
                              "the accuracy recorded in the model cards")
-    try:
-        vote_table = label_sources.resolve_votes(data, votes, required=votes is not None)
-        scored = label_sources.load_scored_split(data, split, tuple(labels), vote_table)
-    except UserError as exc:
-        raise BenchmarkError(str(exc)) from exc
+    vote_table = label_sources.resolve_votes(data, votes, required=votes is not None)
+    scored = label_sources.load_scored_split(data, split, tuple(labels), vote_table)
     sets = scored.label_sets()
     faces = scored.images
     if limit is not None and limit < len(faces):

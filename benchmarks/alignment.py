@@ -33,8 +33,8 @@ import numpy as np
 
 from edge_runtime import FaceRecognizer
 from edge_runtime.atomic_io import atomic_write_json
+from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.detection.alignment import aligned_crop, eye_angle
-from edge_runtime.errors import USER_ERRORS
 from edge_runtime.model.preprocessing import crop_face, to_gray
 from edge_runtime.paths import shared_dir
 from edge_runtime.results import Detection
@@ -221,7 +221,7 @@ def angle_list(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m benchmarks.alignment``."""
-    p = argparse.ArgumentParser(prog="python -m benchmarks.alignment", description=__doc__.split("\n\n")[0])
+    p = CommandParser(prog="python -m benchmarks.alignment", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", help="the .tflite model (default: models/fer4_int8.tflite)")
     p.add_argument("--card", help="the model card, when it is not beside the model")
     p.add_argument("--data", type=Path, help="FER2013 folder holding test/<class>/ (default: $FER_SHARED/data/fer2013)")
@@ -240,33 +240,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--faces-limit", type=int, help="at most this many unlabelled_faces photos")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    add_log_level(p, default="warning")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the measurements and print markdown tables."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+def measure_alignment(args: argparse.Namespace) -> int:
+    """The command's body: accuracy and stability per detector, the tables, ``--json``."""
     data = args.data or shared_dir() / "data" / "fer2013"
     accuracy, stability = [], []
-    try:
-        if args.video_step < 1:
-            raise BenchmarkError(f"--video-step must be >= 1 (got {args.video_step})")
-        sets = {} if args.no_media else media_sets(args.media or shared_dir() / "media", args.video_step,
-                                                     args.faces_limit)
-        test = None
-        for name in args.detector:
-            recognizer = FaceRecognizer(args.model, card_path=args.card, detector="blazeface",
-                                        detector_model=DETECTOR_MODELS[name], num_threads=args.threads)
-            if test is None:
-                test = load_test_faces(data, "test", recognizer.labels, args.limit, votes=args.votes)
-            accuracy += accuracy_rows(recognizer, name, test, args.angles, args.pad, args.upscale,
-                                      BORDERS[args.border])
-            stability += [stability_row(recognizer, name, set_name, frames, args.stability_angle)
-                          for set_name, frames in sets.items()]
-    except (*USER_ERRORS, BenchmarkError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.video_step < 1:
+        raise BenchmarkError(f"--video-step must be >= 1 (got {args.video_step})")
+    sets = {} if args.no_media else media_sets(args.media or shared_dir() / "media", args.video_step,
+                                                 args.faces_limit)
+    test = None
+    for name in args.detector:
+        recognizer = FaceRecognizer(args.model, card_path=args.card, detector="blazeface",
+                                    detector_model=DETECTOR_MODELS[name], num_threads=args.threads)
+        if test is None:
+            test = load_test_faces(data, "test", recognizer.labels, args.limit, votes=args.votes)
+        accuracy += accuracy_rows(recognizer, name, test, args.angles, args.pad, args.upscale,
+                                  BORDERS[args.border])
+        stability += [stability_row(recognizer, name, set_name, frames, args.stability_angle)
+                      for set_name, frames in sets.items()]
     print(f"model {recognizer.classifier.model_path.name} (sha256 {(recognizer.card.sha256 or '')[:12]}...), "
           f"margin {recognizer.margin:g}, {test.source}, label sets {test.counts()}\n")
     print_tables(accuracy, stability)
@@ -274,9 +269,17 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(args.json, {"model": str(recognizer.classifier.model_path),
                                       "model_sha256": recognizer.card.sha256, "margin": recognizer.margin,
                                       "label_sets": test.counts(), "pad": args.pad, "upscale": args.upscale,
-                                      "border": args.border, "argv": sys.argv[1:] if argv is None else argv,
+                                      "border": args.border, "argv": args.argv,
                                       "accuracy": accuracy, "stability": stability})
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the measurements and print markdown tables; 2 with one ``error:`` line on bad input."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    parser.set_defaults(argv=argv)
+    return run_command(parser, measure_alignment, argv, log_format=logging.BASIC_FORMAT)
 
 
 if __name__ == "__main__":

@@ -24,12 +24,11 @@ import numpy as np
 
 from edge_runtime import FaceRecognizer
 from edge_runtime.atomic_io import atomic_write_json
+from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.detection.detectors import DETECTORS
-from edge_runtime.errors import USER_ERRORS
 from edge_runtime.model.preprocessing import crop_face
 from edge_runtime.paths import shared_dir
 from train.data_loading import load_folder_split
-from train.errors import UserError
 
 BORDERS = {"replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT_101}
 
@@ -89,7 +88,7 @@ def measure(recognizer: FaceRecognizer, items, margins, pad: float, upscale: flo
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m benchmarks.crop_margin``."""
-    p = argparse.ArgumentParser(prog="python -m benchmarks.crop_margin", description=__doc__.split("\n\n")[0])
+    p = CommandParser(prog="python -m benchmarks.crop_margin", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", help="the .tflite model (default: models/fer4_int8.tflite)")
     p.add_argument("--card", help="the model card, when it is not beside the model")
     p.add_argument("--data", type=Path, help="FER2013 test split (default: $FER_SHARED/data/fer2013/test)")
@@ -101,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="at most this many images per class")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    add_log_level(p, default="warning")
     return p
 
 
@@ -119,28 +119,26 @@ def print_table(recognizer: FaceRecognizer, results: list[dict], margins: list[f
               f"{100 * r['reference_accuracy_found']:.1f} | {cells} | {r['best_margin']:g} |")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the measurement and print a markdown table."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+def compare_margins(args: argparse.Namespace) -> int:
+    """The command's body: measure every detector, print the table, write ``--json``."""
     margins = [float(m) for m in args.margins.split(",")]
     data = args.data or shared_dir() / "data" / "fer2013" / "test"
     results = []
-    try:
-        for name in args.detector:
-            recognizer = FaceRecognizer(args.model, card_path=args.card, detector=name,
-                                        num_threads=args.threads)
-            items = load_split(data, recognizer.labels, args.limit)
-            results.append(measure(recognizer, items, margins, args.pad, args.upscale, BORDERS[args.border]))
-    except (*USER_ERRORS, UserError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    for name in args.detector:
+        recognizer = FaceRecognizer(args.model, card_path=args.card, detector=name, num_threads=args.threads)
+        items = load_split(data, recognizer.labels, args.limit)
+        results.append(measure(recognizer, items, margins, args.pad, args.upscale, BORDERS[args.border]))
     print_table(recognizer, results, margins, args)
     if args.json:
         atomic_write_json(args.json, {"model": str(recognizer.classifier.model_path),
                                       "model_sha256": recognizer.card.sha256, "pad": args.pad,
                                       "upscale": args.upscale, "border": args.border, "results": results})
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the measurement and print a markdown table; 2 with one ``error:`` line on bad input."""
+    return run_command(build_parser(), compare_margins, argv, log_format=logging.BASIC_FORMAT)
 
 
 if __name__ == "__main__":

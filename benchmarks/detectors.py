@@ -28,12 +28,14 @@ import cv2
 import numpy as np
 
 from edge_runtime.atomic_io import atomic_write_json
+from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.detection.blazeface import BlazeFaceDetector
 from edge_runtime.detection.detectors import DEFAULT_DETECTOR, DETECTORS, FaceDetector, detect_scaled, make_detector
-from edge_runtime.errors import USER_ERRORS
 from edge_runtime.paths import shared_dir
 from edge_runtime.results import Detection
 from edge_runtime.sources.capture import read_image
+
+from .errors import BenchmarkError
 
 #: Face centres a person sees in ``media/photos`` (pixels of the original images).
 PHOTO_FACES = {
@@ -165,37 +167,42 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print a markdown table of the comparison."""
-    p = argparse.ArgumentParser(prog="python -m benchmarks.detectors", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks.detectors``."""
+    p = CommandParser(prog="python -m benchmarks.detectors", description=__doc__.split("\n\n")[0])
     p.add_argument("--media", type=Path, help="media folder (default: $FER_SHARED/media)")
     p.add_argument("--threads", type=int, default=1, help="OpenCV and interpreter threads (1)")
     p.add_argument("--input", nargs="+", choices=INPUTS, default=["color", "gray"],
                    help="how each detector sees the frames (default: color gray)")
     p.add_argument("--only", metavar="TEXT", help="only the detectors whose name contains TEXT")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
-    args = p.parse_args(argv)
+    add_log_level(p, default="warning")
+    return p
+
+
+def compare_detectors(args: argparse.Namespace) -> int:
+    """The command's body: run every chosen detector on every set, print the table, write ``--json``."""
     media = args.media or shared_dir() / "media"
     if not (media / "photos").is_dir():
-        print(f"error: media folder {media} not found (it needs photos/, unlabelled_faces/, video/); pass --media",
-              file=sys.stderr)
-        return 2
+        raise BenchmarkError(f"media folder {media} not found (it needs photos/, unlabelled_faces/, video/); "
+                             "pass --media")
     cv2.setNumThreads(args.threads)
     sets = frames_of(media)
-    try:
-        chosen = {name: build for name, build in schemes(args.threads).items() if not args.only or args.only in name}
-        rows = []
-        for name, build in chosen.items():
-            detector = build()
-            rows += [row for kind in args.input for row in run(name, detector, sets, kind)]
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    chosen = {name: build for name, build in schemes(args.threads).items() if not args.only or args.only in name}
+    rows = []
+    for name, build in chosen.items():
+        detector = build()
+        rows += [row for kind in args.input for row in run(name, detector, sets, kind)]
     print(markdown(rows))
     if args.json:
         atomic_write_json(args.json, {"media": str(media), "threads": args.threads, "inputs": args.input,
                                       "rows": rows})
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print a markdown table of the comparison; 2 with one ``error:`` line on bad input."""
+    return run_command(build_parser(), compare_detectors, argv)
 
 
 if __name__ == "__main__":

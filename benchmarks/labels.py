@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.model.card import ModelCardError, load_card
 
 from .accuracy import accuracies, load_test_faces
@@ -150,22 +151,29 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.labels", description=__doc__.split("\n\n")[0])
+    """The command line of ``python -m benchmarks.labels``."""
+    p = CommandParser(prog="python -m benchmarks.labels", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", nargs="+", required=True, help="trained models (.keras or .tflite, cards beside)")
     p.add_argument("--data", type=Path, help="FER2013 folder: the peer is measured on its test split")
     p.add_argument("--votes", type=Path, help="FER+ votes (default: ferplus/votes.csv beside --data)")
     p.add_argument("--peer", type=Path, help="the peer .tflite (default: ../shared's)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, help="write labels.json, labels.md, labels.png here")
+    add_log_level(p)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+def compare(args: argparse.Namespace) -> int:
+    """The command's body: read the points, print the table, write ``--out``."""
     return run_and_report(args, run, "labels", markdown, plot)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Compare the models' label-source points; 2 with one ``error:`` line on bad input."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    parser.set_defaults(argv=argv)
+    return run_command(parser, compare, argv, log_format="%(message)s")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.paths import bundled_models_dir
 
 from .accuracy import TestFaces, accuracies, load_test_faces
@@ -33,6 +34,9 @@ from .tflite_model import CardModel, discover_models, variant_order, with_tta
 from .timing import Progress, single_inputs, summarize, time_invokes
 
 log = logging.getLogger("benchmarks.latency")
+
+PROG = "python -m benchmarks.latency"
+LOG_FORMAT = "%(message)s"  # progress and notes, not a log
 
 DEFAULT_MODELS = bundled_models_dir()
 FACE_SIZE = 48  # size of the crops timed without --data (every model resizes to its card's size)
@@ -58,10 +62,10 @@ def parse_threads(spec: str) -> list[int]:
     return counts
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m benchmarks.latency``."""
-    p = argparse.ArgumentParser(prog="python -m benchmarks.latency", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks.latency``; ``prog`` is the command as typed (``fer-edge bench``)."""
+    p = CommandParser(prog=prog or PROG, description=__doc__.split("\n\n")[0],
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--models", type=Path, default=DEFAULT_MODELS,
                    help="folder of .tflite models with their cards (all are benchmarked)")
     p.add_argument("--model", action="append", default=[], metavar="FILE",
@@ -96,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None,
                    help="write latency.json, latency.md and latency.png into this folder")
     p.add_argument("-v", "--verbose", action="store_true", help="log every model load")
+    add_log_level(p)
     return p
 
 
@@ -307,7 +312,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows.sort(key=lambda r: (families.index(r["model"]), variant_order(r["variant"]), r["threads"]))
     return {
         "benchmark": "latency",
-        "command": "python -m benchmarks.latency " + shlex.join(args.argv),
+        "command": f"{args.prog} {shlex.join(args.argv)}",
         "device": device,
         "settings": {"threads": threads, "tta": args.tta, "runs": args.runs, "rounds": args.rounds,
                      "warmup": args.warmup,
@@ -324,26 +329,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def setup_logging(verbose: bool) -> None:
-    """Progress on stderr; model loads only with ``--verbose``."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    if not verbose:
-        logging.getLogger("edge_runtime").setLevel(logging.WARNING)
-        logging.getLogger("train").setLevel(logging.WARNING)
+def quiet_model_loads(verbose: bool) -> None:
+    """Model loads (the runtime's and train's logs) are shown only with ``--verbose``."""
+    level = logging.NOTSET if verbose else logging.WARNING
+    logging.getLogger("edge_runtime").setLevel(level)
+    logging.getLogger("train").setLevel(level)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark, print the table, write ``--out``; 2 with one error line on bad input."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv
-    setup_logging(args.verbose)
+def benchmark(args: argparse.Namespace) -> int:
+    """The command's body: check the options, run, report."""
+    quiet_model_loads(args.verbose)
 
-    def checked_run(args):
+    def checked_run(args: argparse.Namespace) -> dict[str, Any]:
         check_args(args)
         return run(args)
 
     return report_latency(args, checked_run)
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Run the benchmark, print the table, write ``--out``; 2 with one ``error:`` line on bad input.
+
+    ``prog`` is the command as the user typed it (default ``python -m benchmarks.latency``), for its
+    messages and the command recorded in the results.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(prog)
+    parser.set_defaults(argv=argv, prog=parser.prog)
+    return run_command(parser, benchmark, argv, log_format=LOG_FORMAT)
 
 
 if __name__ == "__main__":

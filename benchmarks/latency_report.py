@@ -213,19 +213,14 @@ def compact_table(result: dict[str, Any]) -> str:
 
 
 def report_latency(args: Any, run: Callable[[Any], dict[str, Any]]) -> int:
-    """Run the benchmark; print the compact table and warnings; write the full outputs to ``--out``.
+    """Run the benchmark; print the compact table and warnings; write the full outputs to ``--out``; returns 0.
 
-    Returns 0, or 2 after one ``error:`` line when the input is bad.
+    Bad input raises a :class:`~edge_runtime.errors.FerEdgeError` (one ``error:`` line, exit 2, from
+    :func:`edge_runtime.command_line.run_command`).
     """
-    from .errors import USER_ERRORS
-
-    try:
-        result = run(args)
-        markdown = latency_markdown(result)
-        written = [] if args.out is None else write_outputs(args.out, "latency", result, markdown, plot_latency)
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = run(args)
+    markdown = latency_markdown(result)
+    written = [] if args.out is None else write_outputs(args.out, "latency", result, markdown, plot_latency)
     print(compact_table(result))
     where = f"{written[1]}" if written else "pass --out DIR to write it"
     print(f"\nfull table (p90/p99, faces/s, accuracy against the peer): {where}")

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from edge_runtime.atomic_io import atomic_write_json
+from edge_runtime.command_line import CommandParser, add_log_level, fail, run_command
 from edge_runtime.outputs.ha_discovery import DISCOVERY_PREFIX
 from edge_runtime.outputs.mqtt import DEFAULT_PREFIX
 
@@ -93,20 +94,24 @@ def measure(broker: str, device: str, seconds: float, prefix: str = DEFAULT_PREF
                 "changes_by_entity": dict(sorted(tally.changes.items()))}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print the counts per minute as a markdown table row."""
-    p = argparse.ArgumentParser(prog="python -m benchmarks.mqtt_rate", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks.mqtt_rate``."""
+    p = CommandParser(prog="python -m benchmarks.mqtt_rate", description=__doc__.split("\n\n")[0])
     p.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt://[user:pass@]host[:port]")
     p.add_argument("--device", required=True, help="the daemon's --device-name")
     p.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"topic prefix (default {DEFAULT_PREFIX})")
     p.add_argument("--seconds", type=float, default=60.0, help="how long to listen after the first state (60)")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
-    args = p.parse_args(argv)
+    add_log_level(p, default="warning")
+    return p
+
+
+def count_rates(args: argparse.Namespace) -> int:
+    """The command's body: listen, print the counts; a broker that cannot be reached is one ``error:`` line."""
     try:
         result = measure(args.broker, args.device, args.seconds, args.prefix)
     except (ImportError, OSError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     print("| messages/min | state changes/min (enabled by default) | state changes/min (all entities) | "
           "changes per message |\n|---|---|---|---|")
     print(f"| {result['messages_per_minute']} | {result['enabled_changes_per_minute']} | "
@@ -114,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         atomic_write_json(args.json, result)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the counts per minute as a markdown table row; 2 with one ``error:`` line on bad input."""
+    return run_command(build_parser(), count_rates, argv)
 
 
 if __name__ == "__main__":

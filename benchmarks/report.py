@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -83,22 +82,18 @@ def write_outputs(out_dir: str | Path, stem: str, result: dict[str, Any], markdo
 def run_and_report(args: Any, run: Callable[[Any], dict[str, Any]], stem: str,
                    to_markdown: Callable[[dict[str, Any]], str],
                    plot: Callable[[dict[str, Any], Path], None]) -> int:
-    """The shared body of the benchmark CLIs: run, print the table, write ``--out``.
+    """The shared body of the benchmark CLIs: run, print the table, write ``--out``; returns 0.
 
-    Returns 0, or 2 after one ``error:`` line when the input is bad.
+    Bad input raises a :class:`~edge_runtime.errors.FerEdgeError` (one ``error:`` line, exit 2, from
+    :func:`edge_runtime.command_line.run_command`).
     """
     from .device import describe
-    from .errors import USER_ERRORS
 
-    try:
-        result = run(args)
-        markdown = to_markdown(result)
-        print(markdown)
-        if args.out is not None:
-            for path in write_outputs(args.out, stem, result, markdown, plot):
-                log.info("wrote %s", path)
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = run(args)
+    markdown = to_markdown(result)
+    print(markdown)
+    if args.out is not None:
+        for path in write_outputs(args.out, stem, result, markdown, plot):
+            log.info("wrote %s", path)
     log.info("done in %.0f s on %s", result["duration_s"], describe(result["device"]))
     return 0

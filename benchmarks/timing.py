@@ -98,7 +98,7 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval, self.width = interval, width
-        self.started = self._last = time.monotonic()
+        self._last = time.monotonic()
         self._shown = 0
 
     def line(self, text: str) -> str:
@@ -120,10 +120,9 @@ class Progress:
         self.done = min(self.done + 1, self.total)
 
     def close(self) -> None:
-        """Clear the status line (terminal) or write the last one (pipe)."""
-        seconds = time.monotonic() - self.started
+        """Clear the status line (terminal) or write the last one (pipe); the command reports the time taken."""
         if self.tty:
             self.stream.write("\r" + " " * self._shown + "\r")
         else:
-            self.stream.write(f"[{'#' * self.width}] {self.done}/{self.total} done in {seconds:.0f} s\n")
+            self.stream.write(f"[{'#' * self.width}] {self.done}/{self.total} done\n")
         self.stream.flush()

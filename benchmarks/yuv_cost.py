@@ -17,6 +17,7 @@ import time
 import cv2
 import numpy as np
 
+from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.sources.yuv import y_plane, yuv420_to_bgr
 
 
@@ -32,21 +33,30 @@ def time_ms(call, runs: int) -> float:
     return statistics.median(times)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print a markdown table of the conversion costs."""
-    p = argparse.ArgumentParser(prog="python -m benchmarks.yuv_cost", description=__doc__.split("\n\n")[0])
-    p.add_argument("--size", default="640x480", help="WIDTHxHEIGHT, both even (640x480)")
+def frame_size(text: str) -> tuple[int, int]:
+    """``--size WIDTHxHEIGHT``: a positive, even width and height (YUV420 halves both for chroma)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be WIDTHxHEIGHT, e.g. 640x480 (got {text})") from None
+    if width % 2 or height % 2 or width <= 0 or height <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: YUV420 needs a positive, even width and height")
+    return width, height
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks.yuv_cost``."""
+    p = CommandParser(prog="python -m benchmarks.yuv_cost", description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", type=frame_size, default="640x480", help="WIDTHxHEIGHT, both even (640x480)")
     p.add_argument("--runs", type=int, default=500)
     p.add_argument("--threads", type=int, default=1, help="OpenCV threads (1)")
-    args = p.parse_args(argv)
-    try:
-        width, height = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        print(f"error: --size must be WIDTHxHEIGHT, e.g. 640x480 (got {args.size})", file=sys.stderr)
-        return 2
-    if width % 2 or height % 2 or width <= 0 or height <= 0:
-        print(f"error: --size {args.size}: YUV420 needs a positive, even width and height", file=sys.stderr)
-        return 2
+    add_log_level(p, default="warning")
+    return p
+
+
+def measure(args: argparse.Namespace) -> int:
+    """The command's body: time each conversion and print the table."""
+    width, height = args.size
     cv2.setNumThreads(args.threads)
     rng = np.random.default_rng(0)
     print(f"{width}x{height}, median of {args.runs} runs, {args.threads} OpenCV thread(s)\n")
@@ -59,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         ms = time_ms(lambda b=buffer, s=stride: y_plane(b, width, height, s), args.runs)
         print(f"| Y plane copy (classifier) | {stride} | {ms:.3f} | {height * stride:,} -> {width * height:,} |")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print a markdown table of the conversion costs; 2 with one ``error:`` line on a bad option."""
+    return run_command(build_parser(), measure, argv)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge_runtime.command_line import EXIT_FAILURE, CommandParser, add_log_level, fail, run_command
+from edge_runtime.errors import FerEdgeError
 from edge_runtime.paths import shared_dir
 
 from .calibration import MIN_SAMPLES
@@ -15,11 +16,15 @@ from .errors import ConvertError
 from .quantize import VARIANTS
 
 if TYPE_CHECKING:
-    from .pipeline import Options
+    from .conversion import Options
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+log = logging.getLogger("convert")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m convert", description=__doc__)
+    """The command line of ``python -m convert``."""
+    p = CommandParser(prog="python -m convert", description=__doc__)
     p.add_argument("--model", required=True, nargs="+", metavar="KERAS",
                    help="trained .keras model(s), each with its card (.json) beside it")
     p.add_argument("--data", default=str(shared_dir() / "data" / "fer2013"),
@@ -41,8 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest int8 file size in MiB (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="batch size of the test-split evaluation")
     p.add_argument("--threads", type=int, default=2, help="LiteRT threads for the evaluation")
-    p.add_argument("--log-level", default="info", type=str.lower, choices=("debug", "info", "warning", "error"),
-                   help="how much to log (default: %(default)s)")
+    add_log_level(p)
     return p
 
 
@@ -50,7 +54,7 @@ def options_from(args: argparse.Namespace) -> Options:
     """The conversion settings of the command line (an error naming the option when one is out of range)."""
     if args.max_int8_drop < 0 or args.max_int8_mb <= 0 or args.batch_size < 1 or args.threads < 1:
         raise ConvertError("--max-int8-drop must be >= 0 and --max-int8-mb, --batch-size, --threads > 0")
-    from .pipeline import Options  # TensorFlow is imported only when needed
+    from .conversion import Options  # TensorFlow is imported only when needed
 
     return Options(calibration_samples=args.calibration_samples, seed=args.seed,
                    variants=tuple(args.variants), max_int8_drop_pt=args.max_int8_drop,
@@ -66,26 +70,26 @@ def print_written(out: Path, cards: list[dict]) -> None:
               f"\t{m['accuracy_delta_pt']:+.2f} pt vs float32")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 2 bad input or failed verification, 1 unexpected)."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    log = logging.getLogger("convert")
+def convert_models(args: argparse.Namespace) -> int:
+    """Convert every ``--model``; an unexpected failure is one ``error:`` line and exit 1."""
     try:
         options = options_from(args)
-        from .pipeline import convert_model
+        from .conversion import convert_model
 
         for model in args.model:
             out = Path(args.out or Path(model).parent)
             cards = convert_model(model, args.data, out, options)
             print_written(out, cards)
-    except ConvertError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except FerEdgeError:
+        raise
     except Exception as exc:  # one line, not a traceback, from a CLI
         log.debug("unexpected failure", exc_info=True)
         reason = (str(exc).strip().splitlines() or [""])[0]
-        print(f"error: unexpected {type(exc).__name__}: {reason} (run with --log-level DEBUG for details)",
-              file=sys.stderr)
-        return 1
+        return fail(f"unexpected {type(exc).__name__}: {reason} (run with --log-level DEBUG for details)",
+                    EXIT_FAILURE)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (0 ok, 2 bad input or failed verification, 1 unexpected)."""
+    return run_command(build_parser(), convert_models, argv, log_format=LOG_FORMAT)

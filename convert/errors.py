@@ -1,21 +1,9 @@
-"""The errors of ``convert``: the CLI turns a :class:`ConvertError` into one ``error:`` line and exit 2."""
+"""The error of ``convert``: the command line reports a :class:`ConvertError` as one ``error:`` line, exit 2."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from train.errors import UserError
+from edge_runtime.errors import FerEdgeError
 
 
-class ConvertError(Exception):
+class ConvertError(FerEdgeError):
     """Bad input to a conversion, or a variant that fails its checks; the message names the fix."""
-
-
-@contextmanager
-def train_errors_as_convert_errors() -> Iterator[None]:
-    """Re-raise the ``train`` errors of the training code convert reuses as :class:`ConvertError`."""
-    try:
-        yield
-    except UserError as exc:
-        raise ConvertError(str(exc)) from exc

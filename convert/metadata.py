@@ -26,7 +26,8 @@ from typing import Any
 import flatbuffers
 
 from edge_runtime.atomic_io import atomic_write_bytes, atomic_write_json
-from edge_runtime.model.card import ModelCardError, card_path_for, load_card
+from edge_runtime.command_line import CommandParser, add_log_level, run_command
+from edge_runtime.model.card import card_path_for, load_card
 from edge_runtime.model.metadata import LABELS_FILE
 
 from . import metadata_schema as schema
@@ -133,10 +134,7 @@ def stamp_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.suffix != ".tflite" or not path.is_file():
         raise ConvertError(f"{path} is not a .tflite file; give the shipped models, e.g. models/*.tflite")
-    try:
-        card = load_card(path).raw
-    except ModelCardError as exc:
-        raise ConvertError(str(exc)) from exc
+    card = load_card(path).raw
     model = stamp(path.read_bytes(), card)
     card = record_in_card(card, model)
     tmp = path.with_name(f".{path.stem}.stamped.tflite")
@@ -153,20 +151,25 @@ def stamp_file(path: str | Path) -> dict[str, Any]:
     return card
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Stamp every given .tflite from its card; 0 when all were written, 2 on the first bad one."""
-    parser = argparse.ArgumentParser(prog="python -m convert.metadata", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m convert.metadata``."""
+    parser = CommandParser(prog="python -m convert.metadata", description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", metavar="TFLITE", help=".tflite files, each with its card beside it")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    add_log_level(parser)
+    return parser
+
+
+def stamp_all(args: argparse.Namespace) -> int:
+    """Stamp every given .tflite in turn, one line each; the first bad one stops the command."""
     for model in args.models:
-        try:
-            card = stamp_file(model)
-        except ConvertError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        card = stamp_file(model)
         print(f"{model}\t{card['size_bytes']} bytes\tsha256 {card['sha256'][:12]}\t{', '.join(card['labels'])}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stamp every given .tflite from its card; 0 when all were written, 2 on the first bad one."""
+    return run_command(build_parser(), stamp_all, argv, log_format="%(levelname)s %(message)s")
 
 
 if __name__ == "__main__":

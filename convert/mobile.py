@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.model.card import MOBILE_VARIANT
 from edge_runtime.paths import shared_dir
 
-from . import calibration, cards, eval_faces, metadata, pipeline, quantize, verify
-from .errors import ConvertError, train_errors_as_convert_errors
+from . import calibration, cards, conversion, eval_faces, metadata, quantize, verify
+from .errors import ConvertError
 
 log = logging.getLogger(__name__)
 
@@ -63,31 +64,30 @@ def _agreement_with_int8(out_dir: Path, stem: str, rgb_test: np.ndarray, predict
             "agreement_with_int8": round(float((int8_pred[mask] == predicted[mask]).mean()), 5)}
 
 
-@train_errors_as_convert_errors()
 def convert_mobile(model_path: str | Path, data: str | Path, out_dir: str | Path,
-                   options: pipeline.Options | None = None) -> dict:
+                   options: conversion.Options | None = None) -> dict:
     """Write ``<stem>_mobile.tflite`` and its card to ``out_dir``; return the card.
 
     Calibration follows the int8 variant (same seeded sample, grown while the validation
     accuracy drops more than ``options.max_int8_drop_pt`` against float32).
     """
-    options = options or pipeline.Options()
-    model_path = pipeline.check_model_file(model_path)
-    keras_card = pipeline.read_keras_card(model_path)
+    options = options or conversion.Options()
+    model_path = conversion.check_model_file(model_path)
+    keras_card = conversion.read_keras_card(model_path)
     labels = tuple(keras_card["labels"])
     votes = eval_faces.load_votes(keras_card, data)
     folders = eval_faces.folders_to_load(keras_card)
-    pipeline.check_data(data, folders)
-    out = pipeline.prepare_out_dir(out_dir)
+    conversion.check_data(data, folders)
+    out = conversion.prepare_out_dir(out_dir)
     size = (int(keras_card["input"]["height"]), int(keras_card["input"]["width"]))
-    train = pipeline.load_images(data, "train", folders, size)
-    test = pipeline.load_images(data, "test", folders, size)
-    fit, holdout = pipeline.split_holdout(train, test, keras_card, options.seed, data)
+    train = conversion.load_images(data, "train", folders, size)
+    test = conversion.load_images(data, "test", folders, size)
+    fit, holdout = conversion.split_holdout(train, test, keras_card, options.seed, data)
     pool = eval_faces.calibration_pool(fit, keras_card, votes)
     holdout = eval_faces.eval_faces(holdout, keras_card, votes)
     test = eval_faces.eval_faces(test, keras_card, votes)
     rgb_test, rgb_holdout = as_rgb(test.images), as_rgb(holdout.images)
-    model = wrap_rgb(pipeline.load_keras_model(model_path, keras_card))
+    model = wrap_rgb(conversion.load_keras_model(model_path, keras_card))
     file_name = f"{model_path.stem}_{MOBILE_VARIANT}.tflite"
 
     with tempfile.TemporaryDirectory(prefix="convert-mobile-") as tmp:
@@ -98,7 +98,7 @@ def convert_mobile(model_path: str | Path, data: str | Path, out_dir: str | Path
         ref_pred = verify.predict(reference, rgb_test, options.batch_size).argmax(1)
         ref_holdout = holdout.accuracy(verify.predict(reference, rgb_holdout, options.batch_size).argmax(1))
         attempts = []
-        for n in pipeline.calibration_sizes(options.calibration_samples, len(pool)):
+        for n in conversion.calibration_sizes(options.calibration_samples, len(pool)):
             index = calibration.stratified_sample(pool.labels, n, options.seed)
             images, pinned = calibration.pin_extremes(pool.images[index])
             summary = calibration.summary(pool.labels[index], labels, [pool.ids[i] for i in index], images,
@@ -143,14 +143,14 @@ def convert_mobile(model_path: str | Path, data: str | Path, out_dir: str | Path
         model_bytes = metadata.stamp(model_bytes, card)
         card = metadata.record_in_card(card, model_bytes)
         verify.check_contract(interpreter, card)
-        pipeline.publish(out, [pipeline.Converted(MOBILE_VARIANT, model_bytes, card, predicted)])
+        conversion.publish(out, [conversion.Converted(MOBILE_VARIANT, model_bytes, card, predicted)])
     log.info("wrote %s", cards.summary_line(card))
     return card
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Convert each ``--model``; 0 when all were written, 2 on bad input or a failed check."""
-    p = argparse.ArgumentParser(prog="python -m convert.mobile", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m convert.mobile``."""
+    p = CommandParser(prog="python -m convert.mobile", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, nargs="+", metavar="KERAS",
                    help="trained .keras model(s), each with its card (.json) beside it")
     p.add_argument("--data", default=str(shared_dir() / "data" / "fer2013"),
@@ -161,22 +161,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-int8-drop", type=float, default=0.5,
                    help="largest validation accuracy loss against float32, in points (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="LiteRT threads for the evaluation")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    options = pipeline.Options(calibration_samples=args.calibration_samples, seed=args.seed,
+    add_log_level(p)
+    return p
+
+
+def convert_all(args: argparse.Namespace) -> int:
+    """Convert each ``--model`` and print one line per variant written."""
+    options = conversion.Options(calibration_samples=args.calibration_samples, seed=args.seed,
                                max_int8_drop_pt=args.max_int8_drop, threads=args.threads)
-    try:
-        for model in args.model:
-            out = Path(args.out or Path(model).parent)
-            card = convert_mobile(model, args.data, out, options)
-            m = card["metrics"]
-            print(f"{out / card['file']}\t{card['size_bytes']} bytes\taccuracy {m['accuracy']:.4f}"
-                  f"\t{m['accuracy_delta_pt']:+.2f} pt vs float32"
-                  + (f"\tagreement with int8 {m['agreement_with_int8']:.4f}" if "agreement_with_int8" in m else ""))
-    except ConvertError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    for model in args.model:
+        out = Path(args.out or Path(model).parent)
+        card = convert_mobile(model, args.data, out, options)
+        m = card["metrics"]
+        print(f"{out / card['file']}\t{card['size_bytes']} bytes\taccuracy {m['accuracy']:.4f}"
+              f"\t{m['accuracy_delta_pt']:+.2f} pt vs float32"
+              + (f"\tagreement with int8 {m['agreement_with_int8']:.4f}" if "agreement_with_int8" in m else ""))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Convert each ``--model``; 0 when all were written, 2 with one ``error:`` line on bad input or a failed check."""
+    return run_command(build_parser(), convert_all, argv, log_format="%(asctime)s %(levelname)s %(message)s")
 
 
 if __name__ == "__main__":

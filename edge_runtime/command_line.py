@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from edge_runtime.errors import FerEdgeError
 from edge_runtime.redact import RedactingFormatter, redact
@@ -32,9 +32,22 @@ class CommandParser(argparse.ArgumentParser):
 
 
 def add_log_level(parser: argparse.ArgumentParser, default: str = "info") -> None:
-    """Add ``--log-level`` with the choices every command accepts."""
-    parser.add_argument("--log-level", default=default, choices=LOG_LEVELS,
+    """Add ``--log-level`` with the choices every command accepts (in any case: ``DEBUG`` is ``debug``)."""
+    parser.add_argument("--log-level", default=default, type=str.lower, choices=LOG_LEVELS,
                         help=f"log verbosity on stderr (default: {default})")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes each record to ``sys.stderr`` as it is then (a command run in-process, e.g. by a test, may
+    outlive the stream that was ``sys.stderr`` when logging was set up)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
 
 
 def setup_logging(level: str = "info", fmt: str = LOG_FORMAT) -> None:
@@ -43,7 +56,7 @@ def setup_logging(level: str = "info", fmt: str = LOG_FORMAT) -> None:
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h.formatter, RedactingFormatter)]:
         root.removeHandler(old)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(RedactingFormatter(fmt))
     root.addHandler(handler)
     root.setLevel(level.upper())

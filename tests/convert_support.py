@@ -92,7 +92,7 @@ def tiny_setup(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def converted(tiny_setup, tmp_path_factory) -> Setup:
     """The tiny model converted to all four variants (tolerance widened: one test image is 1.7 pt)."""
-    from convert.pipeline import Options, convert_model
+    from convert.conversion import Options, convert_model
 
     data, model = tiny_setup
     out = tmp_path_factory.mktemp("convert_out")

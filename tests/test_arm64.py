@@ -16,7 +16,7 @@ import pytest
 
 from edge_runtime.paths import shared_dir
 from tests.edge_support import ROOT
-from tools.arm64 import build, check, compare, report, settings
+from tools.arm64 import build, check, compare, options, report, settings
 
 pytestmark = pytest.mark.arm64
 
@@ -154,7 +154,7 @@ def test_edge_runtime_on_emulated_pi4_and_pi5_gives_the_same_answers_as_x86(pipe
     if os.geteuid() != 0 and not (build.default_arm64_dir() / "py" / "py-arm64").is_file():
         pytest.skip("not root: building the emulated aarch64 Python needs apt-get (run as root, or set "
                     "FER_ARM64_DIR to a finished build)")
-    opts = check.CheckOptions(model=pipeline_model, workdir=tmp_path / "runs",
+    opts = options.CheckOptions(model=pipeline_model, workdir=tmp_path / "runs",
                                     summary=tmp_path / "arm64-summary.json", shared=shared)
     try:
         summary = check.run_check(opts, log=lambda message: print(message, flush=True))

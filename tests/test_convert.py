@@ -179,7 +179,7 @@ def _faces(n_per_class: int, seed: int):
 def test_int8_check_uses_the_training_runs_own_validation_split():
     """With the run's options on the card, calibration draws from the images training fitted on
     and the int8 check uses that run's validation images: the same split training carved."""
-    from convert.pipeline import split_holdout
+    from convert.conversion import split_holdout
     from train.splits import carve_training_split
 
     train, test = _faces(30, 0), _faces(10, 1)
@@ -199,7 +199,7 @@ def test_int8_check_uses_the_training_runs_own_validation_split():
 
 
 def test_without_a_recorded_split_a_tenth_of_train_is_held_out():
-    from convert.pipeline import split_holdout
+    from convert.conversion import split_holdout
 
     train, test = _faces(30, 0), _faces(10, 1)
     fit, holdout = split_holdout(train, test, {"training": {"config": {"arch": "tiny"}}}, seed=0)

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from convert import cli
+from convert.conversion import Options, convert_model
 from convert.errors import ConvertError
-from convert.pipeline import Options, convert_model
+from edge_runtime.errors import FerEdgeError
+from train.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,17 +73,17 @@ def test_missing_card(capsys, tmp_path, tiny_setup):
     assert_one_error_line(err, "alone.json", "not found")
 
 
-def test_errors_of_the_training_code_become_convert_errors(capsys, tmp_path, tiny_setup):
-    """A FER+ model without its votes fails in train's code; convert reports it as its own error."""
+def test_errors_of_the_training_code_are_reported_like_convert_errors(capsys, tmp_path, tiny_setup):
+    """A FER+ model without its votes fails in train's code; its error shares convert's root and line."""
     data, model = tiny_setup
     ferplus = tmp_path / "ferplus.keras"
     shutil.copy(model, ferplus)
     card = json.loads(model.with_suffix(".json").read_text())
     card.setdefault("training", {}).setdefault("config", {}).update(labels="ferplus", votes=None)
     ferplus.with_suffix(".json").write_text(json.dumps(card))
-    with pytest.raises(ConvertError, match="needs the FER\\+ votes") as caught:
+    with pytest.raises(FerEdgeError, match="needs the FER\\+ votes") as caught:
         convert_model(ferplus, data, tmp_path / "out")
-    assert type(caught.value.__cause__).__module__ == "train.errors"
+    assert isinstance(caught.value, UserError) and isinstance(ConvertError("x"), FerEdgeError)
     code, err = run_cli(capsys, "--model", ferplus, "--data", data, "--out", tmp_path / "out")
     assert code == 2
     assert_one_error_line(err, "needs the FER+ votes")

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def mobile(converted, tmp_path_factory):
     """The tiny model's mobile variant, written beside a copy of its int8 variant."""
+    from convert.conversion import Options
     from convert.mobile import convert_mobile
-    from convert.pipeline import Options
 
     out = tmp_path_factory.mktemp("mobile_out")
     for suffix in (".tflite", ".json"):

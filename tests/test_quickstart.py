@@ -4,11 +4,13 @@ command works on the bundled models and prints its compact table, and every exam
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,9 +25,9 @@ DOCS = [README] + [(ROOT / "docs" / name).read_text(encoding="utf-8") for name i
 needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
 
-def dry_run(target: str) -> str:
-    """What ``make -n TARGET`` would run (nothing is executed)."""
-    done = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60)
+def dry_run(target: str, *options: str) -> str:
+    """What ``make -n [OPTIONS] TARGET`` would run (nothing is executed)."""
+    done = subprocess.run(["make", "-n", *options, target], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -61,9 +63,24 @@ def test_the_quick_start_is_the_two_make_targets():
 
 @needs_make
 def test_make_benchmark_installs_the_edge_and_plot_extras_and_runs_the_latency_benchmark():
-    commands = dry_run("benchmark")
+    commands = dry_run("benchmark", "--always-make")
     assert '-m pip install --quiet ".[edge,plot]"' in commands and " -e " not in commands  # a regular install
     assert re.search(r"-m benchmarks\.latency .*--out out/benchmarks", commands)
+
+
+@needs_make
+def test_make_benchmark_installs_again_only_when_the_wheel_inputs_changed(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    os.utime(venv / "bin" / "python", (0, 0))
+    stamp = venv / ".edge-installed"
+    stamp.touch()
+    later = time.time() + 3600
+    os.utime(stamp, (later, later))                  # installed after every input's last change
+    assert "pip install" not in dry_run("benchmark", f"VENV={venv}")
+    os.utime(stamp, (1, 1))                          # pyproject.toml and the sources are newer than the install
+    assert '-m pip install --quiet ".[edge,plot]"' in dry_run("benchmark", f"VENV={venv}")
 
 
 @needs_make
@@ -86,7 +103,9 @@ def test_the_benchmark_prints_a_compact_table_and_writes_the_full_one(tmp_path):
     assert all(len(line) <= 100 for line in lines[:len(variants) + 1])
     assert f"full table (p90/p99, faces/s, accuracy against the peer): {tmp_path / 'latency.md'}" in lines
     progress = [line for line in done.stderr.splitlines() if line.startswith("[")]
-    assert len(progress) <= 3 and progress[-1].endswith(" s") and "done in" in progress[-1]
+    assert len(progress) <= 3 and progress[-1].endswith(" done")
+    timed = [line for line in done.stderr.splitlines() if "done in" in line]
+    assert len(timed) == 1 and re.fullmatch(r"done in \d+ s on .+", timed[0]), done.stderr  # one time, the total
     result = json.loads((tmp_path / "latency.json").read_text())
     assert {r["variant"] for r in result["rows"]} == {"float32", "float16", "dynamic", "int8", "int8+flip", "mobile"}
     assert "p50 / p90 / p99 ms, 1 thread" in (tmp_path / "latency.md").read_text()

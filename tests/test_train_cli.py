@@ -188,5 +188,6 @@ def test_an_unknown_log_level_is_one_error_line_not_a_traceback(module):
     done = subprocess.run([sys.executable, "-m", module, "--data", "d", "--out", "o", "--model", "m.keras",
                            "--log-level", "foo"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1].endswith(
-        "argument --log-level: invalid choice: 'foo' (choose from 'debug', 'info', 'warning', 'error')")
+    assert done.stderr.strip().splitlines() == [
+        f"python -m {module}: error: argument --log-level: invalid choice: 'foo' (choose from 'debug', 'info', "
+        f"'warning', 'error') (see python -m {module} --help)"]

@@ -175,7 +175,7 @@ def test_inherited_split_validates_only_on_the_sources_validation_faces(tmp_path
     """A 2-class run warm-started from a 4-class one carves the 4-class split and keeps its 2
     classes: its validation faces are exactly the source's (never faces the source trained on),
     whatever the split method, and convert re-carves the same split from the card."""
-    from convert.pipeline import split_holdout
+    from convert.conversion import split_holdout
     from train.splits import carve_run_split, inherited_split
 
     make_folder_dataset(tmp_path, per_class=20, test_per_class=2)

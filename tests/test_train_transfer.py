@@ -205,7 +205,7 @@ def test_registries_agree():
     from train.cli import ARCHITECTURE_NAMES
 
     assert set(models.TRANSFER_ARCHITECTURES) == set(TRANSFER) <= set(ARCHITECTURE_NAMES)
-    assert set(finetune.ARCHITECTURE_NAMES) == set(TRANSFER)
+    assert set(finetune.BACKBONE_NAMES) == set(TRANSFER)
 
 
 def test_imagenet_download_failure_is_one_line_pointing_to_weights_path(monkeypatch):

@@ -30,7 +30,7 @@ def data(tmp_path_factory) -> Path:
 
 def convert_and_run(model_path: Path, data: Path, out: Path) -> dict:
     """Convert to float32 and int8 with the project's converter; classify test faces with the int8 model."""
-    from convert.pipeline import Options, convert_model
+    from convert.conversion import Options, convert_model
 
     cards = convert_model(model_path, data, out, Options(calibration_samples=32, max_int8_drop_pt=100.0,
                                                          max_int8_bytes=64 * 1024 * 1024,

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from edge_runtime.atomic_io import atomic_write_json
+from edge_runtime.command_line import CommandParser, add_log_level, run_command
 
 from .config import RunConfig
 from .data_loading import check_source
@@ -27,10 +28,12 @@ CONFIG_FILE = "config.json"
 ARCHITECTURE_NAMES = ("edge", "edge-fast", "edge-small", "baseline", *TRANSFER_ARCHITECTURES)
 log = logging.getLogger(__name__)
 DEFAULT_EPOCHS = 40
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train", description=__doc__)
+    """The command line of ``python -m train``."""
+    p = CommandParser(prog="python -m train", description=__doc__)
     p.add_argument("--data", required=True, help="FER2013 folder (train/<class>/, test/<class>/) or fer2013.csv")
     p.add_argument("--classes", default=",".join(DEFAULT_CLASSES),
                    help="comma list of class names, or 'all' for the 7 FER2013 classes; with --labels ferplus "
@@ -120,8 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     group.add_argument("--force", action="store_true", help="discard any run already in --out and start anew")
-    p.add_argument("--log-level", default="info", type=str.lower, choices=("debug", "info", "warning", "error"),
-                   help="how much to log (default: %(default)s)")
+    add_log_level(p)
     return p
 
 
@@ -281,21 +283,21 @@ def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, force: bool,
     return config
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        if args.arch not in ARCHITECTURE_NAMES:
-            raise UserError(f"unknown --arch {args.arch!r}; choose one of {', '.join(ARCHITECTURE_NAMES)}")
-        config = make_config(args)
-        run_dir = Path(args.out)
-        if is_chief(args.strategy):     # other workers of a multiworker run never touch --out
-            config = prepare_run_dir(run_dir, config, args.resume, args.force, args.epochs)
-        check_source(config.data, ("train", "test"), tuple(config.split_classes or config.classes))
-        from .training import run  # TensorFlow is imported only once the arguments are known good
+def run_training(args: argparse.Namespace) -> int:
+    """Check the options and the data, prepare the run directory, then train (TensorFlow is imported last)."""
+    if args.arch not in ARCHITECTURE_NAMES:
+        raise UserError(f"unknown --arch {args.arch!r}; choose one of {', '.join(ARCHITECTURE_NAMES)}")
+    config = make_config(args)
+    run_dir = Path(args.out)
+    if is_chief(args.strategy):     # other workers of a multiworker run never touch --out
+        config = prepare_run_dir(run_dir, config, args.resume, args.force, args.epochs)
+    check_source(config.data, ("train", "test"), tuple(config.split_classes or config.classes))
+    from .training import run  # TensorFlow is imported only once the arguments are known good
 
-        run(config, run_dir, resume=args.resume)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    run(config, run_dir, resume=args.resume)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m train``: 0 when the run finished, 2 with one ``error:`` line on bad input."""
+    return run_command(build_parser(), run_training, argv, log_format=LOG_FORMAT)

@@ -1,5 +1,7 @@
-"""The one exception type the CLIs turn into a single error line and a non-zero exit."""
+"""The error ``train`` raises on bad input; every command line reports it as one ``error:`` line, exit 2."""
+
+from edge_runtime.errors import FerEdgeError
 
 
-class UserError(Exception):
+class UserError(FerEdgeError):
     """Bad input from the user: the message names the problem and the fix."""

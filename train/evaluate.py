@@ -12,12 +12,12 @@ the split its best epoch was chosen on.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
 
-from edge_runtime.model.card import ModelCardError, load_card
+from edge_runtime.command_line import CommandParser, add_log_level, run_command
+from edge_runtime.model.card import load_card
 
 from . import label_sources
 from .data_loading import load_split
@@ -28,10 +28,7 @@ def evaluate(model_path: Path, data: str, split: str, out_dir: Path, votes: str 
     """Evaluate ``model_path`` on ``split`` of ``data`` against every label set; write and return the report."""
     if not model_path.is_file():
         raise UserError(f"--model {model_path} not found")
-    try:
-        card = load_card(model_path)
-    except ModelCardError as exc:
-        raise UserError(str(exc)) from exc
+    card = load_card(model_path)
     config = (card.raw.get("training") or {}).get("config") or {}
     label_source = config.get("labels", "fer2013")
     vote_table = label_sources.resolve_votes(data, votes or config.get("votes"), required=label_source == "ferplus")
@@ -73,8 +70,9 @@ def validation_faces(card: dict, data: str, votes=None) -> label_sources.ScoredF
     return label_sources.scored_faces(carve_run_split(config, train, test, data)[1], classes, votes)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m train.evaluate``."""
+    p = CommandParser(prog="python -m train.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, type=Path, help="a .keras model with its card beside it")
     p.add_argument("--data", required=True, help="FER2013 folder or fer2013.csv")
     p.add_argument("--split", default="test",
@@ -82,17 +80,22 @@ def main(argv: list[str] | None = None) -> int:
                         "split, re-carved from the card (default: %(default)s)")
     p.add_argument("--votes", help="FER+ votes file (default: ferplus/votes.csv beside --data, when present)")
     p.add_argument("--out", type=Path, help="output folder (default: the model's folder)")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        report = evaluate(args.model, args.data, args.split, args.out or args.model.parent, args.votes)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    add_log_level(p)
+    return p
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """Evaluate ``--model`` and print one accuracy line per label set."""
+    report = evaluate(args.model, args.data, args.split, args.out or args.model.parent, args.votes)
     for name, sub in report["label_sets"].items():
         print(f"{args.model.name} on {args.split}, {name} labels: accuracy {sub['accuracy']:.4f} (n={sub['n']}), "
               f"balanced {sub['balanced_accuracy']:.4f}, macro F1 {sub['macro_f1']:.4f}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m train.evaluate``: 0 when the report was written, 2 with one ``error:`` line on bad input."""
+    return run_command(build_parser(), evaluate_command, argv, log_format="%(asctime)s %(levelname)s %(message)s")
 
 
 if __name__ == "__main__":

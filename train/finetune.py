@@ -14,8 +14,9 @@ import keras
 from . import models
 
 log = logging.getLogger(__name__)
-ARCHITECTURE_NAMES = {"lite0": "EfficientNet-Lite0", "vgg16": "VGG16", "resnet50": "ResNet50",
-                      "efficientnetb0": "EfficientNetB0"}
+#: The published name of each pretrained backbone, by ``--arch`` (the card's ``backbone.architecture``).
+BACKBONE_NAMES = {"lite0": "EfficientNet-Lite0", "vgg16": "VGG16", "resnet50": "ResNet50",
+                  "efficientnetb0": "EfficientNetB0"}
 
 
 def model_options(config: dict) -> dict:
@@ -41,7 +42,7 @@ def card_fields(config: dict) -> dict:
     """The card's ``backbone``: architecture, internal resolution, weights and their source."""
     if config["arch"] not in models.TRANSFER_ARCHITECTURES:
         return {}
-    return {"backbone": {"architecture": ARCHITECTURE_NAMES[config["arch"]], "resolution": config.get("resolution"),
+    return {"backbone": {"architecture": BACKBONE_NAMES[config["arch"]], "resolution": config.get("resolution"),
                          "weights": config.get("weights_source") or {"weights": config.get("weights", "none")},
                          "freeze_epochs": config.get("freeze_epochs", 0),
                          "finetune_lr_factor": config.get("finetune_lr_factor")}}

@@ -21,7 +21,8 @@
 Exit codes: 0 same answers, 1 a difference beyond tolerance (listed), 2 cannot run here (reason given).
 Timings under emulation are ~100x slower than a real Pi and mean nothing.
 
-Modules: :mod:`~tools.arm64.settings` (assets, profiles, tolerances), :mod:`~tools.arm64.build` (pins,
-the emulated Python, the project's install), :mod:`~tools.arm64.check` (the runs),
-:mod:`~tools.arm64.compare` and :mod:`~tools.arm64.report` (the verdict), :mod:`~tools.arm64.probe`.
+Modules: :mod:`~tools.arm64.settings` (assets, profiles, tolerances), :mod:`~tools.arm64.options` (what a
+check runs on), :mod:`~tools.arm64.build` (pins, the emulated Python, the project's install),
+:mod:`~tools.arm64.check` (the runs), :mod:`~tools.arm64.compare` and :mod:`~tools.arm64.report` (the
+verdict), :mod:`~tools.arm64.probe`.
 """

@@ -8,27 +8,25 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge_runtime.atomic_io import atomic_write_json, atomic_write_text
-from edge_runtime.paths import shared_dir
 
 from .build import (
     _tail,
     build_requirements_text,
-    default_arm64_dir,
     edge_requirements,
     ensure_arm64_python,
     install_project,
     locked,
     pin_problems,
 )
+from .options import CheckOptions
 from .report import format_summary, summarize
 from .settings import (
     BLAZEFACE,
-    DEFAULT_PHOTOS,
     DETECTORS,
     FER_TEST,
     PINS_FILE,
@@ -50,29 +48,6 @@ class Side:
     python: list[str]
     env: dict[str, str]
     cwd: Path
-
-
-@dataclass
-class CheckOptions:
-    """What the check runs on (see ``--help``)."""
-
-    model: Path
-    workdir: Path
-    summary: Path | None = None
-    shared: Path = field(default_factory=shared_dir)
-    arm64_dir: Path = field(default_factory=default_arm64_dir)
-    photos: tuple[str, ...] = DEFAULT_PHOTOS
-    frames: int = 5
-    fer_per_label: int = 3
-    threads: int = 1
-    profiles: tuple[str, ...] = tuple(PROFILES)
-    jobs: int = 2
-
-    def __post_init__(self) -> None:
-        # every side runs in its own folder: paths must be absolute
-        self.model, self.workdir, self.shared, self.arm64_dir = (
-            Path(p).resolve() for p in (self.model, self.workdir, self.shared, self.arm64_dir))
-        self.summary = None if self.summary is None else Path(self.summary).resolve()
 
 
 def make_sides(opts: CheckOptions, wrapper: Path, project: Path) -> list[Side]:

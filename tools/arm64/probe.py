@@ -23,6 +23,7 @@ import numpy as np
 import edge_runtime
 from edge_runtime import FaceRecognizer, open_source
 from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
+from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.model.litert import interpreter_class, make_interpreter
 from edge_runtime.model.preprocessing import input_tensor, to_gray
 from edge_runtime.recognition.recognizer import RecognizeTrace
@@ -177,10 +178,10 @@ def probe(args: argparse.Namespace) -> int:
     return 0
 
 
-def probe_main(argv: Sequence[str]) -> int:
-    """``python -m tools.arm64 probe ...`` (run by the check on each side)."""
-    p = argparse.ArgumentParser(prog="python -m tools.arm64 probe",
-                                description="Record the pipeline's intermediate arrays (for the arm64 check).")
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m tools.arm64 probe``."""
+    p = CommandParser(prog="python -m tools.arm64 probe",
+                      description="Record the pipeline's intermediate arrays (for the arm64 check).")
     p.add_argument("--photos", required=True)
     p.add_argument("--video", required=True)
     p.add_argument("--frames", type=int, default=5)
@@ -190,4 +191,10 @@ def probe_main(argv: Sequence[str]) -> int:
     p.add_argument("--fer-per-label", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True)
-    return probe(p.parse_args(argv))
+    add_log_level(p, default="warning")
+    return p
+
+
+def probe_main(argv: Sequence[str]) -> int:
+    """``python -m tools.arm64 probe ...`` (run by the check on each side)."""
+    return run_command(build_parser(), probe, argv)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from edge_runtime.model.card import load_card
 
@@ -17,6 +17,7 @@ from .compare import (
     output_step,
     read_jsonl,
 )
+from .options import CheckOptions
 from .settings import (
     BOX_TOLERANCE_PX,
     DETECTORS,
@@ -27,9 +28,6 @@ from .settings import (
     VIDEO,
     stage_description,
 )
-
-if TYPE_CHECKING:
-    from .check import CheckOptions
 
 
 def summarize(opts: CheckOptions, runs: list[tuple[str, str, dict]], project: Path) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""benchmarks.pipeline: the camera path on a real (decoded) video with the tiny model."""
+"""benchmarks.camera_pipeline: the camera path on a real (decoded) video with the tiny model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.pipeline import STAGES, main, process_frame
+from benchmarks.camera_pipeline import STAGES, main, process_frame
 from edge_runtime import FaceRecognizer, IoUTracker, open_source
 from edge_runtime.paths import shared_dir
 
@@ -90,7 +90,7 @@ def test_stages_give_the_recognizers_answers(bench_setup, detector, first):
 ])
 def test_bad_input_gives_one_clear_line(bench_setup, args, message):
     model = str(bench_setup.models / "tiny_int8.tflite")
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.pipeline", "--model", model, "--threads", "1",
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.camera_pipeline", "--model", model, "--threads", "1",
                            *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]

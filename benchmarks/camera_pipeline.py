@@ -1,4 +1,4 @@
-"""``python -m benchmarks.pipeline --source VIDEO``: the whole camera path on a real video.
+"""``python -m benchmarks.camera_pipeline --source VIDEO``: the whole camera path on a real video.
 
 For each detector and thread count, the video is decoded and every frame goes through the edge
 runtime's own ``FaceRecognizer.recognize`` (detect -> crop -> classify) and its tracker; each stage
@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from edge_runtime import FaceRecognizer, IoUTracker, open_source
+from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.detection.detectors import DETECTORS
 from edge_runtime.errors import ModelError
 from edge_runtime.model.classifier import TTA_MODES
@@ -30,14 +31,14 @@ from edge_runtime.paths import DEFAULT_MODEL, shared_dir
 from edge_runtime.recognition.recognizer import DEFAULT_TTA, RecognizeTrace
 from edge_runtime.results import Face
 
+from .camera_pipeline_report import pipeline_markdown, plot_pipeline
 from .device import device_facts
 from .errors import BenchmarkError
-from .latency import parse_threads, setup_logging
-from .pipeline_report import pipeline_markdown, plot_pipeline
+from .latency import LOG_FORMAT, parse_threads, quiet_model_loads
 from .report import run_and_report
 from .timing import PERCENTILES
 
-log = logging.getLogger("benchmarks.pipeline")
+log = logging.getLogger("benchmarks.camera_pipeline")
 
 STAGES = ("decode", "detect", "crop", "classify", "track")
 SHARED_VIDEO = Path("media") / "video" / "short_hamilton_clip.mp4"
@@ -121,9 +122,9 @@ def default_source() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m benchmarks.pipeline``."""
-    p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    """The command line of ``python -m benchmarks.camera_pipeline``."""
+    p = CommandParser(prog="python -m benchmarks.camera_pipeline", description=__doc__.split("\n\n")[0],
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--source", default=None,
                    help="video file (or any edge_runtime source: image folder, camera) "
                         "(default: ../shared/media/video/short_hamilton_clip.mp4)")
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None,
                    help="write pipeline.json, pipeline.md and pipeline.png into this folder")
     p.add_argument("-v", "--verbose", action="store_true", help="log every model load")
+    add_log_level(p)
     return p
 
 
@@ -184,7 +186,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cv2.setNumThreads(opencv_threads)
     return {
         "benchmark": "pipeline",
-        "command": "python -m benchmarks.pipeline " + shlex.join(args.argv),
+        "command": "python -m benchmarks.camera_pipeline " + shlex.join(args.argv),
         "device": device,
         "settings": {"source": source, "model": str(args.model), "tta": args.tta, "threads": threads,
                      "detectors": detectors,
@@ -196,13 +198,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark, print the table, write ``--out``; 2 with one error line on bad input."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv
-    setup_logging(args.verbose)
+def benchmark(args: argparse.Namespace) -> int:
+    """The command's body: run, print the table, write ``--out``."""
+    quiet_model_loads(args.verbose)
     return run_and_report(args, run, "pipeline", pipeline_markdown, plot_pipeline)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark, print the table, write ``--out``; 2 with one ``error:`` line on bad input."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    parser.set_defaults(argv=argv)
+    return run_command(parser, benchmark, argv, log_format=LOG_FORMAT)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from edge_runtime.atomic_io import atomic_write_bytes, atomic_write_json
 from edge_runtime.model.card import ModelCardError, card_path_for, file_sha256, load_card, parse_card
 
 from . import calibration, cards, eval_faces, metadata, quantize, verify
-from .errors import ConvertError, train_errors_as_convert_errors
+from .errors import ConvertError
 
 log = logging.getLogger(__name__)
 
@@ -326,13 +326,12 @@ def publish(out_dir: Path, converted: list[Converted]) -> list[Path]:
     return written
 
 
-@train_errors_as_convert_errors()
 def convert_model(model_path: str | Path, data: str | Path, out_dir: str | Path,
                   options: Options | None = None) -> list[dict]:
     """Convert ``model_path`` (a .keras with its card) to every requested variant in ``out_dir``.
 
-    Returns the cards written. Raises :class:`convert.errors.ConvertError` on bad input or when
-    a variant fails verification (then nothing is written).
+    Returns the cards written. Raises a :class:`~edge_runtime.errors.FerEdgeError` on bad input or
+    when a variant fails verification (then nothing is written).
     """
     options = options or Options()
     model_path = check_model_file(model_path)
