@@ -31,7 +31,3 @@ class SetupError(EdgeRuntimeError):
 
 class CameraUnavailableError(SourceError):
     """A camera or stream could not be opened at start-up (it may appear later: worth a retry)."""
-
-
-#: Errors the CLI reports as one line and exit code 2.
-USER_ERRORS = (EdgeRuntimeError,)

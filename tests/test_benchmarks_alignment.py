@@ -38,4 +38,4 @@ def test_alignment_benchmark_writes_both_modes(shared_dir, tmp_path, capsys):
 
 def test_alignment_benchmark_rejects_a_bad_video_step(shared_dir, capsys):
     assert alignment.main(["--video-step", "0", "--no-media"]) == 2
-    assert capsys.readouterr().err.strip() == "error: --video-step must be >= 1 (got 0)"
+    assert capsys.readouterr().err.strip() == "python -m benchmarks.alignment: error: --video-step must be >= 1 (got 0)"

@@ -93,7 +93,8 @@ def test_bad_input_gives_one_clear_line(bench_setup, args, message):
     proc = subprocess.run([sys.executable, "-m", "benchmarks.camera_pipeline", "--model", model, "--threads", "1",
                            *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    head = "python -m benchmarks.camera_pipeline: error: "
+    errors = [line for line in proc.stderr.splitlines() if line.startswith(head)]
     assert len(errors) == 1 and message in errors[0], proc.stderr
 
 

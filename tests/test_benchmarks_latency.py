@@ -194,7 +194,7 @@ def test_bad_paths_give_one_clear_line(bench_setup, args, message):
     proc = run_cli(["--models", str(bench_setup.models), "--runs", "2", *args])
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("python -m benchmarks.latency: error: ")]
     assert len(errors) == 1 and message in errors[0], proc.stderr
 
 

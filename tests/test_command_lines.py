@@ -67,7 +67,7 @@ def test_a_parser_error_names_the_command_and_its_help(command, results):
 
 def test_an_option_the_command_checks_is_its_own_error_line(results):
     line = results[("benchmarks.latency", "--threads", "0")].stderr.strip()
-    assert line == "error: --threads '0': thread counts must be 1 or more"
+    assert line == "python -m benchmarks.latency: error: --threads '0': thread counts must be 1 or more"
 
 
 def test_the_latency_benchmark_speaks_as_the_command_that_ran_it(capsys):

@@ -28,7 +28,7 @@ def run_cli(capsys, *args) -> tuple[int, str]:
 
 def assert_one_error_line(err: str, *words: str) -> None:
     lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert len(lines) == 1 and lines[0].startswith("python -m convert: error: "), err
     for word in words:
         assert word in lines[0], (word, lines[0])
 

@@ -90,4 +90,4 @@ def test_cli_gives_one_error_line_for_a_missing_model(tmp_path, capsys):
 
     assert main(["--model", str(tmp_path / "missing.keras"), "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error:") and "missing.keras" in err[0]
+    assert len(err) == 1 and err[0].startswith("python -m convert.mobile: error: ") and "missing.keras" in err[0]

@@ -84,4 +84,4 @@ def test_cli_gives_one_error_line_for_a_file_that_is_not_a_model(tmp_path: Path,
     bad.write_text("hello")
     assert metadata.main([str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error:") and "notes.txt" in err[0]
+    assert len(err) == 1 and err[0].startswith("python -m convert.metadata: error: ") and "notes.txt" in err[0]
