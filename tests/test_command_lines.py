@@ -77,3 +77,16 @@ def test_the_latency_benchmark_speaks_as_the_command_that_ran_it(capsys):
     assert capsys.readouterr().err == ("fer-edge bench: error: argument --runs: invalid int value: 'x' "
                                        "(see fer-edge bench --help)\n")
     assert latency.build_parser().prog == "python -m benchmarks.latency"
+
+
+def test_fer_edge_run_names_itself_in_its_error_lines(capsys):
+    from edge_runtime.service import console
+
+    assert console.main(["run", "--source", "photo.jpg", "--max-fps", "0"]) == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert line == "fer-edge run: error: --max-fps must be > 0 (got 0)"
+    with pytest.raises(SystemExit) as exit_info:
+        console.main(["run", "--source", "photo.jpg", "--max-fps", "fast"])
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert exit_info.value.code == 2 and line.startswith("fer-edge run: error: argument --max-fps: invalid float")
+    assert line.endswith("(see fer-edge run --help)")
