@@ -211,7 +211,8 @@ def inherited_weights_source(source_path: str, own: dict) -> dict:
     pretrained weights came from, with the file they came through (empty when the source has none)."""
     from edge_runtime.model.card import load_card
 
-    weights = (load_card(source_path).raw.get("backbone") or {}).get("weights") or {}
+    backbone = load_card(source_path).backbone
+    weights = backbone.weights if backbone is not None else {}
     if weights.get("weights", "none") == "none":
         return {}
     return {"weights_source": {**own, **weights, "through": str(source_path)}}
@@ -222,7 +223,7 @@ def warm_start_split(source_path: str, classes: tuple[str, ...]) -> dict:
     from edge_runtime.model.card import ModelCardError, load_card
 
     try:
-        source_config = (load_card(source_path).raw.get("training") or {}).get("config") or {}
+        source_config = load_card(source_path).training_config
     except ModelCardError as exc:
         raise UserError(f"--init-from {source_path}: {exc}") from exc
     inherited = inherited_split(source_config)

@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from edge_runtime.model.card import ModelCardError, load_card
+from edge_runtime.model.card import ModelCard, ModelCardError, load_card
 
 from . import label_sources
 from .data_loading import load_split
@@ -32,11 +32,11 @@ def evaluate(model_path: Path, data: str, split: str, out_dir: Path, votes: str 
         card = load_card(model_path)
     except ModelCardError as exc:
         raise UserError(str(exc)) from exc
-    config = (card.raw.get("training") or {}).get("config") or {}
+    config = card.training_config
     label_source = config.get("labels", "fer2013")
     vote_table = label_sources.resolve_votes(data, votes or config.get("votes"), required=label_source == "ferplus")
     if split == "validation":
-        faces = validation_faces(card.raw, data, vote_table)
+        faces = validation_faces(card, data, vote_table)
     else:
         faces = label_sources.load_scored_split(data, split, card.labels, vote_table)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -55,15 +55,15 @@ def evaluate(model_path: Path, data: str, split: str, out_dir: Path, votes: str 
     return report
 
 
-def validation_faces(card: dict, data: str, votes=None) -> label_sources.ScoredFaces:
+def validation_faces(card: ModelCard, data: str, votes=None) -> label_sources.ScoredFaces:
     """The validation faces of the run that trained the model, re-carved from its card."""
     from .splits import SPLIT_KEYS, carve_run_split, records_split, split_settings
 
-    config = dict((card.get("training") or {}).get("config") or {})
+    config = dict(card.training_config)
     if not records_split(config):
         raise UserError(f"--split validation: the model's card records no training split (training.config "
                         f"{', '.join(SPLIT_KEYS)}); evaluate on --split test instead")
-    classes = tuple(card["labels"])
+    classes = card.labels
     config["classes"] = list(classes)
     split_classes = split_settings(config)["classes"]
     if config.get("labels") == "ferplus":
