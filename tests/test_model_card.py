@@ -14,6 +14,7 @@ from edge_runtime.model.card import (
     ModelCardError,
     Quantization,
     card_json,
+    card_text,
     dequantize,
     load_card,
     parse_card,
@@ -21,6 +22,11 @@ from edge_runtime.model.card import (
     write_card,
 )
 from edge_runtime.model.card_records import CardMetrics
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+#: Every shipped model card (the evaluation and data reports beside them are not cards).
+SHIPPED_CARDS = sorted(p for p in MODELS_DIR.rglob("*.json")
+                       if not p.name.endswith((".eval.json", ".data_report.json")))
 
 CARD = {
     "schema_version": 1, "name": "fer7", "variant": "int8", "file": "fer7_int8.tflite",
@@ -122,3 +128,17 @@ def test_optional_fields_are_left_out_and_set_ones_kept_even_when_null():
               "epochs_run": None, "test_accuracy": None, "init_from": None}
     raw = {**CARD, "training": {"init_from": record}}
     assert card_json(parse_card(raw, Path("m.json")))["training"] == {"init_from": record}
+
+
+@pytest.mark.parametrize("path", SHIPPED_CARDS, ids=lambda path: path.name)
+def test_every_shipped_card_fits_the_schema_and_is_written_back_unchanged(path: Path):
+    card = load_card(path)
+    assert card_text(card) == path.read_text(), f"re-write it: write_card(load_card({str(path)!r}))"
+    assert card_json(card) == json.loads(path.read_text())
+    assert card.file == path.with_suffix(card.model_path.suffix).name and card.model_path.is_file()
+
+
+def test_every_shipped_model_has_its_card():
+    assert SHIPPED_CARDS, "models/ holds the shipped models and their cards"
+    models = sorted(p for p in MODELS_DIR.rglob("*") if p.suffix in (".keras", ".tflite"))
+    assert [m.with_suffix(".json") for m in models] == SHIPPED_CARDS
