@@ -24,6 +24,7 @@ from edge_runtime.model.card_records import CardMetrics, SourceModelRecord, Trai
 from edge_runtime.model.card_schema import SchemaError, from_json, to_json
 
 from . import finetune, models
+from .config import card_config
 from .data_loading import IMAGE_SIZE
 from .distillation import TEACHERS_FILE
 from .errors import UserError
@@ -56,8 +57,9 @@ def source_model_record(source_path: str | Path, role: str = "--init-from") -> S
     """
     card = load_card(source_path)
     training = card.training or TrainingRecord()
+    config = card_config(card, f"{role} {source_path}")
     return SourceModelRecord(file=str(source_path), sha256=file_sha256(source_path), name=card.name,
-                             labels=card.labels, command=card.training_config.get("command"),
+                             labels=card.labels, command=config.command if config else None,
                              epochs_run=training.epochs_run, test_accuracy=card.metrics.accuracy,
                              init_from=training.init_from)
 
