@@ -21,6 +21,7 @@ from typing import Any
 
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.model.card import ModelCardError, load_card
+from edge_runtime.model.card_records import TrainingRecord
 
 from .accuracy import accuracies, load_test_faces
 from .device import device_facts
@@ -35,42 +36,42 @@ TIE_PT = 0.1
 def model_point(path: Path) -> dict[str, Any]:
     """A trained model's blend, prior adjustment and accuracies (validation and test, both label sets)."""
     try:
-        card = load_card(path).raw
+        card = load_card(path)
     except ModelCardError as exc:
         raise BenchmarkError(f"--model {path}: {exc}") from exc
-    training = card.get("training") or {}
-    config = training.get("config") or {}
-    metrics = card.get("metrics") or {}
-    val = training.get("best_val_accuracy_by_label_set") or {}
+    training = card.training or TrainingRecord()
+    config = training.config
+    metrics = card.metrics
+    val = training.best_val_accuracy_by_label_set or {}
     if "ferplus" not in val or metrics.get("accuracy_ferplus") is None:
         raise BenchmarkError(f"--model {path}: its card has no FER+ scores; train it with FER+ votes available "
                              "(python -m train ... --votes PATH)")
-    return {"file": str(path), "name": card["name"], "labels": card["labels"], "guard_met": guard_met(path, training),
+    return {"file": str(path), "name": card.name, "labels": list(card.labels), "guard_met": guard_met(path, training),
             "label_source": config.get("labels", "fer2013"),
             "blend": config.get("label_blend", 0.0 if config.get("labels", "fer2013") == "fer2013" else 1.0),
-            "prior_tau": (training.get("prior_adjustment") or {}).get("tau", 0.0),
+            "prior_tau": training.prior_adjustment.tau if training.prior_adjustment else 0.0,
             "val_fer2013": val["fer2013"], "val_ferplus": val["ferplus"],
             "val_mean": round((val["fer2013"] + val["ferplus"]) / 2, 4),
-            "test_fer2013": metrics["accuracy_fer2013"], "test_ferplus": metrics["accuracy_ferplus"],
+            "test_fer2013": metrics.get("accuracy_fer2013"), "test_ferplus": metrics.get("accuracy_ferplus"),
             "test_n_fer2013": metrics.get("n_fer2013"), "test_n_ferplus": metrics.get("n_ferplus")}
 
 
-def guard_met(path: Path, training: dict[str, Any]) -> bool | None:
+def guard_met(path: Path, training: TrainingRecord) -> bool | None:
     """Whether the epoch a ``--guard`` run chose kept the guard (``None``: trained without one).
 
     Read from the card (``training.guard.met``) or, for runs that do not record it, from the run's
     ``history.csv`` beside the model (``val_guard_shortfall`` at the chosen epoch)."""
-    guard = training.get("guard")
-    if not guard:
+    guard = training.guard
+    if guard is None:
         return None
-    if "met" in guard:
-        return bool(guard["met"])
+    if guard.met is not None:
+        return guard.met
     history = path.parent / "history.csv"
-    if not history.is_file() or not training.get("best_epoch"):
+    if not history.is_file() or not training.best_epoch:
         return False
     with history.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return float(rows[training["best_epoch"] - 1].get("val_guard_shortfall") or 1.0) == 0.0
+    return float(rows[training.best_epoch - 1].get("val_guard_shortfall") or 1.0) == 0.0
 
 
 def choose(points: Sequence[dict[str, Any]]) -> dict[str, Any]:

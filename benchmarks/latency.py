@@ -179,31 +179,30 @@ def measured_accuracy(model: Any, test: TestFaces, threads: int, batch_size: int
         gc.collect()
 
 
-def architecture_text(card: dict[str, Any]) -> str | None:
+def architecture_text(card: Any) -> str | None:
     """A card's ``architecture``, with its pretrained backbone when it has one, e.g.
     ``lite0 (EfficientNet-Lite0, 80 px, ImageNet weights)``."""
-    backbone = card.get("backbone") or {}
-    if not backbone:
-        return card.get("architecture")
-    weights = (backbone.get("weights") or {}).get("dataset") or "random"
-    return (f"{card.get('architecture')} ({backbone.get('architecture')}, {backbone.get('resolution')} px, "
-            f"{weights} weights)")
+    if card is None or card.backbone is None:
+        return None if card is None else card.architecture
+    backbone = card.backbone
+    weights = backbone.weights.get("dataset") or "random"
+    return f"{card.architecture} ({backbone.architecture}, {backbone.resolution} px, {weights} weights)"
 
 
 def base_row(model: Any, family: str, count: int, latency: Any, latency_inputs: str) -> dict[str, Any]:
     """The latency part of a row."""
     card = getattr(model, "card", None)
-    raw = card.raw if card is not None else {}
     return {"model": family, "variant": model.variant, "threads": count, "file": model.path.name,
-            "size_bytes": model.size_bytes, "architecture": architecture_text(raw),
-            "parameters": raw.get("parameters"), "macs_per_face": raw.get("macs_per_face"),
+            "size_bytes": model.size_bytes, "architecture": architecture_text(card),
+            "parameters": card.parameters if card else None,
+            "macs_per_face": card.macs_per_face if card else None,
             **latency.as_dict(), "latency_inputs": latency_inputs}
 
 
 def label_source(model: Any) -> str:
     """The label set a model was trained on (its card's ``training.config.labels``; the peer: FER2013)."""
     card = getattr(model, "card", None)
-    config = ((card.raw.get("training") or {}).get("config") or {}) if card is not None else {}
+    config = card.training_config if card is not None else {}
     return config.get("labels", "fer2013")
 
 

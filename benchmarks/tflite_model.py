@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.model.card import VARIANTS, ModelCard, dequantize, load_card
+from edge_runtime.model.card_schema import to_json
 from edge_runtime.model.contract import check_card, run_batched
 from edge_runtime.model.litert import make_interpreter
 from edge_runtime.model.preprocessing import input_tensor
@@ -110,7 +111,7 @@ class CardModel:
 
     def recorded_metrics(self) -> dict[str, Any]:
         """The card's test metrics (``accuracy``, ``accuracy_delta_pt``, ``n``, ``split``), if any."""
-        return dict(self.card.metrics.raw)
+        return to_json(self.card.metrics)
 
 
 def variant_order(variant: str) -> int:

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from edge_runtime.model.card_records import CalibrationRecord
+
 from .errors import ConvertError
 
 # Fewer images than this do not calibrate activation ranges reliably.
@@ -87,17 +89,10 @@ def fingerprint(ids: list[str]) -> str:
 
 
 def summary(labels: np.ndarray, class_names: tuple[str, ...], ids: list[str], images: np.ndarray,
-            *, requested: int, seed: int, data: str, pinned: bool) -> dict:
+            *, requested: int, seed: int, data: str, pinned: bool) -> CalibrationRecord:
     """What the representative dataset was, for the model card."""
-    return {
-        "split": "train",
-        "data": data,
-        "requested": int(requested),
-        "samples": int(len(labels)),
-        "per_class": {name: int((labels == i).sum()) for i, name in enumerate(class_names)},
-        "seed": int(seed),
-        "strategy": STRATEGY,
-        "pixel_range": [int(images.min()), int(images.max())],
-        "extremes_pinned": bool(pinned),
-        "images_sha256": fingerprint(ids),
-    }
+    return CalibrationRecord(
+        split="train", data=data, requested=int(requested), samples=int(len(labels)),
+        per_class={name: int((labels == i).sum()) for i, name in enumerate(class_names)},
+        seed=int(seed), strategy=STRATEGY, pixel_range=(int(images.min()), int(images.max())),
+        extremes_pinned=bool(pinned), images_sha256=fingerprint(ids))

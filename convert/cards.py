@@ -8,15 +8,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
 
-from edge_runtime.model.card import MOBILE_VARIANT, SCHEMA_VERSION
+from edge_runtime.model.card import (
+    MOBILE_VARIANT,
+    InputSpec,
+    ModelCard,
+    OutputSpec,
+    Quantization,
+    card_path_for,
+)
+from edge_runtime.model.card_records import (
+    CalibrationRecord,
+    CardMetrics,
+    OpsReport,
+    QuantizationRecord,
+    SourceModel,
+)
 from edge_runtime.model.contract import variant_dtype
 
 from .quantize import DESCRIPTIONS
 
-# Fields of the Keras model's card carried over unchanged to every variant.
-COPIED_FIELDS = ("face_crop", "architecture", "backbone", "parameters", "macs_per_face", "training")
 TOOL_PACKAGES = ("tensorflow", "keras", "ai-edge-litert", "numpy", "opencv-python-headless", "fer-edge")
 
 
@@ -36,23 +47,13 @@ def tool_versions() -> dict[str, str]:
     return tools
 
 
-def expected_card(keras_card: dict, variant: str, file_name: str) -> dict:
-    """The contract a variant must meet, before its numbers are known: labels, input, output."""
-    spec = keras_card["input"]
-    dtype = variant_dtype(variant)
-    rgb = variant == MOBILE_VARIANT      # uint8 RGB in, grey conversion inside the graph
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "name": keras_card.get("name", Path(file_name).stem.rsplit("_", 1)[0]),
-        "variant": variant,
-        "file": file_name,
-        "labels": list(keras_card["labels"]),
-        "input": {"height": int(spec["height"]), "width": int(spec["width"]),
-                  "channels": 3 if rgb else int(spec["channels"]),
-                  "color": "rgb" if rgb else spec.get("color", "grayscale"), "dtype": dtype,
-                  "value_range": list(spec.get("value_range", [0, 255]))},
-        "output": {"dtype": dtype, "kind": keras_card.get("output", {}).get("kind", "probabilities")},
-    }
+@dataclass(frozen=True)
+class TensorFacts:
+    """One I/O tensor of a converted model, as LiteRT loads it (``convert.verify.io_details``)."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    quantization: Quantization | None
 
 
 @dataclass(frozen=True)
@@ -62,43 +63,42 @@ class VariantFacts:
     variant: str
     file_name: str
     model_bytes: bytes = field(repr=False)
-    io: dict            # convert.verify.io_details: the quantization the converter chose
-    ops: dict           # convert.verify.op_report
-    metrics: dict
-    quantization: dict
-    calibration: dict | None
+    io: dict[str, TensorFacts]      # "input", "output": the quantization the converter chose
+    ops: OpsReport
+    metrics: CardMetrics
+    quantization: QuantizationRecord
+    calibration: CalibrationRecord | None
 
 
-def build_card(keras_card: dict, facts: VariantFacts, *, source_file: str, source_sha256: str) -> dict:
-    """The full card of one converted variant of the Keras model of ``keras_card``."""
-    card = expected_card(keras_card, facts.variant, facts.file_name)
-    for tensor in ("input", "output"):
-        if facts.io[tensor]["quantization"] is not None:
-            card[tensor]["quantization"] = facts.io[tensor]["quantization"]
-    for key in COPIED_FIELDS:
-        if key in keras_card:
-            card[key] = keras_card[key]
-    card.update({
-        "description": DESCRIPTIONS[facts.variant],
-        "source_model": {"file": source_file, "sha256": source_sha256,
-                         "metrics": keras_card.get("metrics")},
-        "sha256": sha256_bytes(facts.model_bytes),
-        "size_bytes": len(facts.model_bytes),
-        "quantization": facts.quantization,
-        "calibration": facts.calibration,
-        "ops": facts.ops,
-        "metrics": facts.metrics,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "tools": tool_versions(),
-    })
-    return card
+def build_card(keras_card: ModelCard, facts: VariantFacts, *, folder: Path, source_file: str,
+               source_sha256: str) -> ModelCard:
+    """The card of one converted variant of the Keras model of ``keras_card``, to be written in ``folder``.
+
+    The labels, input size, face crop, architecture and training record are the Keras model's; the
+    input and output types are the variant's (``mobile``: uint8 RGB in, grey conversion inside the graph).
+    """
+    spec, dtype = keras_card.input, variant_dtype(facts.variant)
+    rgb = facts.variant == MOBILE_VARIANT
+    return ModelCard(
+        name=keras_card.name, variant=facts.variant, file=facts.file_name, labels=keras_card.labels,
+        input=InputSpec(height=spec.height, width=spec.width, channels=3 if rgb else spec.channels,
+                        color="rgb" if rgb else spec.color, dtype=dtype, value_range=spec.value_range,
+                        quantization=facts.io["input"].quantization),
+        output=OutputSpec(dtype=dtype, kind=keras_card.output.kind, quantization=facts.io["output"].quantization),
+        face_crop=keras_card.face_crop, architecture=keras_card.architecture, backbone=keras_card.backbone,
+        parameters=keras_card.parameters, macs_per_face=keras_card.macs_per_face, training=keras_card.training,
+        description=DESCRIPTIONS[facts.variant],
+        source_model=SourceModel(file=source_file, sha256=source_sha256, metrics=keras_card.metrics),
+        sha256=sha256_bytes(facts.model_bytes), size_bytes=len(facts.model_bytes),
+        quantization=facts.quantization, calibration=facts.calibration, ops=facts.ops, metrics=facts.metrics,
+        created=datetime.now(UTC).isoformat(timespec="seconds"), tools=tool_versions(),
+        path=card_path_for(Path(folder) / facts.file_name))
 
 
-def summary_line(card: dict[str, Any]) -> str:
+def summary_line(card: ModelCard) -> str:
     """One summary line for logs: file, size, accuracy and difference from float32."""
-    m = card["metrics"]
-    delta = m.get("accuracy_delta_pt")
-    delta_text = ("" if delta is None else
-                  f" ({delta:+.2f} pt vs float32, agreement {m['agreement_with_float32']:.4f})")
-    return (f"{card['file']}: {card['size_bytes'] / 1024:.0f} KiB, "
-            f"test accuracy {m['accuracy']:.4f}{delta_text}")
+    m = card.metrics
+    delta_text = ("" if m.accuracy_delta_pt is None else
+                  f" ({m.accuracy_delta_pt:+.2f} pt vs float32, agreement {m.agreement_with_float32:.4f})")
+    return (f"{card.file}: {(card.size_bytes or 0) / 1024:.0f} KiB, "
+            f"test accuracy {m.accuracy:.4f}{delta_text}")

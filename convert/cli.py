@@ -16,6 +16,8 @@ from .errors import ConvertError
 from .quantize import VARIANTS
 
 if TYPE_CHECKING:
+    from edge_runtime.model.card import ModelCard
+
     from .conversion import Options
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -62,12 +64,12 @@ def options_from(args: argparse.Namespace) -> Options:
                    batch_size=args.batch_size, threads=args.threads)
 
 
-def print_written(out: Path, cards: list[dict]) -> None:
+def print_written(out: Path, cards: list[ModelCard]) -> None:
     """One line per written variant: file, size, accuracy, difference from float32."""
     for card in cards:
-        m = card["metrics"]
-        print(f"{out / card['file']}\t{card['size_bytes']} bytes\taccuracy {m['accuracy']:.4f}"
-              f"\t{m['accuracy_delta_pt']:+.2f} pt vs float32")
+        m = card.metrics
+        print(f"{out / card.file}\t{card.size_bytes} bytes\taccuracy {m.accuracy:.4f}"
+              f"\t{m.accuracy_delta_pt:+.2f} pt vs float32")
 
 
 def convert_models(args: argparse.Namespace) -> int:

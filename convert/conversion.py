@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from edge_runtime.atomic_io import atomic_write_bytes, atomic_write_json
-from edge_runtime.model.card import ModelCardError, card_path_for, file_sha256, load_card, parse_card
+from edge_runtime.atomic_io import atomic_write_bytes
+from edge_runtime.model.card import (
+    ModelCard,
+    ModelCardError,
+    Quantization,
+    card_json,
+    card_path_for,
+    file_sha256,
+    load_card,
+    parse_card,
+    write_card,
+)
+from edge_runtime.model.card_records import CalibrationAttempt, CalibrationRecord, QuantizationRecord
 
 from . import calibration, cards, eval_faces, metadata, quantize, verify
 from .errors import ConvertError
@@ -50,7 +60,7 @@ class Converted:
 
     variant: str
     data: bytes
-    card: dict
+    card: ModelCard
     predicted: np.ndarray = field(repr=False)
     holdout_accuracy: float | None = None
 
@@ -78,18 +88,18 @@ def check_model_file(model_path: str | Path) -> Path:
     return path
 
 
-def read_keras_card(model_path: Path) -> dict:
+def read_keras_card(model_path: Path) -> ModelCard:
     """The card training wrote beside the Keras model (labels, input contract)."""
     card_path = card_path_for(model_path)
     if not card_path.is_file():
         raise ConvertError(f"model card {card_path} not found: the Keras model needs the card training wrote "
                         "beside it (same name, .json) for its labels and input contract")
     try:
-        card = load_card(card_path).raw
+        card = load_card(card_path)
     except ModelCardError as exc:
         raise ConvertError(str(exc).splitlines()[0]) from exc
-    if card.get("variant", "keras") != "keras":
-        raise ConvertError(f"model card {card_path} is for variant {card.get('variant')!r}, not a Keras model")
+    if card.variant != "keras":
+        raise ConvertError(f"model card {card_path} is for variant {card.variant!r}, not a Keras model")
     return card
 
 
@@ -124,7 +134,7 @@ def load_images(data: str | Path, split: str, labels: tuple[str, ...], size: tup
     return faces
 
 
-def load_keras_model(path: Path, card: dict):
+def load_keras_model(path: Path, card: ModelCard):
     """Load the Keras model and check it against its card (input shape, one output per label)."""
     import keras
 
@@ -134,16 +144,16 @@ def load_keras_model(path: Path, card: dict):
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConvertError(f"{path} is not a loadable Keras model ({reason[:200]}); give the .keras file "
                         "training wrote") from exc
-    spec = card["input"]
-    want = (int(spec["height"]), int(spec["width"]), int(spec["channels"]))
-    if tuple(model.input_shape[1:]) != want or model.output_shape[-1] != len(card["labels"]):
+    spec = card.input
+    want = (spec.height, spec.width, spec.channels)
+    if tuple(model.input_shape[1:]) != want or model.output_shape[-1] != len(card.labels):
         raise ConvertError(f"{path} (input {model.input_shape}, output {model.output_shape}) does not match "
-                        f"its card (input {want}, {len(card['labels'])} labels); re-export the model "
+                        f"its card (input {want}, {len(card.labels)} labels); re-export the model "
                         "with its card")
     return model
 
 
-def split_holdout(train, test, card: dict, seed: int, data: str | None = None):
+def split_holdout(train, test, card: ModelCard, seed: int, data: str | None = None):
     """``(calibration pool, validation images)`` from the training split.
 
     When the card records the training run's options (drop, validation fraction, seed),
@@ -153,9 +163,9 @@ def split_holdout(train, test, card: dict, seed: int, data: str | None = None):
     """
     from train.splits import carve_run_split, records_split, stratified_split
 
-    config = dict((card.get("training") or {}).get("config") or {})
+    config = dict(card.training_config)
     if records_split(config):
-        config.setdefault("classes", card.get("labels") or list(train.classes))
+        config.setdefault("classes", list(card.labels))
         if eval_faces.label_source(card) == "ferplus":
             config["classes"] = list(train.classes)      # FER+ runs carve over every folder they loaded
         fit, holdout, _ = carve_run_split(config, train, test, data)
@@ -182,11 +192,11 @@ def calibration_sizes(requested: int, available: int) -> list[int]:
 class Converter:
     """Converts and verifies the variants of one Keras model (see :func:`convert_model`)."""
 
-    def __init__(self, model_path: Path, keras_card: dict, data: str, options: Options, workdir: Path,
+    def __init__(self, model_path: Path, keras_card: ModelCard, data: str, options: Options, workdir: Path,
                  holdout=None):
         self.model_path = model_path
         self.keras_card = keras_card
-        self.labels = tuple(keras_card["labels"])
+        self.labels = keras_card.labels
         self.data = data
         self.options = options
         self.workdir = workdir
@@ -199,8 +209,8 @@ class Converter:
     def file_name(self, variant: str) -> str:
         return f"{self.stem}_{variant}.tflite"
 
-    def verify(self, variant: str, data: bytes, test, quantization: dict,
-               calibration_summary: dict | None) -> Converted:
+    def verify(self, variant: str, data: bytes, test, quantization: QuantizationRecord,
+               calibration_summary: CalibrationRecord | None) -> Converted:
         """Load the flatbuffer with LiteRT, check it, measure it, and build its card."""
         path = self.workdir / self.file_name(variant)
         path.write_bytes(data)
@@ -208,22 +218,23 @@ class Converter:
         io = verify.io_details(interpreter)
         ops = verify.op_report(interpreter)
         if variant == "int8":
-            if ops["float_ops"] or ops["not_builtin"]:
-                raise verify.ContractError(f"{path.name} is not full-integer: float ops {ops['float_ops']}, "
-                                           f"non-builtin ops {ops['not_builtin']}")
-            quantization["weights"] = ("int8 per channel" if verify.per_channel_weights(interpreter)
-                                       else "int8 per tensor")
+            if ops.float_ops or ops.not_builtin:
+                raise verify.ContractError(f"{path.name} is not full-integer: float ops {ops.float_ops}, "
+                                           f"non-builtin ops {list(ops.not_builtin)}")
+            quantization = replace(quantization, weights=("int8 per channel" if verify.per_channel_weights(interpreter)
+                                                          else "int8 per tensor"))
         predicted = verify.predict(interpreter, test.images, self.options.batch_size).argmax(1)
         ref_pred, ref_acc = self.reference if self.reference else (None, None)
         mask = test.mask
         metrics = verify.metrics(predicted[mask], test.labels[mask], self.labels,
                                  None if ref_pred is None else ref_pred[mask], ref_acc)
-        metrics.update(label_source=eval_faces.label_source(self.keras_card), **test.by_label_set(predicted))
+        metrics = replace(metrics, label_source=eval_faces.label_source(self.keras_card),
+                          extra=test.by_label_set(predicted))
         if variant == "float32":
-            metrics.update(float32_accuracy=metrics["accuracy"], accuracy_delta_pt=0.0,
-                           agreement_with_float32=1.0)
+            metrics = replace(metrics, float32_accuracy=metrics.accuracy, accuracy_delta_pt=0.0,
+                              agreement_with_float32=1.0)
         facts = cards.VariantFacts(variant, path.name, data, io, ops, metrics, quantization, calibration_summary)
-        card = cards.build_card(self.keras_card, facts, source_file=self.model_path.name,
+        card = cards.build_card(self.keras_card, facts, folder=self.workdir, source_file=self.model_path.name,
                                 source_sha256=self.source_sha256)
         data = metadata.stamp(data, card)           # TFLite Model Metadata, written from the card
         card = metadata.record_in_card(card, data)   # publish() re-checks the stamped file
@@ -237,14 +248,14 @@ class Converter:
 
     def convert_plain(self, saved_model: Path, variant: str, test) -> Converted:
         data = quantize.convert(saved_model, variant)
-        quantization = {"method": quantize.METHODS[variant]}
-        unused = {"used": False, "reason": f"the {variant} variant needs no representative data"}
+        quantization = QuantizationRecord(method=quantize.METHODS[variant])
+        unused = CalibrationRecord(used=False, reason=f"the {variant} variant needs no representative data")
         converted = self.verify(variant, data, test, quantization, unused)
         if variant == "float32":
             accuracy = test.accuracy(converted.predicted)
             self.reference = (converted.predicted, accuracy)
             self.holdout_reference = converted.holdout_accuracy
-            keras_accuracy = (self.keras_card.get("metrics") or {}).get("accuracy")
+            keras_accuracy = self.keras_card.metrics.accuracy
             if keras_accuracy is not None and abs(keras_accuracy - accuracy) > 0.002:
                 log.warning("float32 .tflite test accuracy %.4f differs from the Keras card's %.4f: "
                             "different test data, or a conversion problem", accuracy, keras_accuracy)
@@ -257,7 +268,7 @@ class Converter:
         validation images (``holdout``), never on test; test is only reported and checked.
         """
         opts = self.options
-        attempts: list[dict[str, Any]] = []
+        attempts: list[CalibrationAttempt] = []
         converted = None
         for n in calibration_sizes(opts.calibration_samples, len(train)):
             index = calibration.stratified_sample(train.labels, n, opts.seed)
@@ -266,68 +277,65 @@ class Converter:
                                           images, requested=opts.calibration_samples, seed=opts.seed,
                                           data=str(self.data), pinned=pinned)
             data = quantize.convert(saved_model, "int8", calibration.representative_dataset(images))
-            quantization = {"method": quantize.METHODS["int8"], "activations": "int8",
-                            "max_accuracy_drop_pt": opts.max_int8_drop_pt}
+            quantization = QuantizationRecord(method=quantize.METHODS["int8"], activations="int8",
+                                              max_accuracy_drop_pt=opts.max_int8_drop_pt)
             converted = self.verify("int8", data, test, quantization, summary)
-            m = converted.card["metrics"]
-            attempt = {"samples": n, "accuracy": m["accuracy"], "accuracy_delta_pt": m["accuracy_delta_pt"],
-                       "agreement_with_float32": m["agreement_with_float32"]}
-            judged_delta_pt = m["accuracy_delta_pt"]  # the int8 drop the attempt is judged on
+            m = converted.card.metrics
+            attempt = CalibrationAttempt(samples=n, accuracy=m.accuracy, accuracy_delta_pt=m.accuracy_delta_pt,
+                                         agreement_with_float32=m.agreement_with_float32)
+            judged_delta_pt = m.accuracy_delta_pt  # the int8 drop the attempt is judged on
             if converted.holdout_accuracy is not None and self.holdout_reference is not None:
                 judged_delta_pt = round((converted.holdout_accuracy - self.holdout_reference) * 100, 2)
-                attempt.update(validation_accuracy=round(converted.holdout_accuracy, 4),
-                               validation_delta_pt=judged_delta_pt)
+                attempt = replace(attempt, validation_accuracy=round(converted.holdout_accuracy, 4),
+                                  validation_delta_pt=judged_delta_pt)
             attempts.append(attempt)
             log.info("int8 with %d calibration images: %+.2f pt vs float32 on %s", n, judged_delta_pt,
-                     "validation" if "validation_delta_pt" in attempt else "test")
+                     "validation" if attempt.validation_delta_pt is not None else "test")
             if judged_delta_pt >= -opts.max_int8_drop_pt:
                 break
         assert converted is not None
-        card = converted.card
-        card["calibration"]["attempts"] = attempts
-        card["calibration"]["decided_on"] = ("validation" if "validation_delta_pt" in attempts[-1] else "test")
-        last = attempts[-1]
-        for split, delta in (("validation", last.get("validation_delta_pt")), ("test", last["accuracy_delta_pt"])):
+        card, last = converted.card, attempts[-1]
+        for split, delta in (("validation", last.validation_delta_pt), ("test", last.accuracy_delta_pt)):
             if delta is not None and delta < -opts.max_int8_drop_pt:
                 raise ConvertError(f"{self.file_name('int8')} loses {-delta:.2f} pt of {split} accuracy against "
                                 f"float32 (allowed: {opts.max_int8_drop_pt} pt) even with "
-                                f"{last['samples']} calibration images; retrain (e.g. "
+                                f"{last.samples} calibration images; retrain (e.g. "
                                 "quantization-aware) or raise --max-int8-drop")
-        card["quantization"]["fix"] = ("none needed: the first calibration met the accuracy bound"
-                                       if len(attempts) == 1 else
-                                       f"calibration grown from {attempts[0]['samples']} to "
-                                       f"{attempts[-1]['samples']} images to meet the accuracy bound")
-        q = card["input"]["quantization"]
-        card["quantization"]["input_is_pixel_minus_128"] = (q["scale"] == 1.0 and q["zero_point"] == -128)
-        if not card["quantization"]["input_is_pixel_minus_128"]:
+        fix = ("none needed: the first calibration met the accuracy bound" if len(attempts) == 1 else
+               f"calibration grown from {attempts[0].samples} to {last.samples} images to meet the accuracy bound")
+        q = card.input.quantization
+        pixel_minus_128 = q == Quantization(1.0, -128)
+        if not pixel_minus_128:
             log.warning("int8 input quantization is %s, not scale 1.0 / zero point -128", q)
         if len(converted.data) > opts.max_int8_bytes:
             raise ConvertError(f"{self.file_name('int8')} is {len(converted.data)} bytes, more than the "
                             f"{opts.max_int8_bytes} allowed; use a smaller architecture")
-        return converted
+        decided_on = "validation" if last.validation_delta_pt is not None else "test"
+        card = replace(card, calibration=replace(card.calibration, attempts=tuple(attempts), decided_on=decided_on),
+                       quantization=replace(card.quantization, fix=fix, input_is_pixel_minus_128=pixel_minus_128))
+        return replace(converted, card=card)
 
 
-def publish(out_dir: Path, converted: list[Converted]) -> list[Path]:
-    """Write each verified variant and its card atomically; re-check the written pair."""
-    for item in converted:                 # the runtime must be able to read every card
-        parse_card(item.card, card_path_for(out_dir / item.card["file"]))
-    written = []
-    for item in converted:
-        model_path = out_dir / item.card["file"]
-        card_path = card_path_for(model_path)
-        atomic_write_bytes(model_path, item.data)
-        atomic_write_json(card_path, item.card)
-        written += [model_path, card_path]
-    for item in converted:                 # the published files, as the runtime will see them
-        card = load_card(out_dir / item.card["file"])
-        if file_sha256(card.model_path) != card.sha256:
-            raise ConvertError(f"{card.model_path} does not match the sha256 of its card; re-run the conversion")
-        verify.check_contract(verify.load(str(card.model_path), 1), card.raw)
-    return written
+def publish(out_dir: Path, converted: list[Converted]) -> list[ModelCard]:
+    """Write each verified variant and its card atomically into ``out_dir``; re-check the written pair.
+
+    Returns the cards as written."""
+    cards = [replace(item.card, path=card_path_for(out_dir / item.card.file)) for item in converted]
+    for card in cards:                     # the runtime must be able to read every card
+        parse_card(card_json(card), card.path)
+    for item, card in zip(converted, cards, strict=True):
+        atomic_write_bytes(card.model_path, item.data)
+        write_card(card)
+    for card in cards:                     # the published files, as the runtime will see them
+        written = load_card(card.path)
+        if file_sha256(written.model_path) != written.sha256:
+            raise ConvertError(f"{written.model_path} does not match the sha256 of its card; re-run the conversion")
+        verify.check_contract(verify.load(str(written.model_path), 1), written)
+    return cards
 
 
 def convert_model(model_path: str | Path, data: str | Path, out_dir: str | Path,
-                  options: Options | None = None) -> list[dict]:
+                  options: Options | None = None) -> list[ModelCard]:
     """Convert ``model_path`` (a .keras with its card) to every requested variant in ``out_dir``.
 
     Returns the cards written. Raises a :class:`~edge_runtime.errors.FerEdgeError` on bad input or
@@ -336,7 +344,7 @@ def convert_model(model_path: str | Path, data: str | Path, out_dir: str | Path,
     options = options or Options()
     model_path = check_model_file(model_path)
     keras_card = read_keras_card(model_path)
-    labels = tuple(keras_card["labels"])
+    labels = keras_card.labels
     unknown = [v for v in options.variants if v not in quantize.VARIANTS]
     if unknown:
         raise ConvertError(f"unknown variant(s) {', '.join(unknown)}; "
@@ -348,7 +356,7 @@ def convert_model(model_path: str | Path, data: str | Path, out_dir: str | Path,
     folders = eval_faces.folders_to_load(keras_card)
     check_data(data, folders)
     out = prepare_out_dir(out_dir)
-    size = (int(keras_card["input"]["height"]), int(keras_card["input"]["width"]))
+    size = (keras_card.input.height, keras_card.input.width)
     train = load_images(data, "train", folders, size)
     pool = eval_faces.calibration_pool(train, keras_card, votes)
     calibration.allocate(np.bincount(pool.labels, minlength=len(labels)), options.calibration_samples)
@@ -368,8 +376,7 @@ def convert_model(model_path: str | Path, data: str | Path, out_dir: str | Path,
             if variant in options.variants and variant not in results:
                 results[variant] = (converter.convert_int8(saved_model, train, test) if variant == "int8"
                                     else converter.convert_plain(saved_model, variant, test))
-        chosen = [results[v] for v in quantize.VARIANTS if v in options.variants]
-        publish(out, chosen)
-    for item in chosen:
-        log.info("wrote %s", cards.summary_line(item.card))
-    return [item.card for item in chosen]
+        written = publish(out, [results[v] for v in quantize.VARIANTS if v in options.variants])
+    for card in written:
+        log.info("wrote %s", cards.summary_line(card))
+    return written

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.model.card import ModelCard
 from train import ferplus, label_sources
 from train.data_loading import FaceSet
 
@@ -45,34 +46,34 @@ class EvalFaces:
         return out
 
 
-def label_source(card: dict) -> str:
+def label_source(card: ModelCard) -> str:
     """The label set the model was trained on, from its card."""
-    return ((card.get("training") or {}).get("config") or {}).get("labels", "fer2013")
+    return card.training_config.get("labels", "fer2013")
 
 
-def load_votes(card: dict, data: str | Path) -> ferplus.Votes | None:
+def load_votes(card: ModelCard, data: str | Path) -> ferplus.Votes | None:
     """The FER+ votes the model was trained with, or found beside ``data``; required for a FER+ model."""
-    config = (card.get("training") or {}).get("config") or {}
-    return label_sources.resolve_votes(data, config.get("votes"), required=label_source(card) == "ferplus")
+    return label_sources.resolve_votes(data, card.training_config.get("votes"),
+                                       required=label_source(card) == "ferplus")
 
 
-def folders_to_load(card: dict) -> tuple[str, ...]:
+def folders_to_load(card: ModelCard) -> tuple[str, ...]:
     """FER2013 folders to load: all of them for a FER+ model, else the model's labels."""
     if label_source(card) == "ferplus":
         return label_sources.FOLDER_CLASSES
-    return tuple(card["labels"])
+    return card.labels
 
 
-def eval_faces(faces: FaceSet, card: dict, votes: ferplus.Votes | None) -> EvalFaces:
+def eval_faces(faces: FaceSet, card: ModelCard, votes: ferplus.Votes | None) -> EvalFaces:
     """Score folder-labelled ``faces`` against the card's labels in every label set."""
-    scored = label_sources.scored_faces(faces, tuple(card["labels"]), votes)
+    scored = label_sources.scored_faces(faces, card.labels, votes)
     sets = scored.label_sets()
     return EvalFaces(scored.images, sets[label_source(card)], sets)
 
 
-def calibration_pool(fit: FaceSet, card: dict, votes: ferplus.Votes | None) -> FaceSet:
+def calibration_pool(fit: FaceSet, card: ModelCard, votes: ferplus.Votes | None) -> FaceSet:
     """The training faces calibration draws from, labelled (for stratification) in the model's label source."""
-    labels = tuple(card["labels"])
+    labels = card.labels
     if label_source(card) != "ferplus":
         return fit.restrict(labels)
     majority = ferplus.majority_labels(ferplus.counts_for(votes, fit.ids), labels)

@@ -20,14 +20,15 @@ import io
 import logging
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import flatbuffers
 
-from edge_runtime.atomic_io import atomic_write_bytes, atomic_write_json
+from edge_runtime.atomic_io import atomic_write_bytes
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
-from edge_runtime.model.card import card_path_for, load_card
+from edge_runtime.model.card import InputSpec, ModelCard, load_card, write_card
+from edge_runtime.model.card_records import TfliteMetadata
 from edge_runtime.model.metadata import LABELS_FILE
 
 from . import metadata_schema as schema
@@ -42,34 +43,34 @@ DEFAULT_LICENSE = "MIT"
 TFLITE_IDENTIFIER = b"TFL3"
 
 
-def _normalization(spec: dict[str, Any]) -> tuple[float | None, float | None]:
+def _normalization(spec: InputSpec) -> tuple[float | None, float | None]:
     """``(mean, std)`` mapping pixels 0..255 to the card's float ``value_range``; none for integer input."""
-    if spec.get("dtype") != "float32":
+    if spec.dtype != "float32":
         return None, None
-    low, high = (float(v) for v in spec.get("value_range", (0, 255)))
+    low, high = (float(v) for v in spec.value_range)
     std = 255.0 / (high - low)
     return 0.0 - low * std + 0.0, std
 
 
-def model_info(card: dict[str, Any]) -> schema.ModelInfo:
+def model_info(card: ModelCard) -> schema.ModelInfo:
     """The metadata a card describes (labels, input colour and scaling, output, provenance)."""
-    spec, labels = card["input"], list(card["labels"])
-    color = "RGB" if int(spec["channels"]) == 3 else "GRAYSCALE"
+    spec, labels = card.input, list(card.labels)
+    color = "RGB" if spec.channels == 3 else "GRAYSCALE"
     mean, std = _normalization(spec)
-    low, high = spec.get("value_range", (0, 255))
-    pixels = (f"{spec['height']}x{spec['width']} {color} face crop, {spec['dtype']} pixels 0..255"
+    low, high = spec.value_range
+    pixels = (f"{spec.height}x{spec.width} {color} face crop, {spec.dtype} pixels 0..255"
               + (f" (normalized: (pixel - {mean:g}) / {std:g})" if mean is not None else ""))
-    source = (card.get("source_model") or {}).get("sha256") or "unknown"
-    version = f"{(card.get('tools') or {}).get('fer-edge', '0')}+{source[:12]}"
-    kind = (card.get("output") or {}).get("kind", "probabilities")
-    detail = str(card.get("description", ""))
+    source = (card.source_model.sha256 if card.source_model else None) or "unknown"
+    version = f"{(card.tools or {}).get('fer-edge', '0')}+{source[:12]}"
+    kind = card.output.kind
+    detail = card.description or ""
     return schema.ModelInfo(
-        name=f"{card['name']} {card['variant']}",
+        name=f"{card.name} {card.variant}",
         description=(f"Facial expression of one tight, centred face crop: {', '.join(labels)}. "
                      f"{detail[:1].upper()}{detail[1:]}".strip()),
         version=version,
-        author=str(card.get("author", DEFAULT_AUTHOR)),
-        license=str(card.get("license", DEFAULT_LICENSE)),
+        author=card.author or DEFAULT_AUTHOR,
+        license=card.license or DEFAULT_LICENSE,
         image=schema.ImageInput(name="image", description=pixels, color_space=color, mean=mean, std=std,
                                 value_min=float(low) if mean is not None else None,
                                 value_max=float(high) if mean is not None else None),
@@ -79,7 +80,7 @@ def model_info(card: dict[str, Any]) -> schema.ModelInfo:
     )
 
 
-def stamp(model: bytes, card: dict[str, Any]) -> bytes:
+def stamp(model: bytes, card: ModelCard) -> bytes:
     """``model`` with the card's metadata and label file (any earlier stamp replaced)."""
     try:                             # LiteRT's copy of the TFLite schema; TensorFlow's where LiteRT is absent
         from ai_edge_litert import schema_py_generated as tfl
@@ -106,49 +107,43 @@ def stamp(model: bytes, card: dict[str, Any]) -> bytes:
     out.seek(0, io.SEEK_END)
     with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr(zipfile.ZipInfo(LABELS_FILE, date_time=(1980, 1, 1, 0, 0, 0)),
-                         "\n".join(card["labels"]) + "\n")
+                         "\n".join(card.labels) + "\n")
     return out.getvalue()
 
 
-def record_in_card(card: dict[str, Any], model: bytes) -> dict[str, Any]:
+def record_in_card(card: ModelCard, model: bytes) -> ModelCard:
     """The card with the stamped file's checksum and size, and the metadata fields it was written from."""
     info = model_info(card)
-    card = dict(card)
-    card.setdefault("author", DEFAULT_AUTHOR)
-    card.setdefault("license", DEFAULT_LICENSE)
-    card["tflite_metadata"] = {"format": "TFLite Model Metadata", "name": info.name, "version": info.version,
-                               "min_parser_version": schema.MIN_PARSER_VERSION, "labels_file": LABELS_FILE,
-                               "color_space": info.image.color_space,
-                               "normalization": (None if info.image.mean is None else
-                                                 {"mean": info.image.mean, "std": info.image.std})}
-    card["sha256"], card["size_bytes"] = sha256_bytes(model), len(model)
-    return card
+    normalization = None if info.image.mean is None else {"mean": info.image.mean, "std": info.image.std}
+    return replace(card, author=card.author or DEFAULT_AUTHOR, license=card.license or DEFAULT_LICENSE,
+                   tflite_metadata=TfliteMetadata(
+                       format="TFLite Model Metadata", name=info.name, version=info.version,
+                       min_parser_version=schema.MIN_PARSER_VERSION, labels_file=LABELS_FILE,
+                       color_space=info.image.color_space, normalization=normalization),
+                   sha256=sha256_bytes(model), size_bytes=len(model))
 
 
-def stamp_file(path: str | Path) -> dict[str, Any]:
+def stamp_file(path: str | Path) -> ModelCard:
     """Stamp the .tflite at ``path`` from its card, check it loads as its card says, write both."""
-    from edge_runtime.model.card import parse_card
     from edge_runtime.model.contract import check_card
     from edge_runtime.model.litert import make_interpreter
 
     path = Path(path)
     if path.suffix != ".tflite" or not path.is_file():
         raise ConvertError(f"{path} is not a .tflite file; give the shipped models, e.g. models/*.tflite")
-    card = load_card(path).raw
+    card = load_card(path)
     model = stamp(path.read_bytes(), card)
     card = record_in_card(card, model)
     tmp = path.with_name(f".{path.stem}.stamped.tflite")
     try:
         tmp.write_bytes(model)
-        parsed = parse_card(card, path.with_suffix(".json"))
-        problems = check_card(parsed, make_interpreter(str(tmp), num_threads=1), tmp)
+        problems = check_card(card, make_interpreter(str(tmp), num_threads=1), tmp)
     finally:
         tmp.unlink(missing_ok=True)
     if problems:
         raise ConvertError(f"{path} no longer matches its card once stamped: {'; '.join(problems)}")
     atomic_write_bytes(path, model)
-    atomic_write_json(card_path_for(path), card)
-    return card
+    return write_card(card)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,7 +158,7 @@ def stamp_all(args: argparse.Namespace) -> int:
     """Stamp every given .tflite in turn, one line each; the first bad one stops the command."""
     for model in args.models:
         card = stamp_file(model)
-        print(f"{model}\t{card['size_bytes']} bytes\tsha256 {card['sha256'][:12]}\t{', '.join(card['labels'])}")
+        print(f"{model}\t{card.size_bytes} bytes\tsha256 {(card.sha256 or '')[:12]}\t{', '.join(card.labels)}")
     return 0
 
 

@@ -15,12 +15,14 @@ import logging
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
-from edge_runtime.model.card import MOBILE_VARIANT
+from edge_runtime.model.card import MOBILE_VARIANT, ModelCard, Quantization
+from edge_runtime.model.card_records import CalibrationAttempt, QuantizationRecord
 from edge_runtime.paths import shared_dir
 
 from . import calibration, cards, conversion, eval_faces, metadata, quantize, verify
@@ -50,8 +52,9 @@ def as_rgb(images: np.ndarray) -> np.ndarray:
 
 
 def _agreement_with_int8(out_dir: Path, stem: str, rgb_test: np.ndarray, predicted: np.ndarray,
-                         test, batch_size: int) -> dict:
-    """Accuracy of the published int8 variant on the same faces and its top-1 agreement with mobile."""
+                         test, batch_size: int) -> dict[str, float]:
+    """Accuracy of the published int8 variant on the same faces and its top-1 agreement with mobile
+    (the ``CardMetrics`` fields ``int8_accuracy``, ``accuracy_delta_vs_int8_pt``, ``agreement_with_int8``)."""
     path = out_dir / f"{stem}_int8.tflite"
     if not path.is_file():
         log.warning("no %s beside the output: the mobile variant is not compared with int8", path.name)
@@ -65,7 +68,7 @@ def _agreement_with_int8(out_dir: Path, stem: str, rgb_test: np.ndarray, predict
 
 
 def convert_mobile(model_path: str | Path, data: str | Path, out_dir: str | Path,
-                   options: conversion.Options | None = None) -> dict:
+                   options: conversion.Options | None = None) -> ModelCard:
     """Write ``<stem>_mobile.tflite`` and its card to ``out_dir``; return the card.
 
     Calibration follows the int8 variant (same seeded sample, grown while the validation
@@ -74,12 +77,12 @@ def convert_mobile(model_path: str | Path, data: str | Path, out_dir: str | Path
     options = options or conversion.Options()
     model_path = conversion.check_model_file(model_path)
     keras_card = conversion.read_keras_card(model_path)
-    labels = tuple(keras_card["labels"])
+    labels = keras_card.labels
     votes = eval_faces.load_votes(keras_card, data)
     folders = eval_faces.folders_to_load(keras_card)
     conversion.check_data(data, folders)
     out = conversion.prepare_out_dir(out_dir)
-    size = (int(keras_card["input"]["height"]), int(keras_card["input"]["width"]))
+    size = (keras_card.input.height, keras_card.input.width)
     train = conversion.load_images(data, "train", folders, size)
     test = conversion.load_images(data, "test", folders, size)
     fit, holdout = conversion.split_holdout(train, test, keras_card, options.seed, data)
@@ -111,39 +114,38 @@ def convert_mobile(model_path: str | Path, data: str | Path, out_dir: str | Path
             predicted = verify.predict(interpreter, rgb_test, options.batch_size).argmax(1)
             val_delta = round((holdout.accuracy(verify.predict(interpreter, rgb_holdout, options.batch_size)
                                                 .argmax(1)) - ref_holdout) * 100, 2)
-            attempts.append({"samples": n, "validation_delta_pt": val_delta})
+            attempts.append(CalibrationAttempt(samples=n, validation_delta_pt=val_delta))
             log.info("mobile with %d calibration images: %+.2f pt vs float32 on validation", n, val_delta)
             if val_delta >= -options.max_int8_drop_pt:
                 break
-        if attempts[-1]["validation_delta_pt"] < -options.max_int8_drop_pt:
-            raise ConvertError(f"{file_name} loses {-attempts[-1]['validation_delta_pt']:.2f} pt of validation "
+        if val_delta < -options.max_int8_drop_pt:
+            raise ConvertError(f"{file_name} loses {-val_delta:.2f} pt of validation "
                                f"accuracy against float32 (allowed: {options.max_int8_drop_pt} pt); raise "
                                "--max-int8-drop or retrain")
         io, ops = verify.io_details(interpreter), verify.op_report(interpreter)
-        if ops["float_ops"] or ops["not_builtin"]:
-            raise ConvertError(f"{file_name} is not full-integer: float ops {ops['float_ops']}, "
-                               f"non-builtin ops {ops['not_builtin']}")
-        if io["input"]["quantization"] != {"scale": 1.0, "zero_point": 0}:
-            raise ConvertError(f"{file_name}: input quantization {io['input']['quantization']} is not "
+        if ops.float_ops or ops.not_builtin:
+            raise ConvertError(f"{file_name} is not full-integer: float ops {ops.float_ops}, "
+                               f"non-builtin ops {list(ops.not_builtin)}")
+        if io["input"].quantization != Quantization(1.0, 0):
+            raise ConvertError(f"{file_name}: input quantization {io['input'].quantization} is not "
                                "scale 1 / zero point 0, so MediaPipe's raw pixels would be misread")
         mask = test.mask
         metrics = verify.metrics(predicted[mask], test.labels[mask], labels, ref_pred[mask],
                                  test.accuracy(ref_pred))
-        metrics.update(label_source=eval_faces.label_source(keras_card), **test.by_label_set(predicted),
-                       **_agreement_with_int8(out, model_path.stem, rgb_test, predicted, test, options.batch_size))
-        quantization = {"method": quantize.METHODS[MOBILE_VARIANT], "activations": "int8",
-                        "weights": ("int8 per channel" if verify.per_channel_weights(interpreter)
-                                    else "int8 per tensor"),
-                        "max_accuracy_drop_pt": options.max_int8_drop_pt, "grey_weights_rgb": list(GREY_WEIGHTS),
-                        "input_is_pixel": True}
-        summary["attempts"] = attempts
+        metrics = replace(metrics, label_source=eval_faces.label_source(keras_card), extra=test.by_label_set(predicted),
+                          **_agreement_with_int8(out, model_path.stem, rgb_test, predicted, test, options.batch_size))
+        quantization = QuantizationRecord(
+            method=quantize.METHODS[MOBILE_VARIANT], activations="int8",
+            weights="int8 per channel" if verify.per_channel_weights(interpreter) else "int8 per tensor",
+            max_accuracy_drop_pt=options.max_int8_drop_pt, grey_weights_rgb=GREY_WEIGHTS, input_is_pixel=True)
+        summary = replace(summary, attempts=tuple(attempts))
         facts = cards.VariantFacts(MOBILE_VARIANT, file_name, model_bytes, io, ops, metrics, quantization, summary)
-        card = cards.build_card(keras_card, facts, source_file=model_path.name,
+        card = cards.build_card(keras_card, facts, folder=work, source_file=model_path.name,
                                 source_sha256=cards.sha256_bytes(model_path.read_bytes()))
         model_bytes = metadata.stamp(model_bytes, card)
         card = metadata.record_in_card(card, model_bytes)
         verify.check_contract(interpreter, card)
-        conversion.publish(out, [conversion.Converted(MOBILE_VARIANT, model_bytes, card, predicted)])
+        (card,) = conversion.publish(out, [conversion.Converted(MOBILE_VARIANT, model_bytes, card, predicted)])
     log.info("wrote %s", cards.summary_line(card))
     return card
 
@@ -169,13 +171,17 @@ def convert_all(args: argparse.Namespace) -> int:
     """Convert each ``--model`` and print one line per variant written."""
     options = conversion.Options(calibration_samples=args.calibration_samples, seed=args.seed,
                                max_int8_drop_pt=args.max_int8_drop, threads=args.threads)
-    for model in args.model:
-        out = Path(args.out or Path(model).parent)
-        card = convert_mobile(model, args.data, out, options)
-        m = card["metrics"]
-        print(f"{out / card['file']}\t{card['size_bytes']} bytes\taccuracy {m['accuracy']:.4f}"
-              f"\t{m['accuracy_delta_pt']:+.2f} pt vs float32"
-              + (f"\tagreement with int8 {m['agreement_with_int8']:.4f}" if "agreement_with_int8" in m else ""))
+    try:
+        for model in args.model:
+            out = Path(args.out or Path(model).parent)
+            card = convert_mobile(model, args.data, out, options)
+            m = card.metrics
+            print(f"{card.model_path}\t{card.size_bytes} bytes\taccuracy {m.accuracy:.4f}"
+                  f"\t{m.accuracy_delta_pt:+.2f} pt vs float32"
+                  + (f"\tagreement with int8 {m.agreement_with_int8:.4f}" if m.agreement_with_int8 is not None else ""))
+    except ConvertError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

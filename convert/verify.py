@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from edge_runtime.model.card import ModelCardError, Quantization, dequantize, parse_card, quantize
+from edge_runtime.model.card import ModelCard, Quantization, dequantize, quantize
+from edge_runtime.model.card_records import CardMetrics, OpsReport, XnnpackReport
 from edge_runtime.model.contract import check_card, run_batched
 from edge_runtime.model.litert import make_interpreter
 
+from .cards import TensorFacts
 from .errors import ConvertError
 
 BUILTIN_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -31,7 +33,7 @@ def load(model_path: str, threads: int | None = None) -> Any:
     return make_interpreter(str(model_path), num_threads=threads)
 
 
-def io_details(interpreter: Any) -> dict:
+def io_details(interpreter: Any) -> dict[str, TensorFacts]:
     """Shape, dtype and quantization of the model's (single) input and output."""
     out = {}
     pairs = (("input", interpreter.get_input_details()), ("output", interpreter.get_output_details()))
@@ -39,26 +41,18 @@ def io_details(interpreter: Any) -> dict:
         if len(details) != 1:
             raise ContractError(f"the model has {len(details)} {key}s; a FER model has exactly one")
         detail = details[0]
-        out[key] = {
-            "shape": [int(v) for v in detail["shape_signature"]],
-            "dtype": np.dtype(detail["dtype"]).name,
-            "quantization": None if (q := Quantization.from_tensor(detail)) is None else q.as_card(),
-        }
+        out[key] = TensorFacts(shape=tuple(int(v) for v in detail["shape_signature"]),
+                               dtype=np.dtype(detail["dtype"]).name, quantization=Quantization.from_tensor(detail))
     return out
 
 
-def check_contract(interpreter: Any, card: dict) -> None:
+def check_contract(interpreter: Any, card: ModelCard) -> None:
     """Raise :class:`ContractError` unless the model's I/O matches the card (see
     :func:`edge_runtime.model.contract.check_card`: shape, labels, dtypes of the variant, quantization
     equal to the card's and able to represent every pixel of ``value_range``)."""
-    name = card.get("file", "model")
-    try:
-        parsed = parse_card(card, Path(name).with_suffix(".json"))
-    except ModelCardError as exc:
-        raise ContractError(f"{name}: {exc}") from exc
-    problems = check_card(parsed, interpreter)
+    problems = check_card(card, interpreter)
     if problems:
-        raise ContractError(f"{name} does not match its card: " + "; ".join(problems))
+        raise ContractError(f"{card.file} does not match its card: " + "; ".join(problems))
 
 
 def _delegated_nodes(ops: list[dict]) -> set[int]:
@@ -80,7 +74,7 @@ def _delegated_nodes(ops: list[dict]) -> set[int]:
     return taken
 
 
-def op_report(interpreter: Any) -> dict:
+def op_report(interpreter: Any) -> OpsReport:
     """The model's ops and where they run.
 
     ``counts``: op name -> number of nodes. ``not_builtin``: custom or Flex ops (need extra
@@ -96,17 +90,13 @@ def op_report(interpreter: Any) -> dict:
     float_ops = Counter(op["op_name"] for op in nodes
                         if any(np.dtype(t) in FLOAT_TYPES
                                for t in (*op["operand_types"], *op["result_types"])))
-    return {
-        "counts": dict(sorted(Counter(op["op_name"] for op in nodes).items())),
-        "not_builtin": sorted({op["op_name"] for op in nodes if not BUILTIN_NAME.match(op["op_name"])}),
-        "float_ops": dict(sorted(float_ops.items())),
-        "xnnpack": {
-            "applied": bool(delegates),
-            "partitions": len(delegates),
-            "delegated_nodes": len(taken),
-            "not_delegated": dict(sorted(left.items())),
-        },
-    }
+    return OpsReport(
+        counts=dict(sorted(Counter(op["op_name"] for op in nodes).items())),
+        not_builtin=tuple(sorted({op["op_name"] for op in nodes if not BUILTIN_NAME.match(op["op_name"])})),
+        float_ops=dict(sorted(float_ops.items())),
+        xnnpack=XnnpackReport(applied=bool(delegates), partitions=len(delegates), delegated_nodes=len(taken),
+                              not_delegated=dict(sorted(left.items()))),
+    )
 
 
 def per_channel_weights(interpreter: Any) -> bool:
@@ -129,20 +119,17 @@ def predict(interpreter: Any, images: np.ndarray, batch_size: int = 64) -> np.nd
 
 
 def metrics(predicted: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...],
-            reference: np.ndarray | None = None, reference_accuracy: float | None = None) -> dict:
+            reference: np.ndarray | None = None, reference_accuracy: float | None = None) -> CardMetrics:
     """Top-1 accuracy and per-class recall of ``predicted`` class indices; with a float32
     ``reference`` (its predictions and accuracy) also the difference in percentage points
     and the top-1 agreement."""
     accuracy = float((predicted == labels).mean())
-    result: dict[str, Any] = {
-        "split": "test",
-        "n": int(len(labels)),
-        "accuracy": round(accuracy, 5),
-        "per_class_recall": {name: round(float((predicted[labels == i] == i).mean()), 4)
-                             for i, name in enumerate(class_names) if (labels == i).any()},
-    }
-    if reference is not None and reference_accuracy is not None:
-        result["float32_accuracy"] = round(reference_accuracy, 5)
-        result["accuracy_delta_pt"] = round((accuracy - reference_accuracy) * 100, 3)
-        result["agreement_with_float32"] = round(float((predicted == reference).mean()), 5)
-    return result
+    result = CardMetrics(
+        split="test", n=int(len(labels)), accuracy=round(accuracy, 5),
+        per_class_recall={name: round(float((predicted[labels == i] == i).mean()), 4)
+                          for i, name in enumerate(class_names) if (labels == i).any()})
+    if reference is None or reference_accuracy is None:
+        return result
+    return replace(result, float32_accuracy=round(reference_accuracy, 5),
+                   accuracy_delta_pt=round((accuracy - reference_accuracy) * 100, 3),
+                   agreement_with_float32=round(float((predicted == reference).mean()), 5))

@@ -6,14 +6,15 @@ Its fixtures reach every test module through ``pytest_plugins`` in tests/conftes
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from edge_runtime.model.card import ModelCard, write_card
+from edge_runtime.model.card_records import CardMetrics
 from tests.model_support import keras_card, tiny_cnn
 
 LABELS = ("happy", "sad", "surprise")
@@ -64,9 +65,8 @@ def train_tiny_model(data: Path, out_dir: Path, name: str = "tiny", labels: tupl
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.keras"
     model.save(path)
-    card = keras_card(name, labels, model)
-    card["metrics"] = {"split": "test", "accuracy": 1.0, "n": 60}
-    (out_dir / f"{name}.json").write_text(json.dumps(card))
+    card = keras_card(name, labels, model, folder=out_dir)
+    write_card(replace(card, metrics=CardMetrics(split="test", accuracy=1.0, n=60)))
     return path
 
 
@@ -77,7 +77,7 @@ class Setup:
     data: Path
     model: Path
     out: Path
-    cards: list[dict]
+    cards: list[ModelCard]
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ VIDEO = MEDIA / "video" / "short_hamilton_clip.mp4"
 PHOTOS = MEDIA / "photos"
 REAL_MODEL = ROOT / "models" / "fer4_int8.tflite"
 TINY_LABELS = ("happy", "neutral", "sad", "surprise")
-TINY_VERSION = "4"  # bump to rebuild the cached tiny models
+TINY_VERSION = "5"  # bump to rebuild the cached tiny models
 
 BUILD_SCRIPT = textwrap.dedent('''
     import sys

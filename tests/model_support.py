@@ -1,17 +1,17 @@
 """Tiny models for the tests, built, converted and carded by the production code.
 
 - :func:`tiny_cnn`: the one tiny Keras CNN factory (raw 0..255 pixels in, ``Rescaling`` inside);
-- :func:`keras_card`: the card training writes beside a ``.keras`` model (``train.training.keras_card``);
+- :func:`keras_card`: the card training writes beside a ``.keras`` model (``train.model_card.keras_card``);
 - :func:`convert_to`: a SavedModel converted by ``convert.quantize.convert``;
 - :func:`write_variant`: a converted model written with the card ``python -m convert`` writes
-  (``convert.cards.build_card``), so fixtures cannot drift from the production schema.
+  (``convert.cards.build_card``, ``edge_runtime.model.card.write_card``), so fixtures cannot drift from
+  the production schema.
 
 TensorFlow is imported inside the functions: importing this module stays cheap.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -55,14 +55,18 @@ def tiny_cnn(n_classes: int, kind: str = "plain", seed: int = 0) -> Any:
     return keras.Model(inputs, layers.Dense(n_classes, activation="softmax")(x))
 
 
-def keras_card(name: str, labels: tuple[str, ...], model: Any, face_margin: float | None = 0.1) -> dict:
-    """The card training writes for ``model`` (``train.training.keras_card``), with a face crop margin."""
-    from train.training import keras_card as training_card
+def keras_card(name: str, labels: tuple[str, ...], model: Any, face_margin: float | None = 0.1,
+               folder: Path = Path(".")) -> Any:
+    """The card training writes for ``model`` (``train.model_card.keras_card``) as ``folder/<name>.json``,
+    with a face crop margin."""
+    from dataclasses import replace
 
-    card = training_card(name, tuple(labels), model, {"arch": TINY_ARCH}, {})
-    if face_margin is not None:
-        card["face_crop"] = {"margin": face_margin}
-    return card
+    from edge_runtime.model.card import FaceCrop
+    from edge_runtime.model.card_records import TrainingRecord
+    from train.model_card import keras_card as training_card
+
+    card = training_card(folder / f"{name}.json", tuple(labels), model, TrainingRecord(config={"arch": TINY_ARCH}))
+    return card if face_margin is None else replace(card, face_crop=FaceCrop(margin=face_margin))
 
 
 def pinned_representative(images: Callable[[], Iterator[np.ndarray]]) -> Callable[[], Iterator[list]]:
@@ -86,16 +90,29 @@ def convert_to(model: Any, folder: Path, variants: tuple[str, ...],
     return {v: convert(saved, v, representative if v == "int8" else None) for v in variants}
 
 
-def write_variant(folder: Path, card: dict, variant: str, model_bytes: bytes, metrics: dict | None = None) -> Path:
-    """Write ``<name>_<variant>.tflite`` and the card ``python -m convert`` gives it; the model's path."""
+def write_variant(folder: Path, card: Any, variant: str, model_bytes: bytes, metrics: dict | None = None) -> Path:
+    """Write ``<name>_<variant>.tflite`` and the card ``python -m convert`` gives it (``metrics``: the card's
+    JSON ``metrics``); the model's path."""
     from convert import cards, quantize, verify
+    from edge_runtime.model.card import write_card
+    from edge_runtime.model.card_records import CardMetrics, QuantizationRecord
+    from edge_runtime.model.card_schema import from_json
 
-    path = folder / f"{card['name']}_{variant}.tflite"
+    path = folder / f"{card.name}_{variant}.tflite"
     path.write_bytes(model_bytes)
     interpreter = verify.load(str(path), 1)
     facts = cards.VariantFacts(variant, path.name, model_bytes, verify.io_details(interpreter),
-                               verify.op_report(interpreter), metrics or {}, {"method": quantize.METHODS[variant]},
-                               calibration=None)
-    tflite_card = cards.build_card(card, facts, source_file=card["file"], source_sha256="0" * 64)
-    path.with_suffix(".json").write_text(json.dumps(tflite_card, indent=2))
+                               verify.op_report(interpreter), from_json(CardMetrics, metrics or {}, "metrics"),
+                               QuantizationRecord(method=quantize.METHODS[variant]), calibration=None)
+    write_card(cards.build_card(card, facts, folder=folder, source_file=card.file, source_sha256="0" * 64))
     return path
+
+
+def run_card(labels: tuple[str, ...], config: dict) -> Any:
+    """A Keras model's card that holds only its labels and the ``config`` of the run that trained it."""
+    from edge_runtime.model.card import InputSpec, ModelCard
+    from edge_runtime.model.card_records import TrainingRecord
+
+    return ModelCard(name="run", variant="keras", file="run.keras", labels=tuple(labels),
+                     input=InputSpec(height=48, width=48, channels=1, dtype="float32"),
+                     training=TrainingRecord(config=config), path=Path("run.json"))

@@ -141,11 +141,11 @@ def test_without_data_the_cards_accuracy_is_shown_as_recorded(bench_setup, tmp_p
 
 def test_int8_input_follows_the_card(bench_setup):
     model = CardModel.from_path(bench_setup.models / "tiny_int8.tflite")
-    spec = model.card.input
+    quantization = model.card.input.quantization
     x = model.prepare(bench_setup.test_images[:3])
     assert x.dtype == np.int8 and x.shape == (3, 48, 48, 1)
-    back = (x.astype(np.float32) - spec.zero_point) * spec.scale
-    assert np.abs(back[..., 0] - bench_setup.test_images[:3]).max() <= spec.scale / 2 + 1e-3
+    back = (x.astype(np.float32) - quantization.zero_point) * quantization.scale
+    assert np.abs(back[..., 0] - bench_setup.test_images[:3]).max() <= quantization.scale / 2 + 1e-3
 
 
 def test_timing_excludes_warmup_and_counts_runs(bench_setup):

@@ -3,18 +3,19 @@ the written .tflite files and cards are checked with LiteRT, independently of co
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from convert import verify
-from edge_runtime.model.card import load_card
+from edge_runtime.model.card import Quantization, card_text, load_card
 from edge_runtime.model.litert import make_interpreter
 from edge_runtime.model.metadata import embedded_labels
 from tests.convert_support import LABELS, TEST_PER_CLASS, TRAIN_PER_CLASS, load_folder
+from tests.model_support import run_card
 
 pytestmark = pytest.mark.slow
 VARIANTS = ("float32", "float16", "dynamic", "int8")
@@ -43,7 +44,9 @@ def run_one_by_one(model_path, images: np.ndarray) -> np.ndarray:
 def test_writes_four_variants_each_with_its_card(converted):
     names = sorted(p.name for p in converted.out.iterdir())
     assert names == sorted([f"tiny_{v}.tflite" for v in VARIANTS] + [f"tiny_{v}.json" for v in VARIANTS])
-    assert [c["variant"] for c in converted.cards] == list(VARIANTS)
+    assert [c.variant for c in converted.cards] == list(VARIANTS)
+    for card in converted.cards:                         # the cards returned are the cards written
+        assert card_text(card) == card.path.read_text() and card.path.parent == converted.out
 
 
 def test_int8_has_int8_input_and_output_tensors(converted):
@@ -144,15 +147,12 @@ def test_batched_predict_equals_one_by_one(converted):
 
 
 def test_contract_check_rejects_a_card_that_does_not_fit(converted):
-    card = json.loads((converted.out / "tiny_int8.json").read_text())
+    card = load_card(converted.out / "tiny_int8.json")
     int8 = verify.load(str(converted.out / "tiny_int8.tflite"))
     verify.check_contract(int8, card)                    # the real pair passes
-    wrong_labels = copy.deepcopy(card)
-    wrong_labels["labels"].append("angry")
-    wrong_quant = copy.deepcopy(card)
-    wrong_quant["input"]["quantization"]["zero_point"] = 0
-    wrong_size = copy.deepcopy(card)
-    wrong_size["input"]["height"] = 64
+    wrong_labels = replace(card, labels=(*card.labels, "angry"))
+    wrong_quant = replace(card, input=replace(card.input, quantization=Quantization(card.input.quantization.scale, 0)))
+    wrong_size = replace(card, input=replace(card.input, height=64))
     for bad in (wrong_labels, wrong_quant, wrong_size):
         with pytest.raises(verify.ContractError):
             verify.check_contract(int8, bad)
@@ -187,11 +187,11 @@ def test_int8_check_uses_the_training_runs_own_validation_split():
     test.images[0] = train.images[5]                     # a leaked image, likewise
     config = {"drop": ["duplicates", "conflicts", "leaked"], "val_fraction": 0.2, "seed": 3,
               "split_method": "by-content"}
-    fit, holdout = split_holdout(train, test, {"training": {"config": config}}, seed=0)
+    fit, holdout = split_holdout(train, test, run_card(LABELS, config), seed=0)
     run_fit, run_val, _ = carve_training_split(train, test, ("duplicates", "conflicts", "leaked"), 0.2, 3)
     assert holdout.ids == run_val.ids and fit.ids == run_fit.ids
     del config["split_method"]                           # a run from before split methods: shuffled
-    _, legacy = split_holdout(train, test, {"training": {"config": config}}, seed=0)
+    _, legacy = split_holdout(train, test, run_card(LABELS, config), seed=0)
     _, run_legacy, _ = carve_training_split(train, test, ("duplicates", "conflicts", "leaked"), 0.2, 3, "shuffle")
     assert legacy.ids == run_legacy.ids != run_val.ids
     assert not set(fit.ids) & set(holdout.ids)
@@ -202,6 +202,6 @@ def test_without_a_recorded_split_a_tenth_of_train_is_held_out():
     from convert.conversion import split_holdout
 
     train, test = _faces(30, 0), _faces(10, 1)
-    fit, holdout = split_holdout(train, test, {"training": {"config": {"arch": "tiny"}}}, seed=0)
+    fit, holdout = split_holdout(train, test, run_card(LABELS, {"arch": "tiny"}), seed=0)
     assert len(holdout) == 9 and len(fit) == 81 and not set(fit.ids) & set(holdout.ids)
     assert np.bincount(holdout.labels).tolist() == [3, 3, 3]

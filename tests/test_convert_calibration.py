@@ -61,7 +61,7 @@ def test_summary_records_what_was_used():
     images[0, 0, 0] = 255
     s = calibration.summary(labels, ("happy", "sad"), ["b", "a", "c"], images, requested=3, seed=7,
                             data="d", pinned=False)
-    assert s["per_class"] == {"happy": 2, "sad": 1} and s["samples"] == 3 and s["seed"] == 7
-    assert s["pixel_range"] == [0, 255] and s["split"] == "train"
-    assert s["images_sha256"] == calibration.fingerprint(["a", "b", "c"])
-    assert s["images_sha256"] != calibration.fingerprint(["a", "b"])
+    assert s.per_class == {"happy": 2, "sad": 1} and s.samples == 3 and s.seed == 7
+    assert s.pixel_range == (0, 255) and s.split == "train"
+    assert s.images_sha256 == calibration.fingerprint(["a", "b", "c"])
+    assert s.images_sha256 != calibration.fingerprint(["a", "b"])

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.model.card import InputSpec
+from edge_runtime.model.card import InputSpec, Quantization
 from edge_runtime.model.preprocessing import as_uint8, crop_box, crop_face, input_tensor, to_gray, to_rgb
 
 RNG = np.random.default_rng(0)
@@ -55,22 +55,21 @@ def test_crop_face_replicates_the_border_outside_the_frame():
 
 def test_input_tensor_follows_the_cards_quantization_and_value_range():
     face = np.full((96, 96), 200, np.uint8)
-    int8 = InputSpec(48, 48, 1, "int8", (0, 255), scale=1.0, zero_point=-128)
+    int8 = InputSpec(height=48, width=48, channels=1, dtype="int8", quantization=Quantization(1.0, -128))
     tensor = input_tensor(face, int8)
     assert tensor.shape == (1, 48, 48, 1) and tensor.dtype == np.int8 and int(tensor.max()) == 72
-    other = InputSpec(32, 40, 1, "int8", (0, 255), scale=2.0, zero_point=10)
+    other = InputSpec(height=32, width=40, channels=1, dtype="int8", quantization=Quantization(2.0, 10))
     tensor = input_tensor(face, other)
     assert tensor.shape == (1, 32, 40, 1) and int(tensor[0, 0, 0, 0]) == 110
-    floats = InputSpec(64, 64, 1, "float32", (-1, 1))
+    floats = InputSpec(height=64, width=64, channels=1, dtype="float32", value_range=(-1, 1))
     tensor = input_tensor(np.full((5, 5, 3), 255, np.uint8), floats)
     assert tensor.dtype == np.float32 and np.allclose(tensor, 1.0)
     with pytest.raises(ValueError, match="quantization"):
-        input_tensor(face, InputSpec(48, 48, 1, "int8", (0, 255)))
+        input_tensor(face, InputSpec(height=48, width=48, channels=1, dtype="int8"))
 
 
 def test_an_rgb_card_gets_rgb_pixels_in_rgb_order():
-    spec = InputSpec(height=4, width=4, channels=3, dtype="uint8", value_range=(0, 255), scale=1.0, zero_point=0,
-                     color="rgb")
+    spec = InputSpec(height=4, width=4, channels=3, color="rgb", dtype="uint8", quantization=Quantization(1.0, 0))
     blue_bgr = np.zeros((8, 8, 3), np.uint8)
     blue_bgr[..., 0] = 200                                   # OpenCV frames are BGR: blue is channel 0
     tensor = input_tensor(blue_bgr, spec)

@@ -79,8 +79,8 @@ def test_mediapipe_reads_the_metadata_the_card_states(model: Path, mediapipe_pyt
     card = load_card(model)
     meta = run(mediapipe_python, CLIENT, {"metadata": str(model)})
     assert meta["name"] == f"{card.name} {card.variant}"
-    assert (meta["author"], meta["license"]) == (card.raw["author"], card.raw["license"])
-    assert meta["version"] == card.raw["tflite_metadata"]["version"] and meta["description"]
+    assert (meta["author"], meta["license"]) == (card.author, card.license)
+    assert meta["version"] == card.tflite_metadata.version and meta["description"]
     assert meta["input_color_space"] == ("RGB" if card.input.channels == 3 else "GRAYSCALE")
     assert meta["output_files"] == [["labels.txt", 2]]          # 2: TENSOR_AXIS_LABELS
     assert meta["output_range"] == [0.0, 1.0]
@@ -152,7 +152,7 @@ def test_tflite_support_reads_every_models_metadata(tasklib_python: Path):
         card, got = load_card(path), answer[str(path)]
         assert got["files"] == ["labels.txt"] and got["labels"] == list(card.labels), path.name
         meta = got["metadata"]
-        assert meta["name"] == f"{card.name} {card.variant}" and meta["license"] == card.raw["license"]
+        assert meta["name"] == f"{card.name} {card.variant}" and meta["license"] == card.license
         tensor = meta["subgraph_metadata"][0]["input_tensor_metadata"][0]
         color = tensor["content"]["content_properties"]["color_space"]
         assert color == ("RGB" if card.input.channels == 3 else "GRAYSCALE"), path.name

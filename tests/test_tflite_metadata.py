@@ -50,7 +50,7 @@ def test_stamping_embeds_the_cards_labels_and_keeps_the_model(model_copy: Path):
     assert embedded_files(model_copy)[LABELS_FILE].decode().split() == labels
     assert np.array_equal(_outputs(model_copy, inputs), before), "metadata must not change the graph"
     written = json.loads(model_copy.with_suffix(".json").read_text())
-    assert written["sha256"] == file_sha256(model_copy) == card["sha256"]
+    assert written["sha256"] == file_sha256(model_copy) == card.sha256
     assert written["size_bytes"] == model_copy.stat().st_size
     assert (written["author"], written["license"]) == (metadata.DEFAULT_AUTHOR, "MIT")
     assert b"TFLITE_METADATA" in model_copy.read_bytes() and b"M001" in model_copy.read_bytes()

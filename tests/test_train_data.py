@@ -176,6 +176,7 @@ def test_inherited_split_validates_only_on_the_sources_validation_faces(tmp_path
     classes: its validation faces are exactly the source's (never faces the source trained on),
     whatever the split method, and convert re-carves the same split from the card."""
     from convert.conversion import split_holdout
+    from tests.model_support import run_card
     from train.splits import carve_run_split, inherited_split
 
     make_folder_dataset(tmp_path, per_class=20, test_per_class=2)
@@ -201,8 +202,7 @@ def test_inherited_split_validates_only_on_the_sources_validation_faces(tmp_path
     if method == "shuffle":
         assert set(own_val.ids) != wanted
 
-    _, holdout = split_holdout(train2, test2, {"labels": list(classes), "training": {"config": config}}, seed=0,
-                               data=str(tmp_path))
+    _, holdout = split_holdout(train2, test2, run_card(classes, config), seed=0, data=str(tmp_path))
     assert holdout.ids == val.ids
 
 

@@ -18,7 +18,9 @@ STUDENT = ("happy", "neutral", "sad", "surprise")
 
 def save_with_card(tmp_path, name: str, labels: tuple[str, ...], seed: int):
     """A tiny random model saved as ``name.keras`` with its card (as training writes it)."""
-    from train.training import keras_card
+    from edge_runtime.model.card import write_card
+    from edge_runtime.model.card_records import TrainingRecord
+    from train.model_card import keras_card
 
     model = build_model("edge-small", len(labels))
     rng = np.random.default_rng(seed)
@@ -27,8 +29,9 @@ def save_with_card(tmp_path, name: str, labels: tuple[str, ...], seed: int):
         weight.assign(np.abs(values) + 0.5 if "variance" in weight.path else values)
     path = tmp_path / f"{name}.keras"
     model.save(path)
-    (tmp_path / f"{name}.json").write_text(json.dumps(
-        keras_card(name, labels, model, {"arch": "edge-small", "command": "python -m train ..."}, {})))
+    config = {"data": "fer2013", "classes": list(labels), "name": name, "arch": "edge-small",
+              "command": "python -m train ..."}
+    write_card(keras_card(tmp_path / f"{name}.json", labels, model, TrainingRecord(config=config)))
     return model, path
 
 
@@ -85,7 +88,7 @@ def test_unusable_teachers_are_refused_with_the_reason(tmp_path, labels, value_r
     path = tmp_path / f"teacher{suffix}"
     path.write_bytes(b"model bytes")
     (tmp_path / "teacher.json").write_text(json.dumps({
-        "labels": list(labels), "file": path.name,
+        "schema_version": 1, "name": "teacher", "variant": "keras", "labels": list(labels), "file": path.name,
         "input": {"height": 48, "width": 48, "channels": 1, "dtype": "float32", "value_range": value_range}}))
     with pytest.raises(UserError, match=message):
         check_teachers([str(path)], STUDENT)
@@ -94,7 +97,7 @@ def test_unusable_teachers_are_refused_with_the_reason(tmp_path, labels, value_r
 
 
 def test_resume_refuses_a_teacher_that_changed_since_the_run_started(tmp_path):
-    from train.training import record_teachers
+    from train.model_card import record_teachers
 
     _, path = save_with_card(tmp_path, "fer7", FER2013_CLASSES, seed=0)
     run_dir = tmp_path / "run"

@@ -52,20 +52,20 @@ def test_macs_and_sizes():
 def test_warm_start_slices_the_output_layer_by_label_name_and_records_its_source(tmp_path):
     """--init-from: a 7-class model starts a 2-class one; every layer is copied and the output
     columns are picked by name (happy is column 3 of 7, surprise column 6), not by position."""
-    import json
-
-    from edge_runtime.model.card import file_sha256
+    from edge_runtime.model.card import file_sha256, write_card
+    from edge_runtime.model.card_records import TrainingRecord
     from train.labels import FER2013_CLASSES
-    from train.training import init_weights_from, keras_card, source_model_record
+    from train.model_card import keras_card, source_model_record
+    from train.training import init_weights_from
 
     source = build_model("edge-small", 7)
     source.set_weights([np.random.default_rng(i).normal(size=w.shape).astype(np.float32)
                         for i, w in enumerate(source.get_weights())])
     path = tmp_path / "fer7.keras"
     source.save(path)
-    card = keras_card("fer7", FER2013_CLASSES, source, {"arch": "edge-small", "command": "python -m train ..."},
-                      {"epochs_run": 3})
-    (tmp_path / "fer7.json").write_text(json.dumps(card))
+    config = {"data": "fer2013", "classes": list(FER2013_CLASSES), "name": "fer7", "arch": "edge-small",
+              "command": "python -m train ..."}
+    write_card(keras_card(tmp_path / "fer7.json", FER2013_CLASSES, source, TrainingRecord(config=config, epochs_run=3)))
 
     target = build_model("edge-small", 2)
     copied = init_weights_from(target, str(path), ("happy", "surprise"))
@@ -80,6 +80,6 @@ def test_warm_start_slices_the_output_layer_by_label_name_and_records_its_source
                                   first_conv.get_weights()[0])
 
     record = source_model_record(path)
-    assert record["sha256"] == file_sha256(path) and record["name"] == "fer7"
-    assert record["command"] == "python -m train ..." and record["epochs_run"] == 3
-    assert record["labels"] == list(FER2013_CLASSES)
+    assert record.sha256 == file_sha256(path) and record.name == "fer7"
+    assert record.command == "python -m train ..." and record.epochs_run == 3
+    assert record.labels == FER2013_CLASSES

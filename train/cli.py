@@ -12,7 +12,8 @@ from pathlib import Path
 from edge_runtime.atomic_io import atomic_write_json
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
 
-from .config import RunConfig
+from .config import RunConfig, card_config
+from .config_rules import ARCHITECTURE_NAMES, CLASS_WEIGHTS, PRECISIONS, STRATEGIES, TEACHER_TARGETS
 from .data_loading import check_source
 from .distillation import TEACHER_TARGETS_FILE, check_teachers
 from .errors import UserError
@@ -24,8 +25,6 @@ from .validation import parse_drop
 from .workers import is_chief
 
 CONFIG_FILE = "config.json"
-# The names of train.models.ARCHITECTURES, checked before TensorFlow is imported.
-ARCHITECTURE_NAMES = ("edge", "edge-fast", "edge-small", "baseline", *TRANSFER_ARCHITECTURES)
 log = logging.getLogger(__name__)
 DEFAULT_EPOCHS = 40
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -79,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine schedule with warm-up)")
     p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW decoupled weight decay")
     p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--class-weight", choices=("none", "sqrt", "balanced"), default="sqrt",
+    p.add_argument("--class-weight", choices=CLASS_WEIGHTS, default="sqrt",
                    help="loss weights against class imbalance (default: %(default)s)")
     p.add_argument("--drop", default="all",
                    help="remove from train: none, all, or a comma list of duplicates,conflicts,leaked "
@@ -94,9 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
                    help="mixup: blend pairs of training faces and their labels with a Beta(ALPHA, ALPHA) weight "
                         "(0 = off; 0.2 is a common choice) (default: %(default)s)")
-    p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="mixed_bfloat16 is faster on CPUs with AVX-512 BF16 (the saved model is float32)")
-    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
                    help="tf.distribute strategy: mirrored = all local GPUs (or logical CPUs); "
                         "multiworker = a cluster described by TF_CONFIG")
     p.add_argument("--cpu-devices", type=int, default=0, help=argparse.SUPPRESS)  # split the CPU (tests)
@@ -115,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-flip", action="store_true",
                    help="with --teacher: each teacher also scores the mirrored face, and the soft target is "
                         "the mean over teachers and both views")
-    p.add_argument("--teacher-targets", choices=("online", "cached"), default="online",
+    p.add_argument("--teacher-targets", choices=TEACHER_TARGETS, default="online",
                    help="with --teacher: online = the teachers score every augmented, mixed-up batch (costly with a "
                         "large teacher); cached = they score each training face once before training, and the "
                         "blended targets are augmented and mixed up with the faces (default: %(default)s)")
@@ -135,31 +134,10 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         drop = parse_drop(args.drop)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    if not 0 <= args.label_blend <= 1:
-        raise UserError(f"--label-blend must be between 0 and 1, got {args.label_blend}")
-    if args.labels == "fer2013" and args.label_blend != 1.0:
-        raise UserError("--label-blend blends FER+ votes with the folder labels; add --labels ferplus")
     taus = parse_prior_adjust(args.prior_adjust, args.labels)
-    if args.guard:
-        if args.labels != "ferplus" and not args.votes:
-            raise UserError("--guard compares recall on the consensus faces, which need FER+ votes; add --labels "
-                            "ferplus or --votes")
-        check_teachers([args.guard], classes)
-    if (args.epochs is not None and args.epochs < 1) or args.batch_size < 1:
-        raise UserError("--epochs and --batch-size must be at least 1")
-    if args.mixup < 0:
-        raise UserError(f"--mixup must be 0 (off) or positive, got {args.mixup}")
-    if args.init_from and not Path(args.init_from).is_file():
-        raise UserError(f"--init-from {args.init_from} not found")
-    if args.teacher:
-        if not 0 < args.teacher_weight <= 1:
-            raise UserError(f"--teacher-weight must be in (0, 1], got {args.teacher_weight}")
-        check_teachers(args.teacher, classes)
-    elif args.teacher_flip or args.teacher_targets != "online":
-        raise UserError("--teacher-flip and --teacher-targets set how teachers score faces; add --teacher MODEL.keras")
     config = {
         "data": str(args.data), "classes": list(classes), "arch": args.arch,
-        "name": args.name or f"fer{len(classes)}", "epochs": args.epochs or DEFAULT_EPOCHS,
+        "name": args.name or f"fer{len(classes)}", "epochs": DEFAULT_EPOCHS if args.epochs is None else args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr, "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing,
         "mixup": args.mixup, "class_weight": args.class_weight, "drop": list(drop), "val_fraction": args.val_fraction,
@@ -174,9 +152,16 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         "guard": args.guard, "guard_margin": args.guard_margin,
         "command": "python -m train " + " ".join(sys.argv[1:]),
     }
+    RunConfig.from_dict(config)          # every setting in range before any file is read
+    if args.guard:
+        check_teachers([args.guard], classes)
+    if args.init_from and not Path(args.init_from).is_file():
+        raise UserError(f"--init-from {args.init_from} not found")
+    if args.teacher:
+        check_teachers(args.teacher, classes)
     try:
         config.update(transfer_config(args.arch, args.weights, args.resolution, args.freeze_epochs,
-                                      args.finetune_lr_factor, config["epochs"]))
+                                      args.finetune_lr_factor))
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     if args.labels == "ferplus":
@@ -200,12 +185,9 @@ def parse_prior_adjust(spec: str | None, labels: str) -> tuple[float, ...]:
     if spec == "auto":
         return AUTO_PRIOR_TAUS
     try:
-        tau = float(spec)
+        return (float(spec),)
     except ValueError:
-        raise UserError(f"--prior-adjust {spec!r}: give a number from 0 to 1, or auto") from None
-    if not 0 <= tau <= 2:
-        raise UserError(f"--prior-adjust {tau}: give a number from 0 (off) to 2, or auto")
-    return (tau,)
+        raise UserError(f"--prior-adjust {spec!r}: give a number from 0 (off) to 2, or auto") from None
 
 
 def inherited_weights_source(source_path: str, own: dict) -> dict:
@@ -213,7 +195,8 @@ def inherited_weights_source(source_path: str, own: dict) -> dict:
     pretrained weights came from, with the file they came through (empty when the source has none)."""
     from edge_runtime.model.card import load_card
 
-    weights = (load_card(source_path).raw.get("backbone") or {}).get("weights") or {}
+    backbone = load_card(source_path).backbone
+    weights = backbone.weights if backbone is not None else {}
     if weights.get("weights", "none") == "none":
         return {}
     return {"weights_source": {**own, **weights, "through": str(source_path)}}
@@ -224,10 +207,11 @@ def warm_start_split(source_path: str, classes: tuple[str, ...]) -> dict:
     from edge_runtime.model.card import ModelCardError, load_card
 
     try:
-        source_config = (load_card(source_path).raw.get("training") or {}).get("config") or {}
+        card = load_card(source_path)
     except ModelCardError as exc:
         raise UserError(f"--init-from {source_path}: {exc}") from exc
-    inherited = inherited_split(source_config)
+    source_config = card_config(card, f"--init-from {source_path}")
+    inherited = inherited_split(source_config.to_dict() if source_config else {})
     missing = [c for c in classes if inherited and c not in inherited["split_classes"]]
     if missing:
         raise UserError(f"--init-from {source_path} was trained without {', '.join(missing)}; warm-start "
@@ -260,7 +244,8 @@ def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, force: bool,
     if resume:
         if not config_path.is_file():
             raise UserError(f"--resume: {run_dir} holds no run to resume (no {CONFIG_FILE}); drop --resume")
-        stored = RunConfig.from_dict(json.loads(config_path.read_text()))
+        stored = RunConfig.from_dict(json.loads(config_path.read_text()), str(config_path),
+                                     "correct it there, or start a new run with --force")
         stored.resumed_with = config.command
         if args_epochs is not None and args_epochs != stored.epochs:
             done = epochs_done(run_dir)
@@ -270,6 +255,7 @@ def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, force: bool,
             log.info("--resume: schedule length %d -> %d epochs", stored.epochs, args_epochs)
             stored.epochs_changed.append({"from": stored.epochs, "to": args_epochs, "after_epoch": done})
             stored.epochs = args_epochs
+            stored.validate()
             atomic_write_json(config_path, stored.to_dict())
         return stored
     seeded = {path.name for path in run_dir.iterdir()} <= {TEACHER_TARGETS_FILE} if run_dir.exists() else True

@@ -1,12 +1,20 @@
-"""A training run's settings: the typed form of its ``config.json`` (and of a card's ``training.config``)."""
+"""A training run's settings: the typed form of its ``config.json`` (and of a card's ``training.config``).
+
+Every read goes through :meth:`RunConfig.from_dict`, which validates each setting (:mod:`train.config_rules`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .config_rules import first_problem, option
+from .errors import UserError
 from .splits import LEGACY_SPLIT_METHOD
+
+if TYPE_CHECKING:
+    from edge_runtime.model.card import ModelCard
 
 # The keys ``python -m train`` always writes, in config.json's order; the others appear when set.
 BASE_KEYS = ("data", "classes", "arch", "name", "epochs", "batch_size", "lr", "weight_decay", "label_smoothing",
@@ -73,12 +81,34 @@ class RunConfig:
     key_order: tuple[str, ...] = field(default=BASE_KEYS, repr=False, compare=False)
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> RunConfig:
-        """Read a config dict; missing keys take their defaults, unknown ones go to ``extra``."""
+    def from_dict(cls, raw: Mapping[str, Any], source: str | None = None, fix: str = "") -> RunConfig:
+        """Read and validate a config dict; missing keys take their defaults, unknown ones go to ``extra``.
+
+        ``source`` names where the dict was read (a file), and ``fix`` what to do about a bad setting;
+        without them an error names the settings as options of ``python -m train``.
+        """
         names = {f.name for f in fields(cls)} - set(_BOOKKEEPING)
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [name for name in required if name not in raw]
+        if missing:
+            where, remedy = source or "the run config", fix or f"give {option(missing[0])}"
+            raise UserError(f"{where}: {missing[0]} is missing; {remedy}")
         known = {key: value for key, value in raw.items() if key in names}
         extra = {key: value for key, value in raw.items() if key not in names}
-        return cls(**known, extra=extra, key_order=tuple(raw))
+        config = cls(**known, extra=extra, key_order=tuple(raw))
+        config.validate(source, fix)
+        return config
+
+    def validate(self, source: str | None = None, fix: str = "") -> None:
+        """Raise a one-line :class:`UserError` naming the first setting of the wrong type, out of its range or
+        choices, or inconsistent with another, and what it must be (see :func:`RunConfig.from_dict`)."""
+        problem = first_problem(self)
+        if problem is None:
+            return
+        name, requirement = problem
+        names = {f.name: f.name if source else option(f.name) for f in fields(self)}
+        text = f"{names[name]} {requirement.format(**names)} (got {getattr(self, name)!r})"
+        raise UserError(f"{source}: {text}; {fix}" if source else text)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON data: the keys it was read with, in their order, then the settings added since."""
@@ -95,6 +125,15 @@ class RunConfig:
     def class_names(self) -> tuple[str, ...]:
         """The run's classes, in output order."""
         return tuple(self.classes)
+
+
+def card_config(card: ModelCard, role: str) -> RunConfig | None:
+    """The validated settings of the run that trained ``card``'s model (``None`` when the card records none);
+    ``role`` says how the model is used (``--init-from PATH``) in an error."""
+    if not card.training_config:
+        return None
+    return RunConfig.from_dict(card.training_config, f"{role}: its card {card.path}, training.config",
+                               "retrain that model, or correct its card")
 
 
 def _default(f: Field) -> Any:

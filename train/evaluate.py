@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
-from edge_runtime.model.card import load_card
+from edge_runtime.model.card import ModelCard, load_card
 
 from . import label_sources
 from .data_loading import load_split
@@ -29,11 +29,11 @@ def evaluate(model_path: Path, data: str, split: str, out_dir: Path, votes: str 
     if not model_path.is_file():
         raise UserError(f"--model {model_path} not found")
     card = load_card(model_path)
-    config = (card.raw.get("training") or {}).get("config") or {}
+    config = card.training_config
     label_source = config.get("labels", "fer2013")
     vote_table = label_sources.resolve_votes(data, votes or config.get("votes"), required=label_source == "ferplus")
     if split == "validation":
-        faces = validation_faces(card.raw, data, vote_table)
+        faces = validation_faces(card, data, vote_table)
     else:
         faces = label_sources.load_scored_split(data, split, card.labels, vote_table)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -52,15 +52,15 @@ def evaluate(model_path: Path, data: str, split: str, out_dir: Path, votes: str 
     return report
 
 
-def validation_faces(card: dict, data: str, votes=None) -> label_sources.ScoredFaces:
+def validation_faces(card: ModelCard, data: str, votes=None) -> label_sources.ScoredFaces:
     """The validation faces of the run that trained the model, re-carved from its card."""
     from .splits import SPLIT_KEYS, carve_run_split, records_split, split_settings
 
-    config = dict((card.get("training") or {}).get("config") or {})
+    config = dict(card.training_config)
     if not records_split(config):
         raise UserError(f"--split validation: the model's card records no training split (training.config "
                         f"{', '.join(SPLIT_KEYS)}); evaluate on --split test instead")
-    classes = tuple(card["labels"])
+    classes = card.labels
     config["classes"] = list(classes)
     split_classes = split_settings(config)["classes"]
     if config.get("labels") == "ferplus":

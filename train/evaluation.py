@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
+from edge_runtime.model.card_records import CardMetrics
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> dict:
@@ -104,18 +105,18 @@ def label_set_report(probs: np.ndarray, faces, label_source: str) -> dict:
     return {**main, "label_source": label_source, "label_sets": sets}
 
 
-def card_metrics(report: dict) -> dict:
+def card_metrics(report: dict) -> CardMetrics:
     """The card's ``metrics``: accuracy on the trained label source, and every label set's figures."""
-    metrics = {"split": report["split"], "label_source": report.get("label_source", "fer2013"),
-               "accuracy": report["accuracy"], "balanced_accuracy": report.get("balanced_accuracy"),
-               "macro_f1": report["macro_f1"], "n": report["n"],
-               "per_class_recall": {k: v["recall"] for k, v in report["per_class"].items()}}
+    per_set = {}
     for name, sub in (report.get("label_sets") or {}).items():
-        metrics[f"accuracy_{name}"] = sub["accuracy"]
-        metrics[f"balanced_accuracy_{name}"] = sub["balanced_accuracy"]
-        metrics[f"n_{name}"] = sub["n"]
-        metrics[f"per_class_recall_{name}"] = {k: v["recall"] for k, v in sub["per_class"].items()}
-    return metrics
+        per_set[f"accuracy_{name}"] = sub["accuracy"]
+        per_set[f"balanced_accuracy_{name}"] = sub["balanced_accuracy"]
+        per_set[f"n_{name}"] = sub["n"]
+        per_set[f"per_class_recall_{name}"] = {k: v["recall"] for k, v in sub["per_class"].items()}
+    return CardMetrics(split=report["split"], label_source=report.get("label_source", "fer2013"), n=report["n"],
+                       accuracy=report["accuracy"], balanced_accuracy=report.get("balanced_accuracy"),
+                       macro_f1=report["macro_f1"],
+                       per_class_recall={k: v["recall"] for k, v in report["per_class"].items()}, extra=per_set)
 
 
 def accuracy_summary(report: dict) -> str:

@@ -11,6 +11,8 @@ import logging
 
 import keras
 
+from edge_runtime.model.card_records import Backbone
+
 from . import models
 
 log = logging.getLogger(__name__)
@@ -38,14 +40,15 @@ def callbacks(config: dict) -> list[keras.callbacks.Callback]:
     return [FreezeBackbone(freeze, models.HEAD_LAYERS)] if freeze else []
 
 
-def card_fields(config: dict) -> dict:
-    """The card's ``backbone``: architecture, internal resolution, weights and their source."""
+def backbone(config: dict) -> Backbone | None:
+    """The card's ``backbone``: architecture, internal resolution, weights and their source (none for
+    other architectures)."""
     if config["arch"] not in models.TRANSFER_ARCHITECTURES:
-        return {}
-    return {"backbone": {"architecture": BACKBONE_NAMES[config["arch"]], "resolution": config.get("resolution"),
-                         "weights": config.get("weights_source") or {"weights": config.get("weights", "none")},
-                         "freeze_epochs": config.get("freeze_epochs", 0),
-                         "finetune_lr_factor": config.get("finetune_lr_factor")}}
+        return None
+    return Backbone(architecture=BACKBONE_NAMES[config["arch"]], resolution=config.get("resolution"),
+                    weights=config.get("weights_source") or {"weights": config.get("weights", "none")},
+                    freeze_epochs=config.get("freeze_epochs", 0),
+                    finetune_lr_factor=config.get("finetune_lr_factor"))
 
 
 @keras.saving.register_keras_serializable("fer_edge")

@@ -152,25 +152,17 @@ TRANSFER_ARCHITECTURES = ("lite0", "vgg16", "resnet50", "efficientnetb0")
 DEFAULT_RESOLUTION = 96
 
 
-def transfer_config(arch: str, weights: str, resolution: int | None, freeze_epochs: int, lr_factor: float,
-                    epochs: int) -> dict:
-    """The run settings of ``--weights``, ``--resolution`` and ``--freeze-epochs``, checked, with the
-    weights' source (package, version, sha256) recorded as the run starts. ``{}`` for other architectures.
-    Raises ``ValueError`` with the message for the user."""
+def transfer_config(arch: str, weights: str, resolution: int | None, freeze_epochs: int, lr_factor: float) -> dict:
+    """The run settings of ``--weights``, ``--resolution`` and ``--freeze-epochs``, with the weights' source
+    (package, version, sha256) recorded as the run starts. For other architectures only the settings given
+    (``RunConfig.validate`` refuses them there). Raises ``ValueError`` with the message for the user when the
+    weights cannot be found."""
     from edge_runtime.model.card import file_sha256
 
     if arch not in TRANSFER_ARCHITECTURES:
-        if weights != "none" or resolution is not None or freeze_epochs:
-            raise ValueError(f"--weights, --resolution and --freeze-epochs apply to --arch "
-                             f"{'|'.join(TRANSFER_ARCHITECTURES)}, not {arch}")
-        return {}
+        given = {"weights": weights, "resolution": resolution, "freeze_epochs": freeze_epochs}
+        return {key: value for key, value in given.items() if value not in ("none", None, 0)}
     resolution = DEFAULT_RESOLUTION if resolution is None else resolution
-    if not 32 <= resolution <= 512:
-        raise ValueError(f"--resolution must be from 32 to 512 pixels, got {resolution}")
-    if not 0 <= freeze_epochs < epochs:
-        raise ValueError(f"--freeze-epochs must be from 0 to fewer than --epochs ({epochs}), got {freeze_epochs}")
-    if not 0 < lr_factor <= 1:
-        raise ValueError(f"--finetune-lr-factor must be in (0, 1], got {lr_factor}")
     if weights == "none":
         source = {}
     elif weights == "imagenet":

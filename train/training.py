@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
@@ -13,7 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
-from edge_runtime.model.card import file_sha256
+from edge_runtime.model.card import file_sha256, write_card
+from edge_runtime.model.card_records import GuardRecord, PriorAdjustment, TrainingRecord
 
 from . import (
     distillation,
@@ -21,6 +21,7 @@ from . import (
     finetune,
     label_sources,
     label_validation,
+    model_card,
     models,
     multiworker,
     pipeline,
@@ -29,12 +30,10 @@ from . import (
     workers,
 )
 from .config import RunConfig
-from .data_loading import IMAGE_SIZE, load_split
+from .data_loading import load_split
 from .errors import UserError
 
 log = logging.getLogger(__name__)
-# Written into the run directory when a run warm-starts (--init-from): see source_model_record.
-WARM_START_FILE = "init_from.json"
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -100,59 +99,6 @@ def init_weights_from(model: keras.Model, source_path: str, labels: tuple[str, .
             layer.set_weights(weights)
             copied += 1
     return copied
-
-
-def source_model_record(source_path: str | Path) -> dict:
-    """Where a model a run learns from (its warm start, a teacher) came from: file, sha256, and the
-    source's own command, accuracy and origin.
-
-    Recorded when a run starts (the source file may be replaced later), so a chain of
-    warm starts and teachers stays traceable from the last model's card.
-    """
-    from edge_runtime.model.card import file_sha256, load_card
-
-    source_card = load_card(source_path).raw
-    training = source_card.get("training") or {}
-    return {"file": str(source_path), "sha256": file_sha256(source_path), "name": source_card.get("name"),
-            "labels": source_card.get("labels"), "command": (training.get("config") or {}).get("command"),
-            "epochs_run": training.get("epochs_run"),
-            "test_accuracy": (source_card.get("metrics") or {}).get("accuracy"),
-            "init_from": training.get("init_from")}
-
-
-def record_teachers(run_dir: Path, paths: list[str], resume: bool) -> None:
-    """Record the teachers when a run starts; on ``--resume``, refuse a teacher file that has changed since."""
-    from edge_runtime.model.card import file_sha256
-
-    record_path = run_dir / distillation.TEACHERS_FILE
-    if resume and record_path.is_file():
-        for record in json.loads(record_path.read_text()):
-            if not Path(record["file"]).is_file() or file_sha256(record["file"]) != record["sha256"]:
-                raise UserError(f"--teacher {record['file']} is missing or has changed since this run started; "
-                                f"restore it (sha256 {record['sha256'][:12]}...) or start a new run")
-        return
-    atomic_write_json(record_path, [source_model_record(path) for path in paths])
-
-
-def keras_card(name: str, labels: tuple[str, ...], model: keras.Model, config: dict, extra: dict) -> dict:
-    """The model card of a trained ``.keras`` model (variant ``keras``)."""
-    return {
-        "schema_version": 1,
-        "name": name,
-        "variant": "keras",
-        "file": f"{name}.keras",
-        "labels": list(labels),
-        "input": {"height": IMAGE_SIZE, "width": IMAGE_SIZE, "channels": 1, "color": "grayscale",
-                  "dtype": "float32", "value_range": [0, 255]},
-        "output": {"dtype": "float32", "kind": "probabilities"},
-        "architecture": config["arch"],
-        **finetune.card_fields(config),
-        "parameters": int(model.count_params()),
-        "macs_per_face": models.count_macs(model),
-        "training": {"config": config, **extra},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "tools": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
-    }
 
 
 @dataclass
@@ -239,7 +185,7 @@ def fit_inputs(config: RunConfig, data: RunData, run_dir: Path, resume: bool) ->
     weights = pipeline.class_weights(data.train.labels, len(config.classes), config.class_weight)
     teachers = config.teachers or []
     if teachers:
-        record_teachers(run_dir, teachers, resume)
+        model_card.record_teachers(run_dir, teachers, resume)
         log.info("distilling from %s (teacher weight %g%s)", ", ".join(teachers), config.teacher_weight,
                  ", faces and their mirror images" if config.teacher_flip else "")
     targets, teacher = distillation.teaching(config, data.train.images, data.train.targets, run_dir)
@@ -273,7 +219,7 @@ def compile_model(config: RunConfig, steps_per_epoch: int, run_dir: Path, resume
     if config.init_from and not resume:
         log.info("initialised %d layers from %s", init_weights_from(model, config.init_from, config.class_names),
                  config.init_from)
-        atomic_write_json(run_dir / WARM_START_FILE, source_model_record(config.init_from))
+        model_card.write_records(run_dir / model_card.WARM_START_FILE, model_card.source_model_record(config.init_from))
     warmup = min(steps // 10, steps_per_epoch * 3)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(steps - warmup, 1), warmup_target=config.lr, warmup_steps=warmup, alpha=0.01)
@@ -320,7 +266,7 @@ def float32_model(config: RunConfig) -> keras.Model:
 
 
 def best_model(model: keras.Model, config: RunConfig, run_dir: Path, inputs: FitInputs,
-               train_seconds: float, val: label_sources.ScoredFaces) -> tuple[keras.Model, dict, dict]:
+               train_seconds: float, val: label_sources.ScoredFaces) -> tuple[keras.Model, dict, TrainingRecord]:
     """The shipped model, its history and its training record.
 
     The model is the best validation epoch, rebuilt in float32 (converts cleanly after bf16
@@ -336,24 +282,25 @@ def best_model(model: keras.Model, config: RunConfig, run_dir: Path, inputs: Fit
     best_epoch = int(np.argmax(history["val_accuracy"]))
     tau = float(history.get("val_prior_tau", [0.0] * (best_epoch + 1))[best_epoch])
     label_validation.fold_into_bias(final, inputs.prior, tau)
-    record = {"best_epoch": best_epoch + 1, "train_seconds": round(train_seconds, 1),
-              "prior_adjustment": {"tau": tau, "prior": dict(zip(labels, np.round(inputs.prior, 4).tolist(),
-                                                                 strict=True))}}
+    adjustment = PriorAdjustment(tau=tau, prior=dict(zip(labels, np.round(inputs.prior, 4).tolist(), strict=True)))
     shortfall = float(history.get("val_guard_shortfall", [1.0] * (best_epoch + 1))[best_epoch])
     if config.class_bias:
         bias, kept = label_validation.apply_class_bias(final, val, config.select, inputs.guard)
-        record["prior_adjustment"]["class_bias"] = dict(zip(labels, np.round(bias, 2).tolist(), strict=True))
+        adjustment = replace(adjustment, class_bias=dict(zip(labels, np.round(bias, 2).tolist(), strict=True)))
         shortfall = shortfall if kept is None else kept
+    guard = None
     if inputs.guard:
-        record["guard"] = {"model": config.guard, "sha256": file_sha256(config.guard), "met": shortfall == 0.0,
-                           "margin_pt": config.guard_margin,
-                           "reference_consensus_recall": dict(zip(labels, np.round(inputs.guard.reference, 4).tolist(),
-                                                                  strict=True))}
+        guard = GuardRecord(model=config.guard, sha256=file_sha256(config.guard), met=shortfall == 0.0,
+                            margin_pt=config.guard_margin,
+                            reference_consensus_recall=dict(zip(labels, np.round(inputs.guard.reference, 4).tolist(),
+                                                                strict=True)))
+    record = TrainingRecord(best_epoch=best_epoch + 1, train_seconds=round(train_seconds, 1),
+                            prior_adjustment=adjustment, guard=guard)
     return final, history, record
 
 
 def publish(final: keras.Model, config: RunConfig, run_dir: Path, data: RunData, history: dict,
-            record: dict) -> dict:
+            record: TrainingRecord) -> dict:
     """Evaluate the final model on validation and test, write it with its card, report and plots."""
     labels = config.class_names
     name = config.name
@@ -365,19 +312,13 @@ def publish(final: keras.Model, config: RunConfig, run_dir: Path, data: RunData,
                                              config.labels)
     atomic_write_with(run_dir / f"{name}.keras", final.save)
     evaluation.write_reports(report, run_dir, name, f"{name} (Keras float32) on the test split")
-    card = keras_card(name, labels, final, config.to_dict(), {
-        "data_report": {k: data.report[k] for k in ("applied", "split") if k in data.report},
-        "best_val_accuracy": round(val_report["accuracy"], 4),
-        "best_val_accuracy_by_label_set": {k: v["accuracy"] for k, v in val_report["label_sets"].items()},
-        "epochs_run": len(history.get("loss", [])),
-        **record,
-        **({"init_from": json.loads((run_dir / WARM_START_FILE).read_text())}
-           if (run_dir / WARM_START_FILE).is_file() else {}),
-        **({"teachers": json.loads((run_dir / distillation.TEACHERS_FILE).read_text())}
-           if config.teachers else {}),
-    })
-    card["metrics"] = evaluation.card_metrics(report)
-    atomic_write_json(run_dir / f"{name}.json", card)
+    record = replace(record, config=config.to_dict(),
+                     data_report={k: data.report[k] for k in ("applied", "split") if k in data.report},
+                     best_val_accuracy=round(val_report["accuracy"], 4),
+                     best_val_accuracy_by_label_set={k: v["accuracy"] for k, v in val_report["label_sets"].items()},
+                     epochs_run=len(history.get("loss", [])),
+                     **model_card.learned_from(run_dir, bool(config.teachers)))
+    write_card(model_card.keras_card(run_dir / f"{name}.json", labels, final, record, evaluation.card_metrics(report)))
     log.info("test accuracy %s (n=%d); wrote %s", evaluation.accuracy_summary(report), report["n"],
              run_dir / f"{name}.keras")
     return report

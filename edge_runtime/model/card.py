@@ -2,9 +2,11 @@
 
 Every shipped model file ``X.keras`` or ``X.tflite`` has a card ``X.json`` beside it.
 Training writes the card of a ``.keras`` model; ``convert`` writes the cards of the
-``.tflite`` variants; the runtime and the benchmarks only read them.
+``.tflite`` variants; the runtime and the benchmarks only read them. All of them go through
+:class:`ModelCard`: :func:`load_card` reads and checks a card, :func:`write_card` writes one, so
+each field is named once, in its dataclass (:mod:`edge_runtime.model.card_schema`).
 
-Minimal schema (``schema_version`` 1)::
+Schema (``schema_version`` 1), in the order written::
 
     {
       "schema_version": 1,
@@ -19,19 +21,20 @@ Minimal schema (``schema_version`` 1)::
                  "quantization": {"scale": 0.00390625, "zero_point": -128}},
       "face_crop": {"margin": 0.0,         # optional: fraction of the box added on each side
                     "by_detector": {"haar": 0.05}},   # optional: per named detector
+      "architecture": "edge", "backbone": {...}, "parameters": 123, "macs_per_face": 456,
+      "training": {"config": {...}, ...},  # the run that made the Keras model
+      "description": "...", "source_model": {...}, "sha256": "...", "size_bytes": 123,
+      "quantization": {...}, "calibration": {...}, "ops": {...},      # .tflite variants
       "metrics": {"split": "test", "n": 3589, "accuracy": 0.8, ...},
-      "sha256": "...", "size_bytes": 123, ...
+      "created": "...", "tools": {...}, "author": "...", "license": "...", "tflite_metadata": {...}
     }
 
-The pixel contract is fixed for every model we ship: raw pixels 0..255, the model normalizes
-inside its own graph. Every variant takes grayscale (``channels`` 1) except ``mobile``, made for
-standard mobile tooling (MediaPipe Tasks, the TFLite Task Library): ``channels`` 3, ``color``
-``rgb``, ``uint8`` input, grey conversion inside the graph.
-
-:class:`ModelCard` types what runtime code reads (input, output, labels, face crop, checksums and
-the main metrics); every other field (training details, extra metrics such as ``accuracy_ferplus``,
-``label_source``, ``balanced_accuracy``...) stays in ``raw`` (``ModelCard.raw``, ``Metrics.raw``).
-:func:`quantize` and :func:`dequantize` are the only copies of the int8 arithmetic.
+The records after ``face_crop`` are in :mod:`edge_runtime.model.card_records`. The pixel contract
+is fixed for every model we ship: raw pixels 0..255, the model normalizes inside its own graph.
+Every variant takes grayscale (``channels`` 1) except ``mobile``, made for standard mobile tooling
+(MediaPipe Tasks, the TFLite Task Library): ``channels`` 3, ``color`` ``rgb``, ``uint8`` input, grey
+conversion inside the graph. :func:`quantize` and :func:`dequantize` are the only copies of the
+int8 arithmetic.
 """
 
 from __future__ import annotations
@@ -39,15 +42,29 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_runtime.atomic_io import atomic_write_text
 from edge_runtime.errors import EdgeRuntimeError
+from edge_runtime.model.card_records import (
+    Backbone,
+    CalibrationRecord,
+    CardMetrics,
+    OpsReport,
+    QuantizationRecord,
+    SourceModel,
+    TfliteMetadata,
+    TrainingRecord,
+)
+from edge_runtime.model.card_schema import SchemaError, from_json, not_in_json, optional, to_json
 
 SCHEMA_VERSION = 1
+#: The schema versions this reader accepts.
+SCHEMA_VERSIONS = (SCHEMA_VERSION,)
 #: The .tflite variants ``convert`` writes, in the order reports list them.
 TFLITE_VARIANTS = ("float32", "float16", "dynamic", "int8")
 #: The variant for standard mobile tooling: uint8 RGB in, uint8 probabilities out (``convert.mobile``).
@@ -59,6 +76,7 @@ VARIANTS = ("keras", *SHIPPED_TFLITE_VARIANTS)
 OUTPUT_KINDS = ("probabilities", "logits")
 #: The input layouts a card may state: (channels, color).
 COLOR_CHANNELS = ((1, "grayscale"), (3, "rgb"))
+RECREATE = "re-create it with `python -m convert` (a .tflite card) or `python -m train` (a .keras card)"
 
 
 class ModelCardError(EdgeRuntimeError, ValueError):
@@ -73,21 +91,10 @@ class Quantization:
     zero_point: int
 
     @classmethod
-    def from_card(cls, raw: dict[str, Any] | None) -> Quantization | None:
-        """A card's ``quantization`` object (``None`` when absent)."""
-        if not raw or raw.get("scale") is None or raw.get("zero_point") is None:
-            return None
-        return cls(float(raw["scale"]), int(raw["zero_point"]))
-
-    @classmethod
     def from_tensor(cls, detail: dict[str, Any]) -> Quantization | None:
         """An interpreter tensor's quantization (``None`` for a float tensor, whose scale is 0)."""
         scale, zero_point = detail["quantization"]
         return cls(float(scale), int(zero_point)) if scale else None
-
-    def as_card(self) -> dict[str, float | int]:
-        """The card's JSON form."""
-        return {"scale": self.scale, "zero_point": self.zero_point}
 
 
 def quantize(values: np.ndarray, quantization: Quantization, dtype: np.dtype | type) -> np.ndarray:
@@ -102,77 +109,72 @@ def dequantize(values: np.ndarray, quantization: Quantization) -> np.ndarray:
     return (values.astype(np.float32) - quantization.zero_point) * quantization.scale
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class InputSpec:
     """What the model expects: a ``height x width x channels`` image of 0..255 pixels (1: grey, 3: RGB)."""
 
     height: int
     width: int
     channels: int
-    dtype: str
-    value_range: tuple[float, float]
-    scale: float | None = None
-    zero_point: int | None = None
     color: str = "grayscale"
-
-    @property
-    def quantization(self) -> Quantization | None:
-        """The input quantization (integer inputs only)."""
-        if self.scale is None or self.zero_point is None:
-            return None
-        return Quantization(self.scale, self.zero_point)
+    dtype: str
+    value_range: tuple[float, float] = (0, 255)
+    #: integer inputs only
+    quantization: Quantization | None = optional()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OutputSpec:
     """What the model returns: one score per label, ``probabilities`` or ``logits``, maybe int8."""
 
-    dtype: str | None = None
+    dtype: str | None = optional()
     kind: str = "probabilities"
-    quantization: Quantization | None = None
+    quantization: Quantization | None = optional()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FaceCrop:
     """How a face box is framed before cropping: a margin per detector, else one for all."""
 
-    margin: float | None = None
-    by_detector: dict[str, float] = field(default_factory=dict)
+    margin: float | None = optional()
+    by_detector: dict[str, float] = optional(factory=dict)
 
     def margin_for(self, detector: str) -> float | None:
         """The margin for ``detector``: ``by_detector[detector]``, else ``margin``."""
         return self.by_detector.get(detector, self.margin)
 
 
-@dataclass(frozen=True)
-class Metrics:
-    """The test metrics a card records; fields not typed here stay in ``raw``."""
-
-    split: str | None = None
-    n: int | None = None
-    accuracy: float | None = None
-    float32_accuracy: float | None = None
-    accuracy_delta_pt: float | None = None
-    agreement_with_float32: float | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelCard:
-    """A parsed model card; ``raw`` keeps every field, including the ones not typed here."""
+    """A model card: the fields in the order written, and ``path``, where it is (or will be) written."""
 
-    path: Path
+    schema_version: int = SCHEMA_VERSION
     name: str
     variant: str
     file: str
     labels: tuple[str, ...]
     input: InputSpec
     output: OutputSpec = field(default_factory=OutputSpec)
-    face_crop: FaceCrop = field(default_factory=FaceCrop)
-    metrics: Metrics = field(default_factory=Metrics)
-    sha256: str | None = None
-    size_bytes: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    face_crop: FaceCrop = optional(factory=FaceCrop)
+    architecture: str | None = optional()
+    backbone: Backbone | None = optional()
+    parameters: int | None = optional()
+    macs_per_face: int | None = optional()
+    training: TrainingRecord | None = optional()
+    description: str | None = optional()
+    source_model: SourceModel | None = optional()
+    sha256: str | None = optional()
+    size_bytes: int | None = optional()
+    quantization: QuantizationRecord | None = optional()
+    calibration: CalibrationRecord | None = optional()
+    ops: OpsReport | None = optional()
+    metrics: CardMetrics = optional(factory=CardMetrics)
+    created: str | None = optional()
+    tools: dict[str, str] | None = optional()
+    author: str | None = optional()
+    license: str | None = optional()
+    tflite_metadata: TfliteMetadata | None = optional()
+    path: Path = not_in_json(compare=False)
 
     @property
     def model_path(self) -> Path:
@@ -184,35 +186,10 @@ class ModelCard:
         """Fraction of the face box added on each side before cropping, if the card sets it."""
         return self.face_crop.margin
 
-
-def _optional(value: Any, kind: type) -> Any:
-    return None if value is None else kind(value)
-
-
-def _input_spec(spec: dict[str, Any]) -> InputSpec:
-    quant = Quantization.from_card(spec.get("quantization"))
-    return InputSpec(height=int(spec["height"]), width=int(spec["width"]), channels=int(spec["channels"]),
-                     dtype=str(spec["dtype"]), value_range=tuple(spec.get("value_range", (0, 255))),
-                     scale=None if quant is None else quant.scale,
-                     zero_point=None if quant is None else quant.zero_point,
-                     color=str(spec.get("color", "grayscale")))
-
-
-def _output_spec(spec: dict[str, Any]) -> OutputSpec:
-    return OutputSpec(dtype=_optional(spec.get("dtype"), str), kind=str(spec.get("kind", "probabilities")),
-                      quantization=Quantization.from_card(spec.get("quantization")))
-
-
-def _face_crop(crop: dict[str, Any]) -> FaceCrop:
-    by_detector = {str(k): float(v) for k, v in (crop.get("by_detector") or {}).items() if v is not None}
-    return FaceCrop(margin=_optional(crop.get("margin"), float), by_detector=by_detector)
-
-
-def _metrics(metrics: dict[str, Any]) -> Metrics:
-    floats = {key: _optional(metrics.get(key), float)
-              for key in ("accuracy", "float32_accuracy", "accuracy_delta_pt", "agreement_with_float32")}
-    return Metrics(split=_optional(metrics.get("split"), str), n=_optional(metrics.get("n"), int),
-                   raw=dict(metrics), **floats)
+    @property
+    def training_config(self) -> dict[str, Any]:
+        """The settings of the run that trained the model (``training.config``; empty when not recorded)."""
+        return self.training.config if self.training is not None else {}
 
 
 def card_path_for(model_path: str | os.PathLike) -> Path:
@@ -220,26 +197,28 @@ def card_path_for(model_path: str | os.PathLike) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
+def _check_version_and_variant(raw: dict[str, Any], path: Path) -> None:
+    """One clear error for a ``schema_version`` or ``variant`` this reader does not know."""
+    version = raw.get("schema_version")
+    if type(version) is not int or version not in SCHEMA_VERSIONS:
+        raise ModelCardError(
+            f"model card {path}: schema_version {version!r} is not one this fer-edge reads (accepted: "
+            f"{', '.join(map(str, SCHEMA_VERSIONS))}); read it with the fer-edge that wrote it, or {RECREATE}")
+    variant = raw.get("variant")
+    if variant not in VARIANTS:
+        raise ModelCardError(f"model card {path}: variant {variant!r} is not one of {', '.join(VARIANTS)}; "
+                             f"set the variant of the model file it describes, or {RECREATE}")
+
+
 def parse_card(raw: dict[str, Any], path: Path) -> ModelCard:
-    """Validate a card's required fields and return it parsed."""
+    """Check a card's JSON data against the schema and return it typed (``path``: where it is)."""
+    if not isinstance(raw, dict):
+        raise ModelCardError(f"model card {path} must hold a JSON object; {RECREATE}")
+    _check_version_and_variant(raw, path)
     try:
-        card = ModelCard(
-            path=path,
-            name=str(raw.get("name", path.stem)),
-            variant=str(raw.get("variant", "")),
-            file=str(raw["file"]),
-            labels=tuple(str(label) for label in raw["labels"]),
-            input=_input_spec(raw["input"]),
-            output=_output_spec(raw.get("output") or {}),
-            face_crop=_face_crop(raw.get("face_crop") or {}),
-            metrics=_metrics(raw.get("metrics") or {}),
-            sha256=_optional(raw.get("sha256"), str),
-            size_bytes=_optional(raw.get("size_bytes"), int),
-            raw=raw,
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ModelCardError(f"model card {path} is missing or has a bad field ({exc}); "
-                             "re-create it with `python -m convert`") from exc
+        card = from_json(ModelCard, raw, path=Path(path))
+    except SchemaError as exc:
+        raise ModelCardError(f"model card {path} is missing or has a bad field ({exc}); {RECREATE}") from exc
     if not card.labels or len(set(card.labels)) != len(card.labels):
         raise ModelCardError(f"model card {path}: 'labels' must be a non-empty list of distinct names")
     if (card.input.channels, card.input.color) not in COLOR_CHANNELS:
@@ -260,11 +239,26 @@ def load_card(path: str | os.PathLike) -> ModelCard:
                              "(same name, .json); re-create it with `python -m convert`")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelCardError(f"model card {path} is not readable JSON ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise ModelCardError(f"model card {path} must hold a JSON object")
     return parse_card(raw, path)
+
+
+def card_json(card: ModelCard) -> dict[str, Any]:
+    """The card as JSON data, fields in schema order (what :func:`write_card` writes)."""
+    return to_json(card)
+
+
+def card_text(card: ModelCard) -> str:
+    """The card's file content: indented JSON and a final newline."""
+    return json.dumps(card_json(card), indent=2) + "\n"
+
+
+def write_card(card: ModelCard, path: str | os.PathLike | None = None) -> ModelCard:
+    """Write ``card`` atomically to ``path`` (default: ``card.path``); return it with that path."""
+    target = Path(path) if path is not None else card.path
+    atomic_write_text(target, card_text(card))
+    return card if target == card.path else replace(card, path=target)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -50,7 +50,8 @@ def _range_problem(card: ModelCard, detail: dict[str, Any]) -> str | None:
     lowest, highest = (float(v) for v in dequantize(np.array([info.min, info.max]), quant))
     low, high = (float(v) for v in card.input.value_range)
     if quant.scale > 1.0 + 1e-6 or lowest > low + 1e-6 or highest < high - 1e-6:
-        return (f"input quantization {quant.as_card()} cannot represent every pixel of {low:g}..{high:g}; "
+        return (f"input quantization (scale {quant.scale}, zero point {quant.zero_point}) cannot represent "
+                f"every pixel of {low:g}..{high:g}; "
                 "calibrate with images that hold both extremes")
     return None
 
