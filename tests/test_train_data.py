@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.train_support import CLASSES, face, make_csv, make_folder_dataset
-from train import validation
+from train import data_checks
 from train.data_loading import load_csv_splits, load_split
 from train.errors import UserError
 from train.labels import FER2013_CLASSES, parse_classes
@@ -36,18 +36,18 @@ def test_validation_finds_planted_problems(planted):
     root, info = planted
     train = load_split(root, "train", CLASSES)
     test = load_split(root, "test", CLASSES)
-    report, masks = validation.validate(train, test)
+    report, masks = data_checks.validate(train, test)
     assert report["duplicates"]["groups"] == info["duplicate_groups"]
     assert report["conflicts"]["groups"] == info["conflict_groups"]
     assert report["conflicts"]["images"] == 2
     assert report["leakage"]["train_images_also_in_test"] == info["leaked"]
     assert report["skipped"]["count"] == 2
-    kept, drops = validation.apply_drops(train, masks, ("duplicates", "conflicts", "leaked"))
+    kept, drops = data_checks.apply_drops(train, masks, ("duplicates", "conflicts", "leaked"))
     assert drops["dropped"] == {"duplicates": 2, "conflicts": 1, "leaked": 1}
     assert len(kept) == len(train) - 4
-    hashes = validation.pixel_hashes(kept.images)
+    hashes = data_checks.pixel_hashes(kept.images)
     assert len(set(hashes)) == len(hashes)
-    untouched, _ = validation.apply_drops(train, masks, ())
+    untouched, _ = data_checks.apply_drops(train, masks, ())
     assert len(untouched) == len(train)
 
 
@@ -130,12 +130,12 @@ def test_real_fer2013_report(shared_dir):
     assert train.counts() == {"angry": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "neutral": 4965,
                               "sad": 4830, "surprise": 3171}
     assert len(test) == 3589 and not train.skipped and not train.converted
-    report, masks = validation.validate(train, test)
+    report, masks = data_checks.validate(train, test)
     expected = independent_report(data, classes)
     assert report["duplicates"]["groups"] == expected["duplicate_groups"] > 0
     assert report["conflicts"]["groups"] == expected["conflict_groups"] > 0
     assert report["leakage"]["train_images_also_in_test"] == expected["leaked"] > 0
-    kept, drops = validation.apply_drops(train, masks, validation.DROP_CHOICES)
+    kept, drops = data_checks.apply_drops(train, masks, data_checks.DROP_CHOICES)
     assert len(kept) == 27170
 
 
@@ -217,7 +217,7 @@ def test_inherited_split_needs_a_recorded_split():
 def test_mixup_blends_faces_labels_and_weights_with_one_factor_per_face():
     import tensorflow as tf
 
-    from train.pipeline import mixup
+    from train.datasets import mixup
 
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (64, 48, 48, 1)).astype(np.float32)

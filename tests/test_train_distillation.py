@@ -57,8 +57,8 @@ def test_teachers_are_cut_to_the_students_labels_by_name_renormalized_and_averag
 def test_training_targets_blend_each_label_with_the_teacher_on_the_augmented_face(tmp_path):
     import tensorflow as tf
 
+    from train.datasets import DatasetOptions, make_dataset
     from train.distillation import load_teachers
-    from train.pipeline import DatasetOptions, make_dataset
 
     _, path = save_with_card(tmp_path, "fer7", FER2013_CLASSES, seed=0)
     teacher = load_teachers([str(path)], STUDENT)

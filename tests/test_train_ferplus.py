@@ -227,7 +227,7 @@ def test_real_votes_match_the_published_majority_counts():
 
 def test_recall_guard_keeps_clear_sad_faces_even_at_some_cost_in_accuracy():
     from train.label_sources import ScoredFaces
-    from train.label_validation import LabelSetValidation, RecallGuard
+    from train.selection import LabelSetValidation, RecallGuard
 
     classes = ("neutral", "sad")
     # Four consensus sad faces the model leans neutral on, and ten neutral faces it barely gets right:
@@ -264,7 +264,7 @@ def test_validation_under_mixed_precision_scores_the_float32_twin():
     import keras
 
     from train.label_sources import ScoredFaces
-    from train.label_validation import LabelSetValidation
+    from train.selection import LabelSetValidation
 
     # Two logits 0.2 % apart: bfloat16 (8-bit mantissa) rounds them to a tie, float32 keeps sad ahead.
     n = 48 * 48
@@ -302,7 +302,7 @@ def test_validation_under_mixed_precision_scores_the_float32_twin():
 
 def test_class_bias_finds_the_under_called_class_and_keeps_the_guard():
     from train.label_sources import ScoredFaces
-    from train.label_validation import RecallGuard, fit_class_bias
+    from train.selection import RecallGuard, fit_class_bias
 
     classes = ("neutral", "sad", "happy")
     # Ten sad faces the model leans neutral on by a hair; four neutral faces it gets right by a margin.

@@ -14,6 +14,7 @@ from edge_runtime.command_line import CommandParser, add_log_level, run_command
 
 from .config import RunConfig, card_config
 from .config_rules import ARCHITECTURE_NAMES, CLASS_WEIGHTS, PRECISIONS, STRATEGIES, TEACHER_TARGETS
+from .data_checks import parse_drop
 from .data_loading import check_source
 from .distillation import TEACHER_TARGETS_FILE, check_teachers
 from .errors import UserError
@@ -21,7 +22,6 @@ from .label_sources import FOLDER_CLASSES, LABEL_SOURCES, SELECT_CHOICES, resolv
 from .labels import DEFAULT_CLASSES, FER2013_CLASSES, FERPLUS_ONLY_CLASSES, parse_classes
 from .pretrained import TRANSFER_ARCHITECTURES, transfer_config
 from .splits import DEFAULT_SPLIT_METHOD, SPLIT_METHODS, inherited_split
-from .validation import parse_drop
 from .workers import is_chief
 
 CONFIG_FILE = "config.json"

@@ -13,11 +13,11 @@ from dataclasses import dataclass, fields
 from functools import cache
 from typing import TYPE_CHECKING, Any, Union
 
+from .data_checks import DROP_CHOICES
 from .label_sources import LABEL_SOURCES, SELECT_CHOICES
 from .labels import FER2013_CLASSES, FERPLUS_ONLY_CLASSES
 from .pretrained import TRANSFER_ARCHITECTURES
 from .splits import SPLIT_METHODS
-from .validation import DROP_CHOICES
 
 if TYPE_CHECKING:
     from .config import RunConfig

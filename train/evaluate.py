@@ -39,16 +39,16 @@ def evaluate(model_path: Path, data: str, split: str, out_dir: Path, votes: str 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from . import evaluation
+    from . import reports
 
     try:
         model = keras.models.load_model(model_path, compile=False)
     except (OSError, ValueError) as exc:
         raise UserError(f"--model {model_path} is not a readable Keras model: {exc}") from exc
-    report = evaluation.label_set_report(evaluation.predict_probabilities(model, faces.images), faces, label_source)
+    report = reports.label_set_report(reports.predict_probabilities(model, faces.images), faces, label_source)
     report.update({"split": split, "data": str(data), "model": model_path.name})
     stem = model_path.stem if split == "test" else f"{model_path.stem}.{split}"
-    evaluation.write_reports(report, out_dir, stem, f"{model_path.stem} on the {split} split")
+    reports.write_reports(report, out_dir, stem, f"{model_path.stem} on the {split} split")
     return report
 
 

@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-from . import validation
+from . import data_checks
 from .data_loading import FaceSet, load_split
 
 # How the validation images are chosen within each class:
@@ -57,12 +57,12 @@ def carve_training_split(train_all: FaceSet, test: FaceSet, drop: tuple[str, ...
     Training and conversion both call this, so the same data, options and seed give the
     same validation images everywhere (conversion tunes int8 calibration on them).
     """
-    report, masks = validation.validate(train_all, test)
-    kept, drops = validation.apply_drops(train_all, masks, tuple(drop))
+    report, masks = data_checks.validate(train_all, test)
+    kept, drops = data_checks.apply_drops(train_all, masks, tuple(drop))
     report["applied"] = drops
     if method not in SPLIT_METHODS:
         raise ValueError(f"unknown split method {method!r}; choose from {', '.join(SPLIT_METHODS)}")
-    keys = validation.pixel_hashes(kept.images) if method == "by-content" else None
+    keys = data_checks.pixel_hashes(kept.images) if method == "by-content" else None
     train_idx, val_idx = stratified_split(kept.labels, val_fraction, seed, keys)
     report["split"] = {"train": int(train_idx.size), "validation": int(val_idx.size), "test": len(test),
                        "val_fraction": val_fraction, "seed": seed, "method": method}

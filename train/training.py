@@ -16,17 +16,17 @@ from edge_runtime.model.card import file_sha256, write_card
 from edge_runtime.model.card_records import GuardRecord, PriorAdjustment, TrainingRecord
 
 from . import (
+    data_checks,
+    datasets,
     distillation,
-    evaluation,
     finetune,
     label_sources,
-    label_validation,
     model_card,
     models,
     multiworker,
-    pipeline,
+    reports,
+    selection,
     splits,
-    validation,
     workers,
 )
 from .config import RunConfig
@@ -119,7 +119,7 @@ class FitInputs:
     batches: tf.data.Dataset
     prior: np.ndarray
     taus: tuple[float, ...]
-    guard: label_validation.RecallGuard | None
+    guard: selection.RecallGuard | None
 
 
 def run(config: RunConfig, run_dir: Path, resume: bool) -> dict:
@@ -175,40 +175,40 @@ def load_data(config: RunConfig) -> RunData:
     report["split"].update(validation=len(val_faces), test=len(test_faces))
     if votes is not None:
         report["ferplus"] = label_sources.coverage(train_all, test_all, votes)
-    for line in validation.summary_lines(report, report["applied"]):
+    for line in data_checks.summary_lines(report, report["applied"]):
         log.info("data: %s", line)
     return RunData(train_set, val_faces, test_faces, report)
 
 
 def fit_inputs(config: RunConfig, data: RunData, run_dir: Path, resume: bool) -> FitInputs:
     """The training batches (class-weighted, mixed up and distilled as configured), prior, taus and guard."""
-    weights = pipeline.class_weights(data.train.labels, len(config.classes), config.class_weight)
+    weights = datasets.class_weights(data.train.labels, len(config.classes), config.class_weight)
     teachers = config.teachers or []
     if teachers:
         model_card.record_teachers(run_dir, teachers, resume)
         log.info("distilling from %s (teacher weight %g%s)", ", ".join(teachers), config.teacher_weight,
                  ", faces and their mirror images" if config.teacher_flip else "")
     targets, teacher = distillation.teaching(config, data.train.images, data.train.targets, run_dir)
-    options = pipeline.DatasetOptions(
+    options = datasets.DatasetOptions(
         config.batch_size, training=True, seed=config.seed, mixup_alpha=config.mixup,
         teacher=teacher, teacher_weight=config.teacher_weight)
-    batches = pipeline.make_dataset(data.train.images, targets, options,
+    batches = datasets.make_dataset(data.train.images, targets, options,
                                     None if weights is None else weights[data.train.labels])
-    return FitInputs(batches, label_validation.class_prior(data.train.targets),
+    return FitInputs(batches, selection.class_prior(data.train.targets),
                      tuple(config.prior_taus or (0.0,)), recall_guard(config, data.val))
 
 
-def recall_guard(config: RunConfig, val: label_sources.ScoredFaces) -> label_validation.RecallGuard | None:
+def recall_guard(config: RunConfig, val: label_sources.ScoredFaces) -> selection.RecallGuard | None:
     """The ``--guard`` model's per-class consensus recall on our validation faces, as the floor to keep."""
     if not config.guard:
         return None
     reference = distillation.load_teachers([config.guard], config.class_names)
     probs = np.asarray(reference(val.images.astype(np.float32)[..., None]))
-    recalls = label_validation.consensus_recalls(probs.argmax(1), val)
+    recalls = selection.consensus_recalls(probs.argmax(1), val)
     log.info("guard %s: consensus recall on validation %s (floor: %g points below)", config.guard,
              ", ".join(f"{c} {r:.3f}" for c, r in zip(config.classes, recalls, strict=True)),
              config.guard_margin)
-    return label_validation.RecallGuard(recalls, config.guard_margin / 100)
+    return selection.RecallGuard(recalls, config.guard_margin / 100)
 
 
 def compile_model(config: RunConfig, steps_per_epoch: int, run_dir: Path, resume: bool) -> keras.Model:
@@ -237,7 +237,7 @@ def fit(model: keras.Model, config: RunConfig, run_dir: Path, val: label_sources
     best_so_far = max(read_history(run_dir / "history.csv").get("val_accuracy", [None]) or [None], key=lambda v: v or 0)
     callbacks = [
         multiworker.AverageMovingStatistics(),
-        label_validation.LabelSetValidation(val, inputs.prior, inputs.taus, config.select, inputs.guard,
+        selection.LabelSetValidation(val, inputs.prior, inputs.taus, config.select, inputs.guard,
                                             float32_twin=lambda: float32_model(config)),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=False),
         multiworker.StartFromChief(),
@@ -281,11 +281,11 @@ def best_model(model: keras.Model, config: RunConfig, run_dir: Path, inputs: Fit
     history = read_history(run_dir / "history.csv")
     best_epoch = int(np.argmax(history["val_accuracy"]))
     tau = float(history.get("val_prior_tau", [0.0] * (best_epoch + 1))[best_epoch])
-    label_validation.fold_into_bias(final, inputs.prior, tau)
+    selection.fold_into_bias(final, inputs.prior, tau)
     adjustment = PriorAdjustment(tau=tau, prior=dict(zip(labels, np.round(inputs.prior, 4).tolist(), strict=True)))
     shortfall = float(history.get("val_guard_shortfall", [1.0] * (best_epoch + 1))[best_epoch])
     if config.class_bias:
-        bias, kept = label_validation.apply_class_bias(final, val, config.select, inputs.guard)
+        bias, kept = selection.apply_class_bias(final, val, config.select, inputs.guard)
         adjustment = replace(adjustment, class_bias=dict(zip(labels, np.round(bias, 2).tolist(), strict=True)))
         shortfall = shortfall if kept is None else kept
     guard = None
@@ -304,22 +304,22 @@ def publish(final: keras.Model, config: RunConfig, run_dir: Path, data: RunData,
     """Evaluate the final model on validation and test, write it with its card, report and plots."""
     labels = config.class_names
     name = config.name
-    evaluation.plot_history(history, run_dir / "history.png")
-    report = evaluation.label_set_report(evaluation.predict_probabilities(final, data.test.images), data.test,
+    reports.plot_history(history, run_dir / "history.png")
+    report = reports.label_set_report(reports.predict_probabilities(final, data.test.images), data.test,
                                          config.labels)
     report.update({"split": "test", "data": str(config.data), "model": f"{name}.keras"})
-    val_report = evaluation.label_set_report(evaluation.predict_probabilities(final, data.val.images), data.val,
+    val_report = reports.label_set_report(reports.predict_probabilities(final, data.val.images), data.val,
                                              config.labels)
     atomic_write_with(run_dir / f"{name}.keras", final.save)
-    evaluation.write_reports(report, run_dir, name, f"{name} (Keras float32) on the test split")
+    reports.write_reports(report, run_dir, name, f"{name} (Keras float32) on the test split")
     record = replace(record, config=config.to_dict(),
                      data_report={k: data.report[k] for k in ("applied", "split") if k in data.report},
                      best_val_accuracy=round(val_report["accuracy"], 4),
                      best_val_accuracy_by_label_set={k: v["accuracy"] for k, v in val_report["label_sets"].items()},
                      epochs_run=len(history.get("loss", [])),
                      **model_card.learned_from(run_dir, bool(config.teachers)))
-    write_card(model_card.keras_card(run_dir / f"{name}.json", labels, final, record, evaluation.card_metrics(report)))
-    log.info("test accuracy %s (n=%d); wrote %s", evaluation.accuracy_summary(report), report["n"],
+    write_card(model_card.keras_card(run_dir / f"{name}.json", labels, final, record, reports.card_metrics(report)))
+    log.info("test accuracy %s (n=%d); wrote %s", reports.accuracy_summary(report), report["n"],
              run_dir / f"{name}.keras")
     return report
 
