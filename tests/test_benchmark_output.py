@@ -6,6 +6,7 @@ import io
 
 from benchmarks.latency_report import busy_warning, compact_table, latency_markdown, thread_warnings
 from benchmarks.timing import Progress
+from tests.edge_support import ROOT
 
 
 class Terminal(io.StringIO):
@@ -84,8 +85,8 @@ def test_the_architecture_table_has_each_model_once_at_its_int8_variant_and_fewe
 
 def test_a_pretrained_backbone_is_named_in_the_architecture():
     from benchmarks.latency import architecture_text
+    from edge_runtime.model.card import load_card
 
-    card = {"architecture": "lite0", "backbone": {"architecture": "EfficientNet-Lite0", "resolution": 80,
-                                                  "weights": {"dataset": "ImageNet"}}}
-    assert architecture_text(card) == "lite0 (EfficientNet-Lite0, 80 px, ImageNet weights)"
-    assert architecture_text({"architecture": "edge"}) == "edge"
+    lite0 = load_card(ROOT / "models" / "fer4_lite0_int8.json")  # the shipped cards
+    assert architecture_text(lite0) == "lite0 (EfficientNet-Lite0, 80 px, ImageNet weights)"
+    assert architecture_text(load_card(ROOT / "models" / "fer4_int8.json")) == "edge"
