@@ -15,16 +15,8 @@ from edge_runtime.errors import CameraUnavailableError, FerEdgeError
 from edge_runtime.model.classifier import TTA_MODES
 from edge_runtime.outputs.mqtt import MqttError
 from edge_runtime.recognition.recognizer import DEFAULT_TTA
-from edge_runtime.service.config import (
-    DEFAULT_DETECT_MAX_SIDE,
-    MQTT_ENV,
-    DaemonConfig,
-    HttpOptions,
-    MqttOptions,
-    OutputOptions,
-    RecognizerOptions,
-    SourceOptions,
-)
+from edge_runtime.service import config
+from edge_runtime.service.config import MQTT_ENV, DaemonConfig
 from edge_runtime.service.daemon import Daemon
 
 log = logging.getLogger("edge_runtime")
@@ -104,7 +96,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--annotate", metavar="OUT",
                    help="debug output with boxes drawn: a .mp4/.avi/.mkv/.mov video, a .jpg/.png/.bmp image "
                         "(rewritten each frame), or a folder path without a suffix")
-    p.add_argument("--detect-max-side", type=int, default=DEFAULT_DETECT_MAX_SIDE, metavar="PIXELS",
+    p.add_argument("--detect-max-side", type=int, default=config.DEFAULT_DETECT_MAX_SIDE, metavar="PIXELS",
                    help="detect faces on frames downscaled to this longer side (default 640; 0 = never); "
                         "smaller is faster but misses small faces")
     p.add_argument("--margin", type=float, help="face crop margin, fraction of the box per side "
@@ -149,18 +141,21 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> DaemonConfig:
     """Map parsed arguments to a :class:`DaemonConfig`, which validates them (one ``ConfigError`` if not)."""
     return DaemonConfig(
-        source=SourceOptions(args.source, realtime=args.realtime, loop=args.loop, size=args.size,
-                             max_fps=args.max_fps, max_frames=args.max_frames, wait_for_source=args.wait_for_source),
-        recognizer=RecognizerOptions(
+        source=config.SourceOptions(
+            args.source, realtime=args.realtime, loop=args.loop, size=args.size, max_fps=args.max_fps,
+            max_frames=args.max_frames, wait_for_source=args.wait_for_source),
+        recognizer=config.RecognizerOptions(
             model=args.model, card=args.card, detector=args.detector, detector_model=args.detector_model,
             threads=args.threads, margin=args.margin, min_confidence=args.min_confidence, tta=args.tta,
             align=args.align, smoothing=args.smoothing, detect_max_side=args.detect_max_side),
-        output=OutputOptions(args.output, append=args.append, rotate_mb=args.rotate_mb, keep=args.keep,
-                             annotate=args.annotate),
-        http=HttpOptions(args.http, allow_remote=args.http_allow_remote, stale_after=args.stale_after,
-                         live=args.live, live_fps=args.live_fps),
-        mqtt=MqttOptions(args.mqtt, ca=args.mqtt_ca, every=args.mqtt_every, heartbeat=args.mqtt_heartbeat,
-                         device_name=args.device_name))
+        output=config.OutputOptions(
+            args.output, append=args.append, rotate_mb=args.rotate_mb, keep=args.keep, annotate=args.annotate),
+        http=config.HttpOptions(
+            args.http, allow_remote=args.http_allow_remote, stale_after=args.stale_after, live=args.live,
+            live_fps=args.live_fps),
+        mqtt=config.MqttOptions(
+            args.mqtt, ca=args.mqtt_ca, every=args.mqtt_every, heartbeat=args.mqtt_heartbeat,
+            device_name=args.device_name))
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
