@@ -86,8 +86,13 @@ def test_train_interrupt_resume_and_evaluate(tmp_path, data):
     assert f"epoch {done_before + 1}/5" in result.stderr
     assert "epoch 1/5" not in result.stderr
     with (run_dir / "history.csv").open() as handle:
-        epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
+        rows = list(csv.DictReader(handle))
+    epochs = [int(row["epoch"]) for row in rows]
     assert epochs[-(5 - done_before):] == list(range(done_before, 5))   # (the crash may precede a CSV row)
+    spent = [float(row["epoch_seconds"]) for row in rows]
+    assert all(s > 0 for s in spent)
+    card_seconds = json.loads((run_dir / "fer4.json").read_text())["training"]["train_seconds"]
+    assert card_seconds == pytest.approx(sum(spent), abs=0.2), "every epoch counts, before the crash too"
     config = json.loads((run_dir / "config.json").read_text())
     assert config["epochs"] == 5 and config["epochs_changed"] == [{"from": 4, "to": 5, "after_epoch": done_before}]
     for name in ("fer4.keras", "fer4.json", "fer4.eval.json", "fer4.confusion.png", "history.png",

@@ -37,18 +37,26 @@ log = logging.getLogger(__name__)
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """One log line per epoch: its number, wall time, learning rate and metrics."""
+    """One log line per epoch: its number, wall time, learning rate and metrics. With ``record_seconds``
+    the wall time also goes into the epoch's logs as ``epoch_seconds`` (so into history.csv, and a
+    resumed run's ``train_seconds`` counts every epoch)."""
+
+    def __init__(self, record_seconds: bool = True) -> None:
+        super().__init__()
+        self.record_seconds = record_seconds
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        logs = logs if logs is not None else {}
+        seconds = time.perf_counter() - self._start
         lr = self.model.optimizer.learning_rate
         lr = float(lr.numpy() if hasattr(lr, "numpy") else lr)
         metrics = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k != "learning_rate")
-        log.info("epoch %d/%d %.0fs lr=%.2e %s", epoch + 1, self.params["epochs"],
-                 time.perf_counter() - self._start, lr, metrics)
+        log.info("epoch %d/%d %.0fs lr=%.2e %s", epoch + 1, self.params["epochs"], seconds, lr, metrics)
+        if self.record_seconds:
+            logs["epoch_seconds"] = round(seconds, 1)
 
 
 def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
@@ -233,8 +241,11 @@ def compile_model(config: RunConfig, steps_per_epoch: int, run_dir: Path, resume
 
 def fit(model: keras.Model, config: RunConfig, run_dir: Path, val: label_sources.ScoredFaces, inputs: FitInputs,
         resume: bool) -> float:
-    """Fit with a checkpoint per epoch (resumable) and the best validation epoch kept; return the seconds taken."""
-    best_so_far = max(read_history(run_dir / "history.csv").get("val_accuracy", [None]) or [None], key=lambda v: v or 0)
+    """Fit with a checkpoint per epoch (resumable) and the best validation epoch kept; return the seconds
+    spent in epochs, over every resume of the run."""
+    before = read_history(run_dir / "history.csv")
+    best_so_far = max(before.get("val_accuracy", [None]) or [None], key=lambda v: v or 0)
+    timed = not before or "epoch_seconds" in before  # a history written without the column keeps its header
     callbacks = [
         multiworker.AverageMovingStatistics(),
         selection.LabelSetValidation(val, inputs.prior, inputs.taus, config.select, inputs.guard,
@@ -244,15 +255,16 @@ def fit(model: keras.Model, config: RunConfig, run_dir: Path, val: label_sources
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor="val_accuracy",
                                         save_best_only=True, save_weights_only=True,
                                         initial_value_threshold=best_so_far if resume else None),
+        EpochLogger(record_seconds=timed),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        EpochLogger(),
         *finetune.callbacks(config.to_dict()),
     ]
     started = time.perf_counter()
     model.fit(inputs.batches, epochs=config.epochs, callbacks=callbacks, verbose=0)
     train_seconds = time.perf_counter() - started
     log.info("final weights sha256 %s", multiworker.weights_digest(model))
-    return train_seconds
+    epochs = read_history(run_dir / "history.csv").get("epoch_seconds", [])
+    return float(sum(epochs)) if timed and epochs else train_seconds
 
 
 def float32_model(config: RunConfig) -> keras.Model:
