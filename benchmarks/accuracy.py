@@ -73,7 +73,34 @@ def predictions(model: Any, interpreter: Any, faces: np.ndarray, labels: Sequenc
     return np.argmax(model.scores(outputs, labels), axis=1)
 
 
+@dataclass(frozen=True)
+class Scores:
+    """A model's top-1 scores on test faces, per label set: accuracy, balanced accuracy (the mean recall
+    of the classes that have faces) and the recall of each class (``None`` where a set or class has none)."""
+
+    accuracy: dict[str, float | None]
+    balanced: dict[str, float | None]
+    recall: dict[str, dict[str, float | None]]
+
+
+def score(predicted: np.ndarray, test: TestFaces) -> Scores:
+    """The :class:`Scores` of predicted class indices on ``test``."""
+    recall: dict[str, dict[str, float | None]] = {}
+    balanced: dict[str, float | None] = {}
+    for name, labels in test.label_sets.items():
+        per_class = {label: float((predicted[labels == i] == i).mean()) if (labels == i).any() else None
+                     for i, label in enumerate(test.labels)}
+        present = [r for r in per_class.values() if r is not None]
+        recall[name] = per_class
+        balanced[name] = float(np.mean(present)) if present else None
+    return Scores(label_sources.accuracy_by_label_set(predicted, test.label_sets), balanced, recall)
+
+
+def scores(model: Any, interpreter: Any, test: TestFaces, batch_size: int = 256) -> Scores:
+    """The :class:`Scores` of ``model`` on ``test``, over ``test.labels``."""
+    return score(predictions(model, interpreter, test.faces, test.labels, batch_size), test)
+
+
 def accuracies(model: Any, interpreter: Any, test: TestFaces, batch_size: int = 256) -> dict[str, float | None]:
     """Top-1 accuracy of ``model`` on ``test`` for every label set, scored over ``test.labels``."""
-    predicted = predictions(model, interpreter, test.faces, test.labels, batch_size)
-    return label_sources.accuracy_by_label_set(predicted, test.label_sets)
+    return scores(model, interpreter, test, batch_size).accuracy

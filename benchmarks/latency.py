@@ -25,7 +25,7 @@ import numpy as np
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.paths import bundled_models_dir
 
-from .accuracy import TestFaces, accuracies, load_test_faces
+from .accuracy import Scores, TestFaces, load_test_faces, scores
 from .device import device_facts
 from .errors import BenchmarkError
 from .latency_report import report_latency
@@ -168,12 +168,12 @@ def time_all(candidates: Sequence[tuple[Any, np.ndarray]], threads: Sequence[int
             for model_samples in samples]
 
 
-def measured_accuracy(model: Any, test: TestFaces, threads: int, batch_size: int) -> dict[str, float]:
-    """Accuracy of ``model`` on ``test`` per label set (its own interpreter, loaded after timing)."""
+def measured_accuracy(model: Any, test: TestFaces, threads: int, batch_size: int) -> Scores:
+    """Scores of ``model`` on ``test`` per label set (its own interpreter, loaded after timing)."""
     log.debug("accuracy of %s %s on %d faces", model.name, model.variant, len(test.faces))
     interpreter = model.load(threads)
     try:
-        return accuracies(model, interpreter, test, batch_size)
+        return scores(model, interpreter, test, batch_size)
     finally:
         del interpreter
         gc.collect()
@@ -206,8 +206,10 @@ def label_source(model: Any) -> str:
     return config.get("labels", "fer2013")
 
 
-def measured_fields(acc: dict[str, float], test: TestFaces, source: str) -> dict[str, Any]:
-    """``accuracy`` (on the model's own label source) and ``accuracy_<label set>`` with their face counts."""
+def measured_fields(measured: Scores, test: TestFaces, source: str) -> dict[str, Any]:
+    """``accuracy`` (on the model's own label source), ``accuracy_<label set>`` with their face counts,
+    ``balanced_accuracy_<label set>`` and ``recall_<label set>`` (per class)."""
+    acc = measured.accuracy
     counts = test.counts()
     fields = {"accuracy": round(acc.get(source, acc["fer2013"]), 5), "accuracy_source": "measured",
               "accuracy_labels": source if source in acc else "fer2013",
@@ -215,10 +217,14 @@ def measured_fields(acc: dict[str, float], test: TestFaces, source: str) -> dict
     for name, value in acc.items():
         fields[f"accuracy_{name}"] = None if value is None else round(value, 5)
         fields[f"accuracy_{name}_n"] = counts[name]
+        balanced = measured.balanced[name]
+        fields[f"balanced_accuracy_{name}"] = None if balanced is None else round(balanced, 5)
+        fields[f"recall_{name}"] = {label: None if r is None else round(r, 5)
+                                    for label, r in measured.recall[name].items()}
     return fields
 
 
-def our_rows(model: CardModel, stats: dict[int, Any], acc: dict[str, float] | None, test: TestFaces | None,
+def our_rows(model: CardModel, stats: dict[int, Any], acc: Scores | None, test: TestFaces | None,
              latency_inputs: str) -> list[dict[str, Any]]:
     """Rows of one of our variants: measured accuracy, else the card's recorded figure."""
     recorded = model.recorded_metrics()
@@ -237,7 +243,7 @@ def our_rows(model: CardModel, stats: dict[int, Any], acc: dict[str, float] | No
 
 
 def peer_rows(peer: PeerModel, stats: dict[int, Any], family: str, labels: Sequence[str],
-              acc: dict[str, float] | None, test: TestFaces | None, latency_inputs: str,
+              acc: Scores | None, test: TestFaces | None, latency_inputs: str,
               source: str = "fer2013") -> list[dict[str, Any]]:
     """Rows of the peer scored over ``family``'s classes (same latency for every family); its
     ``accuracy`` is on the label set ``family`` was trained on, for a like-for-like comparison."""

@@ -94,9 +94,11 @@ def latency_markdown(result: dict[str, Any]) -> str:
                      "Ratios are ours/peer from this run at the same thread count.")
     notes += [f"Warning: {w}" for w in thread_warnings(result)]
     architectures = architecture_markdown(result)
+    recalls = recall_markdown(result)
     return (f"# Latency against accuracy\n\n{table}\n\n" + "\n".join(f"- {n}" for n in notes)
             + ("" if architectures is None else f"\n\n{architectures}\n\n- Parameters and MACs (convolutions "
                "and dense layers, per face) from each model's card; the other columns from the table above.")
+            + ("" if recalls is None else f"\n\n{recalls}")
             + f"\n\nCommand: `{result['command']}` ({result['duration_s']} s)\n")
 
 
@@ -120,6 +122,31 @@ def architecture_markdown(result: dict[str, Any]) -> str | None:
               *_label_set_cells(row)]
              for model, row in chosen.items()]
     return "## Architectures\n\n" + markdown_table(headers, lines, [False, False, True, True, False] + [True] * 4)
+
+
+def recall_markdown(result: dict[str, Any]) -> str | None:
+    """Per model (int8, int8+flip and the peer beside it): accuracy and balanced accuracy on each label set
+    and the recall of each class on the consensus faces, in percent; ``None`` when accuracy was not measured."""
+    threads = min(result["settings"]["threads"])
+    rows = [r for r in result["rows"] if r["threads"] == threads and r.get("recall_consensus")
+            and r["variant"] in ("int8", "int8+flip", "peer")]
+    if not rows:
+        return None
+
+    def pair(row: dict[str, Any], name: str) -> str | None:
+        acc, balanced = row.get(f"accuracy_{name}"), row.get(f"balanced_accuracy_{name}")
+        return None if acc is None else f"{100 * acc:.2f} ({100 * balanced:.2f})"
+
+    headers = ["Model", "Variant", "FER+ (balanced) %", "FER2013 (balanced) %", "Consensus (balanced) %",
+               "Consensus recall per class %"]
+    lines = [[row["model"], "peer (fer)" if row["variant"] == "peer" else row["variant"],
+              pair(row, "ferplus"), pair(row, "fer2013"), pair(row, "consensus"),
+              ", ".join(f"{label} {fmt(None if r is None else 100 * r, 1)}"
+                        for label, r in row["recall_consensus"].items())] for row in rows]
+    return ("## Accuracy by label set\n\n"
+            + markdown_table(headers, lines, [False, False, True, True, True, False])
+            + "\n\n- Balanced accuracy: the mean recall of the classes; consensus faces: those whose FER2013 "
+            "label and FER+ majority label agree. All from the run above.")
 
 
 def plot_latency(result: dict[str, Any], path: Path) -> None:

@@ -238,6 +238,14 @@ def test_every_row_is_scored_on_both_label_sets(bench_setup, tmp_path):
     assert peer["accuracy_fer2013"] == pytest.approx(10 / 44, abs=1e-5)
     assert peer["accuracy_ferplus"] == pytest.approx(7 / 44, abs=1e-5)
     assert peer["accuracy_consensus"] == pytest.approx(7 / 41, abs=1e-5) and peer["accuracy_consensus_n"] == 41
+    # always "sad": recall 1 on sad and 0 on the others, on every label set, so balanced accuracy 1/4
+    for name in ("fer2013", "ferplus", "consensus"):
+        assert peer[f"recall_{name}"] == {"happy": 0.0, "neutral": 0.0, "sad": 1.0, "surprise": 0.0}, name
+        assert peer[f"balanced_accuracy_{name}"] == pytest.approx(0.25)
+    table = (tmp_path / "latency.md").read_text()
+    assert "## Accuracy by label set" in table
+    assert "| tiny | peer (fer) | 15.91 (25.00) | 22.73 (25.00) | 17.07 (25.00) | happy 0.0, neutral 0.0, " \
+           "sad 100.0, surprise 0.0 |" in table
     ours = rows[("int8", 1)]
     assert {"accuracy_fer2013", "accuracy_ferplus"} <= set(ours)
     assert ours["accuracy"] == ours["accuracy_fer2013"]          # the tiny model was trained on FER2013 labels
