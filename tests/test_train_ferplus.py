@@ -318,3 +318,18 @@ def test_class_bias_finds_the_under_called_class_and_keeps_the_guard():
     assert fit_class_bias(close, faces, "mean", None)[1] > 0                  # 10 sad faces outweigh 4 neutral
     guarded = fit_class_bias(close, faces, "mean", RecallGuard(np.array([1.0, 0.0, 1.0]), 0.02))
     np.testing.assert_array_equal(guarded, 0.0)                               # neutral recall must stay
+
+
+def test_a_warm_start_from_a_four_folder_split_is_still_tested_on_every_folder(data):
+    # A FER+ run warm-started from a run trained on FER2013's 4 class folders carves that 4-folder split,
+    # but its test faces are those `python -m train.evaluate` scores: the fear faces voted neutral count too.
+    from train.config import RunConfig
+    from train.training import load_data
+
+    classes = ["happy", "neutral", "sad", "surprise"]
+    config = RunConfig.from_dict({"data": str(data), "classes": classes, "name": "fer4", "labels": "ferplus",
+                                  "label_blend": 0.7, "select": "mean", "drop": [], "split_method": "shuffle",
+                                  "seed": 1, "val_fraction": 0.25, "split_classes": classes, "split_seed": 1})
+    run = load_data(config)
+    assert int((run.test.label_sets()["fer2013"] >= 0).sum()) == 16
+    assert int((run.test.label_sets()["ferplus"] >= 0).sum()) == 18, "the 2 fear test faces voted neutral"

@@ -179,7 +179,8 @@ def load_data(config: RunConfig) -> RunData:
     train_set, kept = label_sources.training_set(train, classes, votes, config.labels, config.label_blend)
     report["split"]["train_targets"] = kept
     val_faces = label_sources.scored_faces(val, classes, votes)
-    test_faces = label_sources.scored_faces(test_all, classes, votes)
+    # scored like `python -m train.evaluate`: every folder when votes are given, whatever the split's classes
+    test_faces = label_sources.load_scored_split(config.data, "test", classes, votes)
     report["split"].update(validation=len(val_faces), test=len(test_faces))
     if votes is not None:
         report["ferplus"] = label_sources.coverage(train_all, test_all, votes)
