@@ -19,6 +19,7 @@ from edge_runtime.model.classifier import TTA_MODES
 from edge_runtime.outputs.mqtt import MqttConfig
 from edge_runtime.outputs.status_http import STALE_AFTER, is_loopback
 from edge_runtime.recognition.recognizer import DEFAULT_TTA
+from edge_runtime.sources.capture import SOURCE_HELP
 
 #: Environment variable the command line reads when --mqtt is not given.
 MQTT_ENV = "FER_EDGE_MQTT"
@@ -26,8 +27,6 @@ MQTT_ENV = "FER_EDGE_MQTT"
 DEFAULT_KEEP = 5
 DEFAULT_LIVE_FPS = 5.0
 DEFAULT_DETECT_MAX_SIDE = 640
-SOURCE_HELP = ("give picamera2, a camera index (0), a video file, an image, a directory of images "
-               "or an rtsp:// / http:// URL")
 
 
 class ConfigError(EdgeRuntimeError):
