@@ -55,6 +55,7 @@ def done_counts(stderr: str) -> dict[str, int]:
     return dict(zip(("frames", "dropped", "skipped", "reconnects"), map(int, match.groups()), strict=True))
 
 
+@pytest.mark.slow
 def test_a_late_camera_that_dies_and_comes_back(tiny_model, tmp_path):
     camera = MjpegCamera(clip_jpegs(), fps=10, user="user", password=SECRET)  # not up yet
     out = tmp_path / "out.jsonl"

@@ -149,6 +149,7 @@ def test_a_refused_login_is_one_error_line_at_the_start_or_once_a_late_broker_is
         assert MQTT_SECRET not in text and "Traceback" not in text
 
 
+@pytest.mark.slow
 def test_a_broker_that_is_down_never_slows_the_frame_loop_and_is_waited_for(tiny_model, tmp_path):
     (tmp_path / "broker").mkdir()
     broker = Broker(tmp_path / "broker")  # its port is free until start()
@@ -213,6 +214,7 @@ def test_sigterm_is_prompt_while_connecting_to_a_broker_that_drops_packets(tiny_
     assert "cannot connect" not in daemon.stderr(), "stopped while the first connect() still hung"
 
 
+@pytest.mark.slow
 def test_default_mqtt_publishes_changes_and_a_heartbeat_not_every_frame(pipeline_model, tmp_path):
     """The looping clip in real time at --max-fps 10 with the default MQTT options: a state goes out when the
     expression or the face count changes, new scores alone at most every 5 s; far fewer than the frames."""

@@ -274,6 +274,7 @@ def _changed(before: list[np.ndarray], model: keras.Model) -> set[str]:
             if not np.array_equal(w.numpy(), b)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start_epoch, frozen_in_that_epoch", [(0, True), (1, False)])
 def test_frozen_warm_up_trains_only_the_head_then_every_layer(start_epoch, frozen_in_that_epoch):
     """--freeze-epochs 1: epoch 1 moves only the head (BatchNorm statistics included: they stay ImageNet's);
