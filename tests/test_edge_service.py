@@ -219,6 +219,7 @@ def fd_count(pid: int) -> int:
 @pytest.mark.slow
 def test_soak_a_looping_video_at_full_speed_for_60_s(pipeline_model, tmp_path):
     out = tmp_path / "out" / "results.jsonl"
+    out.parent.mkdir()
     base = f"http://127.0.0.1:{free_port()}"
     proc = start_daemon("--source", str(need(VIDEO)), "--loop", "--model", str(pipeline_model), "--output", str(out),
                         "--rotate-mb", "0.25", "--keep", "100", "--http", base.removeprefix("http://"),
