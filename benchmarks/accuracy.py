@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from train import label_sources
+from train import label_sources, reports
 
 from .errors import BenchmarkError
 from .tflite_model import run_batched
@@ -84,15 +84,15 @@ class Scores:
 
 
 def score(predicted: np.ndarray, test: TestFaces) -> Scores:
-    """The :class:`Scores` of predicted class indices on ``test``."""
+    """The :class:`Scores` of predicted class indices on ``test`` (recall and balanced accuracy as
+    :func:`train.reports.classification_report` computes them for the model cards)."""
     recall: dict[str, dict[str, float | None]] = {}
     balanced: dict[str, float | None] = {}
     for name, labels in test.label_sets.items():
-        per_class = {label: float((predicted[labels == i] == i).mean()) if (labels == i).any() else None
-                     for i, label in enumerate(test.labels)}
-        present = [r for r in per_class.values() if r is not None]
-        recall[name] = per_class
-        balanced[name] = float(np.mean(present)) if present else None
+        mask = labels >= 0
+        report = reports.classification_report(labels[mask], predicted[mask], test.labels)
+        recall[name] = {label: c["recall"] if c["support"] else None for label, c in report["per_class"].items()}
+        balanced[name] = report["balanced_accuracy"] if mask.any() else None
     return Scores(label_sources.accuracy_by_label_set(predicted, test.label_sets), balanced, recall)
 
 

@@ -128,7 +128,7 @@ class MqttPublisher:
 
     ``redact_text`` is applied to the record's string fields in the sending thread (default:
     :func:`~edge_runtime.redact.redact`); ``None`` for records that carry no credentials already, as the
-    daemon's (:class:`~edge_runtime.outputs.sink.FrameResult`).
+    daemon's (its sources redact their names).
     """
 
     def __init__(self, config: MqttConfig, redact_text: Callable[[str], str] | None = redact) -> None:
@@ -342,7 +342,7 @@ class MqttSink(SinkBase):
     name = "mqtt"
 
     def __init__(self, config: MqttConfig, connect_wait: float = 2.0) -> None:
-        self.publisher = MqttPublisher(config, redact_text=None)  # FrameResult.build redacted the record
+        self.publisher = MqttPublisher(config, redact_text=None)  # source names carry no credentials
         self.connect_wait = connect_wait
 
     def start(self) -> None:

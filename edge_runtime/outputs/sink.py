@@ -1,9 +1,10 @@
 """One interface for every output: the daemon hands each :class:`FrameResult` to every :class:`Sink`.
 
-A result carries the frame, its faces, the typed :class:`FrameRecord` and its JSON line, encoded once
-(with credentials already out of the source name). A sink starts before the first frame, handles each
-result without blocking the loop, closes by a deadline, may hold a fatal :attr:`Sink.error` that ends
-the run, and yields its own metrics to the daemon's Prometheus registry. A new output is one class.
+A result carries the frame, its faces, the typed :class:`FrameRecord` and its JSON line, encoded once;
+its ``source`` is the frame source's name, which the sources keep free of credentials. A sink starts
+before the first frame, handles each result without blocking the loop, closes by a deadline, may hold a
+fatal :attr:`Sink.error` that ends the run, and yields its own metrics to the daemon's Prometheus
+registry. A new output is one class.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import Metric
 
-from edge_runtime.redact import redact
 from edge_runtime.results import Face
 from edge_runtime.sources.frames import Frame
 
@@ -66,10 +66,10 @@ class FrameResult:
     @classmethod
     def build(cls, frame: Frame, faces: Sequence[Face], reconnects: int,
               latency_ms: dict[str, float]) -> FrameResult:
-        """The result of ``frame``; the record is built, redacted and encoded here, once."""
+        """The result of ``frame``; the record is built and encoded here, once."""
         height, width = frame.image.shape[:2]
         record = FrameRecord(
-            source=redact(frame.source), frame=frame.index, reconnects=reconnects, time=iso_time(frame.time),
+            source=frame.source, frame=frame.index, reconnects=reconnects, time=iso_time(frame.time),
             width=width, height=height, faces=tuple(f.to_dict() for f in faces),
             latency_ms={k: round(v, 2) for k, v in latency_ms.items()},
             video_time_ms=None if frame.pts_ms is None else round(frame.pts_ms, 1))
