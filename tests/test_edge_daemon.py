@@ -387,6 +387,10 @@ def test_loop_replays_a_video_with_frame_numbers_that_keep_counting(tiny_model, 
     assert [r["frame"] for r in records] == list(range(30))
     times = [r["video_time_ms"] for r in records]
     assert times[12] == times[24] == times[0] == 0 and times[11] > 300
+    ids = [{face["track_id"] for face in r["faces"]} for r in records]
+    if VIDEO.is_file():                     # the real clip has a face in every frame; synthetic frames have none
+        assert all(ids[10:14]) and ids[10] == ids[11]
+        assert ids[12].isdisjoint(ids[11])  # each pass starts new tracks: no face continues across the cut
 
 
 def test_picamera2_source_through_a_fake_picamera2(recognizer, tmp_path, monkeypatch):

@@ -64,3 +64,13 @@ def test_min_confidence_applies_to_the_smoothed_scores():
 def test_bad_smoothing_is_refused():
     with pytest.raises(ValueError, match="smoothing"):
         IoUTracker(LABELS, smoothing=0.0)
+
+
+def test_a_new_scene_key_starts_new_tracks_where_the_same_face_would_have_continued():
+    tracker = IoUTracker(LABELS)
+    (first,) = tracker.update([face((0, 0, 50, 50), 0.9)], scene=(0, 0))
+    (same,) = tracker.update([face((0, 0, 50, 50), 0.1)], scene=(0, 0))
+    assert same.track_id == first.track_id and same.scores["happy"] == pytest.approx(0.5)
+    (cut,) = tracker.update([face((0, 0, 50, 50), 0.1)], scene=(1, 0))      # e.g. the camera reconnected
+    assert cut.track_id != first.track_id and cut.scores["happy"] == pytest.approx(0.1)
+    assert len(tracker.tracks) == 1

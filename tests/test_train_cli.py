@@ -37,7 +37,7 @@ def data(tmp_path_factory):
     (["--data", "{data}", "--classes", "happy,bored"], "unknown class name"),
     (["--data", "{data}", "--classes", "angry,happy"], "angry missing"),
     (["--data", "{data}", "--drop", "typos"], "unknown --drop"),
-    (["--data", "{data}", "--arch", "resnet"], "unknown --arch"),
+    (["--data", "{data}", "--arch", "resnet"], "--arch must be one of edge, edge-fast"),
     (["--data", "{data}", "--resume"], "no run to resume"),
     (["--data", "{data}", "--mixup", "-1"], "--mixup must be"),
     (["--data", "{data}", "--teacher", "{tmp}/missing.keras"], "--teacher {tmp}/missing.keras not found"),

@@ -271,8 +271,6 @@ def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, force: bool,
 
 def run_training(args: argparse.Namespace) -> int:
     """Check the options and the data, prepare the run directory, then train (TensorFlow is imported last)."""
-    if args.arch not in ARCHITECTURE_NAMES:
-        raise UserError(f"unknown --arch {args.arch!r}; choose one of {', '.join(ARCHITECTURE_NAMES)}")
     config = make_config(args)
     run_dir = Path(args.out)
     if is_chief(args.strategy):     # other workers of a multiworker run never touch --out

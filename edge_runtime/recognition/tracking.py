@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Hashable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -51,13 +52,20 @@ class IoUTracker:
         self.min_confidence = min_confidence
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
+        self._scene: Hashable = None
 
     def reset(self) -> None:
         """Forget every track (ids keep counting up)."""
         self.tracks.clear()
 
-    def update(self, faces: list[Face]) -> list[Face]:
-        """Associate this frame's faces with the tracks; return them with ``track_id`` and smoothed scores."""
+    def update(self, faces: list[Face], scene: Hashable = None) -> list[Face]:
+        """Associate this frame's faces with the tracks; return them with ``track_id`` and smoothed scores.
+
+        ``scene``: any key that changes when the picture may jump (a camera reconnect, a file's next pass);
+        a new key forgets the tracks first, so a face is never continued across the cut."""
+        if scene != self._scene:
+            self._scene = scene
+            self.reset()
         pairs = sorted(((iou(track.box, face.box), t, f) for t, track in enumerate(self.tracks)
                         for f, face in enumerate(faces)), reverse=True)
         matched_tracks: set[int] = set()

@@ -175,7 +175,7 @@ class Daemon:
                 return delivery
         return None
 
-    def _recognize(self, delivery: Delivery, tracker: IoUTracker | None, epoch: list) -> FrameResult | None:
+    def _recognize(self, delivery: Delivery, tracker: IoUTracker | None) -> FrameResult | None:
         """One frame through the recognizer (and the tracker); ``None`` when the frame cannot be used."""
         frame = delivery.frame
         timings = {"wait": max(0.0, (time.time() - frame.time) * 1e3)} if self.source.live \
@@ -188,11 +188,8 @@ class Daemon:
             log.warning("frame %s of %s skipped: %s", frame.index, frame.source, exc)
             return None
         if tracker is not None:
-            if [delivery.reconnects, delivery.passes] != epoch:  # a new scene: start new tracks
-                epoch[:] = [delivery.reconnects, delivery.passes]
-                tracker.reset()
             t1 = time.perf_counter()
-            faces = tracker.update(faces)
+            faces = tracker.update(faces, scene=(delivery.reconnects, delivery.passes))
             timings["track"] = (time.perf_counter() - t1) * 1e3
         timings["total"] = (time.perf_counter() - t0) * 1e3
         return FrameResult.build(frame, faces, delivery.reconnects, timings)
@@ -201,14 +198,13 @@ class Daemon:
         max_frames = self.config.source.max_frames
         processed = 0
         last_start = None
-        epoch = [0, 0]
         while not self._stop.is_set():
             self._throttle(last_start)
             delivery = self._next()
             if delivery is None:
                 break
             last_start = time.monotonic()
-            result = self._recognize(delivery, tracker, epoch)
+            result = self._recognize(delivery, tracker)
             if result is None:
                 continue
             try:

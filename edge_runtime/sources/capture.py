@@ -19,7 +19,7 @@ import numpy as np
 from edge_runtime.errors import SourceError
 from edge_runtime.redact import redact
 from edge_runtime.sources.frames import Frame, FrameSource
-from edge_runtime.sources.http_login import check_http_login
+from edge_runtime.sources.login_check import check_login
 from edge_runtime.sources.picamera import PiCameraSource
 
 log = logging.getLogger(__name__)
@@ -198,8 +198,8 @@ class VideoSource(FrameSource):
             cap = cv2.VideoCapture(self.target)
         if not cap.isOpened():
             cap.release()
-            if self.is_stream and urlparse(self.target).scheme in ("http", "https"):
-                check_http_login(self.target, self.timeout)
+            if self.is_stream:
+                check_login(self.target, self.timeout)
             what = "video file" if self.is_file else "camera/stream"
             raise SourceError(f"cannot open {what} {self.name}"
                               + (" (corrupt, truncated or not a video?)" if self.is_file else
