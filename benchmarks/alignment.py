@@ -33,7 +33,7 @@ import numpy as np
 
 from edge_runtime import FaceRecognizer
 from edge_runtime.atomic_io import atomic_write_json
-from edge_runtime.command_line import CommandParser, add_log_level, run_command
+from edge_runtime.command_line import CommandParser, add_log_level
 from edge_runtime.detection.alignment import aligned_crop, eye_angle
 from edge_runtime.model.preprocessing import crop_face, to_gray
 from edge_runtime.paths import shared_dir
@@ -44,6 +44,7 @@ from .accuracy import TestFaces, load_test_faces
 from .crop_margin import BORDERS, canvas_for, pick_face
 from .detectors import frames_of
 from .errors import BenchmarkError
+from .report import run_benchmark_command
 
 #: Detector configurations compared: name -> the BlazeFace model file (None: both merged, the default).
 DETECTOR_MODELS = {"blazeface": None, "short-range": "short-range", "full-range": "full-range"}
@@ -276,10 +277,7 @@ def measure_alignment(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the measurements and print markdown tables; 2 with one ``error:`` line on bad input."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    parser.set_defaults(argv=argv)
-    return run_command(parser, measure_alignment, argv, log_format=logging.BASIC_FORMAT)
+    return run_benchmark_command(build_parser(), measure_alignment, argv, log_format=logging.BASIC_FORMAT)
 
 
 if __name__ == "__main__":

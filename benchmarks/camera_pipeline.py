@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from edge_runtime import FaceRecognizer, IoUTracker, open_source
-from edge_runtime.command_line import CommandParser, add_log_level, run_command
+from edge_runtime.command_line import CommandParser, add_log_level
 from edge_runtime.detection.detectors import DETECTORS
 from edge_runtime.errors import ModelError
 from edge_runtime.model.classifier import TTA_MODES
@@ -35,7 +35,7 @@ from .camera_pipeline_report import pipeline_markdown, plot_pipeline
 from .device import device_facts
 from .errors import BenchmarkError
 from .latency import LOG_FORMAT, parse_threads, quiet_model_loads
-from .report import run_and_report
+from .report import run_and_report, run_benchmark_command
 from .timing import PERCENTILES
 
 log = logging.getLogger("benchmarks.camera_pipeline")
@@ -206,10 +206,7 @@ def benchmark(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print the table, write ``--out``; 2 with one ``error:`` line on bad input."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    parser.set_defaults(argv=argv)
-    return run_command(parser, benchmark, argv, log_format=LOG_FORMAT)
+    return run_benchmark_command(build_parser(), benchmark, argv, log_format=LOG_FORMAT)
 
 
 if __name__ == "__main__":

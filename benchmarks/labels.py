@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.command_line import CommandParser, add_log_level, run_command
+from edge_runtime.command_line import CommandParser, add_log_level
 from edge_runtime.model.card import ModelCardError, load_card
 from edge_runtime.model.card_records import TrainingRecord
 
@@ -27,7 +27,7 @@ from .accuracy import accuracies, load_test_faces
 from .device import device_facts
 from .errors import BenchmarkError
 from .peer import PEER_LABELS, PeerModel, default_peer_path
-from .report import fmt, markdown_table, new_figure, run_and_report, save_figure
+from .report import fmt, markdown_table, new_figure, run_and_report, run_benchmark_command, save_figure
 
 log = logging.getLogger("benchmarks.labels")
 TIE_PT = 0.1
@@ -171,10 +171,7 @@ def compare(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Compare the models' label-source points; 2 with one ``error:`` line on bad input."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    parser.set_defaults(argv=argv)
-    return run_command(parser, compare, argv, log_format="%(message)s")
+    return run_benchmark_command(build_parser(), compare, argv)
 
 
 if __name__ == "__main__":

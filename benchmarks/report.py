@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from edge_runtime.atomic_io import atomic_write_json, atomic_write_text, atomic_write_with
+from edge_runtime.command_line import run_command
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +99,12 @@ def run_and_report(args: Any, run: Callable[[Any], dict[str, Any]], stem: str,
             log.info("wrote %s", path)
     log.info("done in %.0f s on %s", result["duration_s"], describe(result["device"]))
     return 0
+
+
+def run_benchmark_command(parser: Any, body: Callable[[Any], int], argv: Sequence[str] | None,
+                          log_format: str = "%(message)s") -> int:
+    """Run a benchmark's command line with ``argv`` (default ``sys.argv[1:]``) kept as ``args.argv``, so its
+    outputs record the exact command; 2 with one ``error:`` line on bad input."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser.set_defaults(argv=argv)
+    return run_command(parser, body, argv, log_format=log_format)

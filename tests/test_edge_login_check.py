@@ -1,5 +1,6 @@
-"""Cameras that refuse the login: a real RTSP server on loopback that checks Digest credentials, probed
-directly and through the daemon (exit 2, one line, the password never printed, no retries)."""
+"""Cameras that refuse the login: real HTTP and RTSP servers on loopback (the RTSP one checks Digest
+credentials), probed directly and through the daemon (exit 2, one line, the password never printed, no
+retries)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import re
 import socket
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -71,6 +73,28 @@ class DigestRtspCamera:
 
 
 @pytest.fixture
+def http_camera():
+    """A real HTTP server on loopback that answers every request 401 with a Basic challenge; yields its port."""
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # http.server's naming
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
 def camera():
     server = DigestRtspCamera("admin", "right-s3cret")
     yield server
@@ -86,11 +110,17 @@ def test_the_rtsp_probe_answers_the_digest_challenge_with_the_urls_credentials(c
     assert rtsp_status("rtsp://127.0.0.1:9/nothing-listens", timeout=2) is None
 
 
-def test_an_rtsp_camera_that_refuses_the_login_is_exit_2_not_retried(camera, tiny_model):
-    url = f"rtsp://admin:wrong-s3cret@127.0.0.1:{camera.port}/stream1"
+@pytest.mark.parametrize("protocol", ["HTTP", "RTSP"])
+def test_a_camera_that_refuses_the_login_is_exit_2_not_retried(protocol, request, tiny_model):
+    if protocol == "HTTP":
+        url = f"http://admin:wrong-s3cret@127.0.0.1:{request.getfixturevalue('http_camera')}/video.mjpg"
+    else:
+        rtsp = request.getfixturevalue("camera")
+        url = f"rtsp://admin:wrong-s3cret@127.0.0.1:{rtsp.port}/stream1"
     done = run_cli("--source", url, "--model", str(tiny_model), timeout=120)
     errors = [line for line in done.stderr.splitlines() if "error:" in line]
     assert done.returncode == 2 and len(errors) == 1, done.stderr
-    assert "refused the login (RTSP 401 Unauthorized); check the user and password in --source" in errors[0]
+    assert f"refused the login ({protocol} 401 Unauthorized); check the user and password in --source" in errors[0]
     assert "wrong-s3cret" not in done.stderr and "retrying" not in done.stderr
-    assert "OPTIONS" in camera.requests or "DESCRIBE" in camera.requests     # FFmpeg itself asked first
+    if protocol == "RTSP":
+        assert {"OPTIONS", "DESCRIBE"} & set(rtsp.requests)        # FFmpeg itself asked first

@@ -1,14 +1,11 @@
 """Every output behind one Sink interface: the built outputs satisfy it, a result is encoded once, an output
-of your own receives every result, and setup problems (a bad detector model, a missing picamera2, an HTTP
-camera that refuses the login, a text file named .jpg) are one error line and exit 2, never retried."""
+of your own receives every result, and setup problems (a bad detector model, a missing picamera2, a text file
+named .jpg) are one error line and exit 2, never retried (a camera that refuses the login:
+test_edge_login_check.py)."""
 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
 
 from edge_runtime import Daemon, DaemonConfig, FaceRecognizer
 from edge_runtime.outputs.metrics import Metrics
@@ -92,32 +89,3 @@ def test_a_text_file_named_jpg_is_named_as_such_without_decoder_noise(tmp_path, 
     assert "is named like an image but its content is not an image" in error
 
 
-@pytest.fixture
-def refusing_camera():
-    """A real HTTP server on loopback that answers every request 401 with a Basic challenge."""
-
-    class Refuse(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # http.server's naming
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="camera"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
-
-def test_an_http_camera_that_refuses_the_login_is_exit_2_not_retried(refusing_camera, tiny_model):
-    url = f"http://admin:wrong-s3cret@127.0.0.1:{refusing_camera}/video.mjpg"
-    done = run_cli("--source", url, "--model", str(tiny_model), timeout=120)
-    errors = [line for line in done.stderr.splitlines() if "error:" in line]
-    assert done.returncode == 2 and len(errors) == 1, done.stderr
-    assert "refused the login (HTTP 401 Unauthorized); check the user and password in --source" in errors[0]
-    assert "wrong-s3cret" not in done.stderr and "retrying" not in done.stderr
