@@ -249,7 +249,7 @@ def test_the_source_can_come_from_the_environment_out_of_the_process_list(tiny_m
 
 
 def test_an_unexpected_error_logs_a_traceback_and_exits_1(tiny_model, tmp_path, monkeypatch, caplog, capsys):
-    def broken(self, faces):
+    def broken(self, faces, scene=None):
         raise ValueError("a bug, not bad input")
 
     monkeypatch.setattr(IoUTracker, "update", broken)
