@@ -119,6 +119,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     paths = [Path(p) for p in args.model]
     student = read_card(args.split_from, "--split-from")
     cards = [read_card(p, "--model") for p in paths]
+    if args.guard is not None:
+        read_card(args.guard, "--guard")
     labels = tuple(student.labels)
     try:
         votes = label_sources.resolve_votes(args.data, args.votes, required=False)
@@ -141,7 +143,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  len(validation))
     guard = None
     if args.guard is not None:
-        guard_probs = member_probabilities(args.guard, labels, {"val": faces["val"].images})["val"][0]
+        try:
+            guard_probs = member_probabilities(args.guard, labels, {"val": faces["val"].images})["val"][0]
+        except UserError as exc:
+            raise BenchmarkError(str(exc).replace("--teacher", "--guard")) from exc
         reference = selection.consensus_recalls(guard_probs.argmax(1), faces["val"])
         guard = selection.RecallGuard(reference=reference, margin=args.guard_margin / 100)
     rows = []

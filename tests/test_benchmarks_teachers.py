@@ -110,6 +110,7 @@ def test_leaky_members_are_flagged_and_never_chosen(tmp_path, data, models, caps
     ("missing", "--model {missing} not found"),
     ("two_classes", "has no output for sad, surprise"),
     ("only_leaky", "every --model trained on some of the --split-from model's validation faces"),
+    ("missing_guard", "--guard {missing} not found"),
 ])
 def test_bad_input_is_one_error_line(tmp_path, data, models, capsys, problem, message):
     kernel, bias = bar_reader()
@@ -117,7 +118,9 @@ def test_bad_input_is_one_error_line(tmp_path, data, models, capsys, problem, me
              "two_classes": save_model(tmp_path / "two", "fer2", data, kernel[:, :2], bias[:2], seed=1,
                                        labels=CLASSES[:2]),
              "only_leaky": models["leaky"]}
-    code = main(["--model", str(paths[problem]), "--split-from", str(models["reader"]), "--data", str(data)])
+    paths["missing_guard"] = models["reader"]
+    guard = ["--guard", str(paths["missing"])] if problem == "missing_guard" else []
+    code = main(["--model", str(paths[problem]), "--split-from", str(models["reader"]), "--data", str(data), *guard])
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if "error:" in line]
     assert code == 2 and errors == err.strip().splitlines()[-1:] and "Traceback" not in err
