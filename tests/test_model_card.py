@@ -88,6 +88,17 @@ def test_bad_cards_are_refused_with_the_reason(edit, message):
     assert isinstance(caught.value, EdgeRuntimeError), "edge_runtime has one error base class"
 
 
+def test_a_retired_training_field_of_older_cards_is_read_past_and_not_written_back(tmp_path):
+    raw = json.loads(json.dumps(CARD))
+    raw["training"]["last_session_seconds"] = 412.5       # written by older training code
+    card = parse_card(raw, tmp_path / "fer7_int8.json")
+    assert card == parse_card(json.loads(json.dumps(CARD)), tmp_path / "fer7_int8.json")
+    assert "last_session_seconds" not in json.loads(write_card(card).path.read_text())["training"]
+    raw["training"]["session_seconds"] = 1.0              # a key no card ever had is still refused
+    with pytest.raises(ModelCardError, match=r"training\.session_seconds is not a field of training"):
+        parse_card(raw, tmp_path / "fer7_int8.json")
+
+
 def test_an_rgb_card_states_three_channels_and_rgb():
     raw = {**CARD, "variant": "mobile", "input": {**CARD["input"], "channels": 3, "color": "rgb", "dtype": "uint8",
                                                   "quantization": {"scale": 1.0, "zero_point": 0}}}

@@ -8,7 +8,7 @@ order written). Free-form parts stay ``dict``: the training ``config`` echo (typ
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from edge_runtime.model.card_schema import optional, rest
 
@@ -84,6 +84,9 @@ class GuardRecord:
 class TrainingRecord:
     """How a Keras model was trained: the run's ``config`` (``config.json``), its data report, the chosen
     epoch and adjustment, and the models it learned from."""
+
+    #: Written by older training code (the seconds of a run's last resume; ``train_seconds`` covers them all).
+    RETIRED_KEYS: ClassVar[tuple[str, ...]] = ("last_session_seconds",)
 
     config: dict[str, Any] = optional(factory=dict)
     data_report: dict[str, Any] | None = optional()

@@ -76,13 +76,15 @@ def from_json(cls: type, data: Any, where: str = "", **given: Any) -> Any:
     """The record ``cls`` read from JSON ``data``; ``given`` sets fields that are not in the JSON.
 
     Raises :class:`SchemaError` naming the first field (``where`` is the path of ``data``) that is
-    missing, has a value of the wrong type, or is not a field of ``cls``.
+    missing, has a value of the wrong type, or is not a field of ``cls``. Keys ``cls`` lists in
+    ``RETIRED_KEYS`` (fields older cards carry and the schema no longer has) are read past and dropped.
     """
     if not isinstance(data, dict):
         raise SchemaError(f"{where or 'the card'} must be a JSON object, got {_kind(data)}")
     named = {f.name: f for f in fields(cls) if not f.metadata.get(_SKIP) and not f.metadata.get(_REST)}
     extra_field = next((f.name for f in fields(cls) if f.metadata.get(_REST)), None)
-    unknown = [key for key in data if key not in named]
+    retired = getattr(cls, "RETIRED_KEYS", ())
+    unknown = [key for key in data if key not in named and key not in retired]
     if unknown and extra_field is None:
         raise SchemaError(f"{_join(where, unknown[0])} is not a field of {where or 'a card'} "
                           f"(its fields: {', '.join(named)})")
