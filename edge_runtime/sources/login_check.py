@@ -89,17 +89,16 @@ def digest_authorization(challenge: str, user: str, password: str, method: str, 
         return hashlib.md5(text.encode()).hexdigest()        # RFC 2617 fixes MD5 for Digest
 
     ha1, ha2 = md5(f"{user}:{realm}:{password}"), md5(f"{method}:{uri}")
-    fields = {"username": user, "realm": realm, "nonce": nonce, "uri": uri}
+    fields = {"username": user, "realm": realm, "nonce": nonce, "uri": uri, "response": md5(f"{ha1}:{nonce}:{ha2}")}
+    unquoted = ""
     if "auth" in [q.strip() for q in params.get("qop", "").split(",")]:
         cnonce = os.urandom(8).hex()
         fields["response"] = md5(f"{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}")
-        text = ", ".join(f'{k}="{v}"' for k, v in fields.items())
-        return f"Digest {text}, qop=auth, nc=00000001, cnonce=\"{cnonce}\"" + \
-            (f', opaque="{params["opaque"]}"' if "opaque" in params else "")
-    fields["response"] = md5(f"{ha1}:{nonce}:{ha2}")
+        fields["cnonce"] = cnonce
+        unquoted = ", qop=auth, nc=00000001"
     if "opaque" in params:
         fields["opaque"] = params["opaque"]
-    return "Digest " + ", ".join(f'{k}="{v}"' for k, v in fields.items())
+    return "Digest " + ", ".join(f'{k}="{v}"' for k, v in fields.items()) + unquoted
 
 
 def rtsp_status(url: str, timeout: float) -> int | None:
