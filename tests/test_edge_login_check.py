@@ -15,15 +15,16 @@ import pytest
 from edge_runtime.sources.login_check import rtsp_status
 from tests.edge_support import run_cli
 
-REALM, NONCE = "camera", "4f1c2a"
+REALM, NONCE, OPAQUE = "camera", "4f1c2a", "5ccc069c403ebaf9"
 
 
 class DigestRtspCamera:
     """Answers every RTSP request 401 with a Digest challenge, unless its Authorization proves the password
-    (RFC 2617 without qop, checked here independently of the code under test): then 200."""
+    (RFC 2617, checked here independently of the code under test): then 200. With ``qop`` the challenge
+    asks for ``qop="auth"`` and carries an ``opaque`` the answer must echo."""
 
-    def __init__(self, user: str, password: str) -> None:
-        self.user, self.password = user, password
+    def __init__(self, user: str, password: str, qop: bool = False) -> None:
+        self.user, self.password, self.qop = user, password, qop
         self.requests: list[str] = []
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
@@ -39,12 +40,21 @@ class DigestRtspCamera:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _authorized(self, method: str, headers: dict[str, str]) -> bool:
-        fields = dict(re.findall(r'(\w+)="([^"]*)"', headers.get("authorization", "")))
+        fields = {k: quoted or bare for k, quoted, bare in
+                  re.findall(r'(\w+)=(?:"([^"]*)"|([^,\s]+))', headers.get("authorization", ""))}
         if fields.get("username") != self.user:
             return False
-        ha1 = hashlib.md5(f"{self.user}:{REALM}:{self.password}".encode()).hexdigest()
-        ha2 = hashlib.md5(f"{method}:{fields.get('uri')}".encode()).hexdigest()
-        return fields.get("response") == hashlib.md5(f"{ha1}:{NONCE}:{ha2}".encode()).hexdigest()
+
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode()).hexdigest()
+
+        ha1, ha2 = md5(f"{self.user}:{REALM}:{self.password}"), md5(f"{method}:{fields.get('uri')}")
+        if not self.qop:
+            return fields.get("response") == md5(f"{ha1}:{NONCE}:{ha2}")
+        if fields.get("qop") != "auth" or fields.get("opaque") != OPAQUE or not fields.get("cnonce"):
+            return False
+        expected = md5(f"{ha1}:{NONCE}:{fields.get('nc')}:{fields['cnonce']}:auth:{ha2}")
+        return fields.get("response") == expected
 
     def _serve(self, client: socket.socket) -> None:
         with client:
@@ -64,8 +74,9 @@ class DigestRtspCamera:
                 if self._authorized(method, headers):
                     client.sendall(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n".encode())
                 else:
+                    extra = f', qop="auth", opaque="{OPAQUE}"' if self.qop else ""
                     client.sendall(f'RTSP/1.0 401 Unauthorized\r\nCSeq: {cseq}\r\nWWW-Authenticate: Digest '
-                                   f'realm="{REALM}", nonce="{NONCE}"\r\n\r\n'.encode())
+                                   f'realm="{REALM}", nonce="{NONCE}"{extra}\r\n\r\n'.encode())
 
     def close(self) -> None:
         self._stop.set()
@@ -101,7 +112,16 @@ def camera():
     server.close()
 
 
-def test_the_rtsp_probe_answers_the_digest_challenge_with_the_urls_credentials(camera):
+@pytest.fixture
+def qop_camera():
+    server = DigestRtspCamera("admin", "right-s3cret", qop=True)
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("server", ["camera", "qop_camera"])
+def test_the_rtsp_probe_answers_the_digest_challenge_with_the_urls_credentials(server, request):
+    camera = request.getfixturevalue(server)
     base = f"127.0.0.1:{camera.port}/stream1"
     assert rtsp_status(f"rtsp://admin:right-s3cret@{base}", timeout=5) == 200
     assert rtsp_status(f"rtsp://admin:wrong@{base}", timeout=5) == 401
