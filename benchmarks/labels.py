@@ -47,6 +47,7 @@ def model_point(path: Path) -> dict[str, Any]:
         raise BenchmarkError(f"--model {path}: its card has no FER+ scores; train it with FER+ votes available "
                              "(python -m train ... --votes PATH)")
     return {"file": str(path), "name": card.name, "labels": list(card.labels), "guard_met": guard_met(path, training),
+            "guard": guard_identity(training),
             "label_source": config.get("labels", "fer2013"),
             "blend": config.get("label_blend", 0.0 if config.get("labels", "fer2013") == "fer2013" else 1.0),
             "prior_tau": training.prior_adjustment.tau if training.prior_adjustment else 0.0,
@@ -74,11 +75,25 @@ def guard_met(path: Path, training: TrainingRecord) -> bool | None:
     return float(rows[training.best_epoch - 1].get("val_guard_shortfall") or 1.0) == 0.0
 
 
+def guard_identity(training: TrainingRecord) -> str | None:
+    """The guard a run kept to, as ``<file name> <sha256 prefix>, <margin> pt`` (``None``: no guard)."""
+    guard = training.guard
+    return None if guard is None else f"{Path(guard.model).name} {guard.sha256[:8]}, {guard.margin_pt:g} pt"
+
+
+def one_guard(points: Sequence[dict[str, Any]]) -> bool:
+    """Whether every guarded run kept to the same guard (model file and margin): only then do their
+    ``kept``/``missed`` compare."""
+    return len({p.get("guard") for p in points if p.get("guard_met") is not None}) <= 1
+
+
 def choose(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The blend rule: among runs that kept their ``--guard`` (all runs, when none had one), the highest
-    validation mean; within ``TIE_PT`` points, the higher FER2013 validation accuracy."""
-    guarded = [p for p in points if p.get("guard_met")]
-    points = guarded or [p for p in points if p.get("guard_met") is None] or list(points)
+    """The blend rule: among runs that kept their ``--guard`` (all runs, when none had one, or when the runs
+    had different guards), the highest validation mean; within ``TIE_PT`` points, the higher FER2013
+    validation accuracy."""
+    if one_guard(points):
+        guarded = [p for p in points if p.get("guard_met")]
+        points = guarded or [p for p in points if p.get("guard_met") is None] or list(points)
     best = max(p["val_mean"] for p in points)
     close = [p for p in points if (best - p["val_mean"]) * 100 <= TIE_PT]
     return max(close, key=lambda p: p["val_fer2013"])
@@ -103,8 +118,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for p in points:
         p["chosen"] = p is chosen
     return {"benchmark": "labels", "command": "python -m benchmarks.labels " + shlex.join(args.argv),
-            "rule": f"among runs that kept their --guard (all, when none had one), the highest validation mean "
-                    f"of FER+ and FER2013 accuracy; within {TIE_PT} pt, the higher FER2013 validation accuracy",
+            "rule": (f"among runs that kept their --guard (all, when none had one), the highest validation mean "
+                     if one_guard(points) else "the runs had different guards, so their guard status does not "
+                     "compare: among all runs, the highest validation mean ")
+                    + f"of FER+ and FER2013 accuracy; within {TIE_PT} pt, the higher FER2013 validation accuracy",
             "labels": list(labels), "points": points, "peer": peer,
             "device": device_facts(), "duration_s": round(time.perf_counter() - started, 1)}
 
@@ -112,7 +129,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def markdown(result: dict[str, Any]) -> str:
     """The frontier as a table, best blend marked."""
     guard = {None: "none", True: "kept", False: "missed"}
-    lines = [[f"{p['blend']:g}" + (" (chosen)" if p["chosen"] else ""), f"{p['prior_tau']:g}", guard[p["guard_met"]],
+    lines = [[f"{p['blend']:g}" + (" (chosen)" if p["chosen"] else ""), f"{p['prior_tau']:g}",
+              guard[p["guard_met"]] + (f" ({p['guard']})" if p.get("guard") else ""),
               fmt(100 * p["val_ferplus"]), fmt(100 * p["val_fer2013"]), fmt(100 * p["val_mean"]),
               fmt(100 * p["test_ferplus"]), fmt(100 * p["test_fer2013"]), p["file"]]
              for p in sorted(result["points"], key=lambda p: p["blend"])]

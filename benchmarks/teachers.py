@@ -12,7 +12,9 @@ A member whose own training split holds some of those validation faces would loo
 it is: it is flagged and its combinations are left out of the choice. Rule: the highest validation mean
 of FER+ and FER2013 accuracy; within 0.1 point, the higher FER2013 validation accuracy, then the fewest
 members, then no flip (the cheapest to cache). With ``--guard``, each ensemble's shortfall against the
-guard's per-class consensus recall is shown (the student keeps the guard, not the teacher). Writes
+guard's per-class consensus recall is shown (the student keeps the guard, not the teacher). With
+``--teacher-bias``, each ensemble is scored after one bias per class chosen on the validation faces under the
+guard, the targets ``python -m train --teacher-bias`` distils. Writes
 ``teachers.json``, ``teachers.md`` and ``teachers.png`` into ``--out``; the test split is only reported.
 """
 
@@ -94,10 +96,13 @@ def scores(probs: np.ndarray, faces) -> dict[str, Any]:
     return out
 
 
-def choose(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The rule: among ensembles of unseen members, the highest validation mean; within ``TIE_PT`` points the
-    higher FER2013 validation accuracy, then the fewest members, then no flip."""
+def choose(rows: Sequence[dict[str, Any]], keep_guard: bool = False) -> dict[str, Any]:
+    """The rule: among ensembles of unseen members (with ``keep_guard``, those within the guard when any is),
+    the highest validation mean; within ``TIE_PT`` points the higher FER2013 validation accuracy, then the
+    fewest members, then no flip."""
     eligible = [r for r in rows if r["eligible"]]
+    if keep_guard:
+        eligible = [r for r in eligible if r.get("guard_shortfall") == 0] or eligible
     if not eligible:
         raise BenchmarkError("every --model trained on some of the --split-from model's validation faces (or "
                              "records no split); add models trained on its split (python -m train --init-from it)")
@@ -109,6 +114,7 @@ def choose(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Score every member, then every ensemble of them, on the student's validation faces and on test."""
     from train import data_checks, label_sources, selection
+    from train.distillation import shift_probabilities
     from train.errors import UserError
     from train.evaluate import validation_faces
 
@@ -155,25 +161,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for flip in (False, True):
                 row: dict[str, Any] = {"members": [members[i]["file"] for i in combo], "flip": flip,
                                        "eligible": all(members[i]["seen_validation_faces"] == 0 for i in combo)}
+                probs = {split: np.mean([np.mean(members[i]["probs"][split], 0) if flip
+                                         else members[i]["probs"][split][0] for i in combo], 0) for split in faces}
+                if args.teacher_bias:
+                    bias = selection.fit_class_bias(probs["val"], faces["val"], "mean", guard)
+                    probs = {split: shift_probabilities(p, bias) for split, p in probs.items()}
+                    row["bias"] = dict(zip(labels, np.round(bias, 2).tolist(), strict=True))
                 for split, scored in faces.items():
-                    probs = np.mean([np.mean(members[i]["probs"][split], 0) if flip else members[i]["probs"][split][0]
-                                     for i in combo], 0)
-                    row[split] = scores(probs, scored)
+                    row[split] = scores(probs[split], scored)
                     if split == "val" and guard is not None:
-                        recalls = selection.consensus_recalls(probs.argmax(1), scored)
+                        recalls = selection.consensus_recalls(probs[split].argmax(1), scored)
                         row["guard_shortfall"] = round(guard.shortfall(recalls), 4)
                 rows.append(row)
-    chosen = choose(rows)
+    keep_guard = bool(args.teacher_bias and guard is not None)
+    chosen = choose(rows, keep_guard)
     for row in rows:
         row["chosen"] = row is chosen
     rows.sort(key=lambda r: (not r["eligible"], -r["val"]["mean"]))
     return {"benchmark": "teachers", "command": "python -m benchmarks.teachers " + shlex.join(args.argv),
-            "rule": f"among ensembles whose members never trained on these validation faces, the highest validation "
+            "rule": f"among ensembles whose members never trained on these validation faces"
+                    + (" (and, when any does, that keep the guard with their bias)" if keep_guard else "")
+                    + ", the highest validation "
                     f"mean of FER+ and FER2013 accuracy; within {TIE_PT} pt, the higher FER2013 validation accuracy, "
                     f"then the fewest members, then no flip",
             "labels": list(labels), "split_from": str(args.split_from),
             "guard": str(args.guard) if args.guard else None,
-            "guard_margin": args.guard_margin if args.guard else None,
+            "guard_margin": args.guard_margin if args.guard else None, "teacher_bias": args.teacher_bias,
             "n_validation": len(faces["val"]), "n_test": {k: int((v >= 0).sum()) for k, v in
                                                            faces["test"].label_sets().items()},
             "members": [{k: v for k, v in m.items() if k != "probs"} for m in members], "ensembles": rows,
@@ -220,18 +233,26 @@ def markdown(result: dict[str, Any]) -> str:
     eligible = [r for r in result["ensembles"] if r["eligible"]]
     shown = eligible[:result["top"]] + [r for r in eligible[result["top"]:] if len(r["members"]) == 1 or r["chosen"]]
     guard = result["guard"] is not None
-    lines = [[ensemble_name(r) + (" **(chosen)**" if r["chosen"] else ""), percent(r, "val", "ferplus"),
+    biased = bool(result.get("teacher_bias"))
+    lines = [[ensemble_name(r) + (" **(chosen)**" if r["chosen"] else "")]
+             + ([" / ".join(f"{v:+.1f}" for v in r["bias"].values())] if biased else [])
+             + [percent(r, "val", "ferplus"),
               percent(r, "val", "fer2013"), fmt(100 * r["val"]["mean"]), recall_text(r, "val")]
              + ([fmt(100 * r["guard_shortfall"])] if guard else [])
              + [percent(r, "test", "ferplus"), percent(r, "test", "fer2013"), percent(r, "test", "consensus")]
              for r in shown]
-    table = markdown_table(["teachers", "val FER+ %", "val FER2013 %", "val mean %", "val consensus recall %"]
+    table = markdown_table(["teachers"] + (["teacher bias"] if biased else []) + ["val FER+ %", "val FER2013 %", "val mean %", "val consensus recall %"]
                            + (["guard shortfall (pt)"] if guard else [])
                            + ["test FER+ %", "test FER2013 %", "test consensus %"], lines,
-                           [False, True, True, True, False] + ([True] if guard else []) + [True] * 3)
+                           [False] + ([False] if biased else []) + [True, True, True, False]
+                           + ([True] if guard else []) + [True] * 3)
     left_out = len(result["ensembles"]) - len(eligible)
     guard_text = (f" Guard: {result['guard']}, {result['guard_margin']:g} point(s) below its per-class consensus "
                   f"recall at most." if guard else "")
+    if biased:
+        guard_text += (f" Scores are after each ensemble's teacher bias (added to its log-probabilities, order "
+                       f"{' / '.join(result['labels'])}), chosen on these validation faces"
+                       + (" under the guard." if guard else "."))
     return (f"# Teacher ensembles for a student of {result['split_from']} ({', '.join(result['labels'])})\n\n"
             f"`{result['command']}`\n\nRule: {result['rule']}. Validation: the {result['n_validation']:,} "
             f"validation faces of {result['split_from']}; consensus recall in the order "
@@ -273,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-members", type=int, default=3, help="largest ensemble tried (default: %(default)s)")
     p.add_argument("--guard", type=Path, help="show each ensemble's shortfall against this model's consensus recall")
     p.add_argument("--guard-margin", type=float, default=1.0, help="points (default: %(default)s)")
+    p.add_argument("--teacher-bias", action="store_true",
+                   help="score each ensemble after one bias per class chosen on the validation faces under --guard "
+                        "(what python -m train --teacher-bias distils)")
     p.add_argument("--top", type=int, default=15, help="ensembles listed in the table (default: %(default)s)")
     p.add_argument("--out", type=Path, help="write teachers.json, teachers.md, teachers.png here")
     add_log_level(p)

@@ -125,3 +125,21 @@ def test_bad_input_is_one_error_line(tmp_path, data, models, capsys, problem, me
     errors = [line for line in err.splitlines() if "error:" in line]
     assert code == 2 and errors == err.strip().splitlines()[-1:] and "Traceback" not in err
     assert message.format(missing=paths["missing"]) in errors[0]
+
+
+def test_teacher_bias_scores_the_shifted_ensembles_and_keeps_the_guard(tmp_path, data, models):
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["--model", str(models["happy"]), str(models["reader"]), "--split-from", str(models["reader"]),
+                 "--data", str(data), "--guard", str(models["reader"]), "--guard-margin", "0", "--teacher-bias",
+                 "--out", str(out)])
+    assert code == 0
+    result = json.loads((out / "teachers.json").read_text())
+    rows = {(tuple(r["members"]), r["flip"]): r for r in result["ensembles"]}
+    happy = rows[((str(models["happy"]),), False)]
+    # a constant answer gains no face from any bias: it stays at zero, and the model stays below the guard
+    assert happy["bias"] == dict.fromkeys(CLASSES, 0.0) and happy["guard_shortfall"] == pytest.approx(1.0)
+    assert all(list(r["bias"]) == list(CLASSES) for r in result["ensembles"])
+    chosen = [r for r in result["ensembles"] if r["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["guard_shortfall"] == 0.0 and chosen[0]["val"]["mean"] == 1.0
+    assert "| teacher bias |" in (out / "teachers.md").read_text()

@@ -144,16 +144,18 @@ def test_train_interrupt_resume_and_evaluate(tmp_path, data):
     assert [t["name"] for t in card["training"]["teachers"]] == ["fer4"]
     assert card["training"]["teachers"][0]["sha256"] == card["training"]["init_from"]["sha256"]
     assert card["training"]["config"]["teacher_weight"] == 0.4
-    # The same with mirrored, cached teacher targets and a per-class bias: all recorded in the card.
+    # The same with mirrored, cached, biased teacher targets and a per-class bias: all recorded in the card.
     cached = tmp_path / "cached"
     result = run_cli("--data", str(data), "--init-from", str(run_dir / "fer4.keras"), "--classes", "happy,sad",
                      "--arch", "edge-small", "--batch-size", "16", "--epochs", "1", "--teacher",
                      str(run_dir / "fer4.keras"), "--teacher-flip", "--teacher-targets", "cached", "--class-bias",
-                     "--out", str(cached))
+                     "--teacher-bias", "--out", str(cached))
     assert result.returncode == 0, result.stderr
     assert "teacher targets for" in result.stderr and (cached / "teacher_targets.npz").is_file()
     training = json.loads((cached / "fer2.json").read_text())["training"]
     assert set(training["prior_adjustment"]["class_bias"]) == {"happy", "sad"}
+    assert list(training["teacher_bias"]) == ["happy", "sad"] and training["teacher_bias"]["happy"] == 0.0
+    assert training["config"]["teacher_bias"] is True and "teacher bias chosen on validation" in result.stderr
     assert training["config"]["teacher_targets"] == "cached" and training["config"]["teacher_flip"] is True
     # A warm start needs a source trained on every one of its classes: one error line.
     result = run_cli("--data", str(data), "--init-from", str(run_dir / "fer4.keras"), "--classes", "happy,angry",

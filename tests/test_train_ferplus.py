@@ -201,8 +201,13 @@ def test_blend_rule_takes_the_best_validation_mean_and_breaks_near_ties_on_fer20
     assert choose(points)["blend"] == 0.7
     assert choose(points[::2])["blend"] == 1.0
     # Runs trained with --guard: only those whose chosen epoch kept it compete.
-    guarded = [{**points[0], "guard_met": False}, {**points[1], "guard_met": None}, {**points[2], "guard_met": True}]
+    guard = "fer4.keras 68deb93e, 2 pt"
+    guarded = [{**points[0], "guard_met": False, "guard": guard}, {**points[1], "guard_met": None, "guard": None},
+               {**points[2], "guard_met": True, "guard": guard}]
     assert choose(guarded)["blend"] == 0.4
+    # Runs held to different guards (another model, or another margin): kept and missed do not compare.
+    guarded[0]["guard"] = "fer4.keras cffb3ce7, 1 pt"
+    assert choose(guarded)["blend"] == 0.7
 
 
 @pytest.mark.skipif(not (SHARED / "data" / "ferplus" / "votes.csv").is_file(),

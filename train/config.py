@@ -53,6 +53,8 @@ class RunConfig:
     teacher_flip: bool = False
     #: ``online``: the teachers score every augmented batch; ``cached``: each training face once, before training
     teacher_targets: str = "online"
+    #: the teachers' output shifted by one bias per class, chosen on validation under the guard
+    teacher_bias: bool = False
     labels: str = "fer2013"
     votes: str | None = None
     label_blend: float = 1.0

@@ -89,6 +89,8 @@ RULES = (
          "must be in (0, 1] with {teachers}, and 0 without"),
     Rule("teacher_flip", lambda c: not c.teacher_flip or bool(c.teachers),
          "scores faces with the teachers: add {teachers} MODEL.keras"),
+    Rule("teacher_bias", lambda c: not c.teacher_bias or bool(c.teachers),
+         "shifts the teachers' output: add {teachers} MODEL.keras"),
     _choice("teacher_targets", TEACHER_TARGETS),
     Rule("teacher_targets", lambda c: c.teacher_targets == "online" or bool(c.teachers),
          "sets how teachers score faces: add {teachers} MODEL.keras"),

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from edge_runtime.model.card import ModelCard
 
     from .config import RunConfig
+    from .label_sources import ScoredFaces
+    from .selection import RecallGuard
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +117,56 @@ def cached_probabilities(teacher: Callable, images: np.ndarray, cache: Path | No
     return probs
 
 
-def teaching(config: RunConfig, images: np.ndarray, targets: np.ndarray,
-             run_dir: Path) -> tuple[np.ndarray, Callable | None]:
-    """The run's training targets and its online teacher: with ``--teacher-targets cached`` the teachers'
-    probabilities are blended into the targets here (and no teacher runs per batch)."""
+def with_class_bias(teacher: Callable, bias: np.ndarray) -> Callable:
+    """``teacher`` with its probabilities multiplied by ``exp(bias)`` per class and renormalized
+    (``softmax(log p + bias)``)."""
+    import tensorflow as tf
+
+    scale = tf.constant(np.exp(bias), tf.float32)
+
+    def biased(faces: tf.Tensor) -> tf.Tensor:
+        probs = tf.cast(teacher(faces), tf.float32) * scale
+        return probs / tf.maximum(tf.reduce_sum(probs, axis=-1, keepdims=True), 1e-12)
+
+    return biased
+
+
+def shift_probabilities(probs: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``softmax(log probs + bias)`` row by row, in numpy (what :func:`with_class_bias` does per batch)."""
+    shifted = np.asarray(probs, np.float64) * np.exp(bias)
+    return (shifted / np.maximum(shifted.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def fit_teacher_bias(teacher: Callable, val: ScoredFaces, select: str, guard: RecallGuard | None,
+                     batch_size: int = 256) -> np.ndarray:
+    """One bias per class on the teachers' log-probabilities, chosen on the validation faces ``val``
+    (:func:`train.selection.fit_class_bias`: the best ``select`` score among the biases that keep ``guard``)."""
+    from .selection import fit_class_bias
+
+    x = val.images.astype(np.float32)[..., None]
+    probs = np.concatenate([np.asarray(teacher(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
+    return fit_class_bias(probs, val, select, guard)
+
+
+def teaching(config: RunConfig, images: np.ndarray, targets: np.ndarray, run_dir: Path,
+             val: ScoredFaces | None = None,
+             guard: RecallGuard | None = None) -> tuple[np.ndarray, Callable | None, np.ndarray | None]:
+    """The run's training targets, its online teacher and the ``--teacher-bias`` chosen on ``val`` (or ``None``):
+    with ``--teacher-targets cached`` the teachers' probabilities are blended into the targets here (and no
+    teacher runs per batch)."""
     if not config.teachers:
-        return targets, None
+        return targets, None, None
     teacher = load_teachers(config.teachers, config.class_names, flip=config.teacher_flip)
+    bias = None
+    if config.teacher_bias:
+        if val is None:
+            raise ValueError("--teacher-bias needs the validation faces")
+        bias = fit_teacher_bias(teacher, val, config.select, guard)
+        log.info("teacher bias chosen on validation: %s",
+                 ", ".join(f"{c} {b:+.1f}" for c, b in zip(config.class_names, bias, strict=True)))
     if config.teacher_targets != "cached":
-        return targets, teacher
+        return targets, (teacher if bias is None else with_class_bias(teacher, bias)), bias
     probs = cached_probabilities(teacher, images, run_dir / TEACHER_TARGETS_FILE)
-    return (1.0 - config.teacher_weight) * targets + config.teacher_weight * probs, None
+    if bias is not None:
+        probs = shift_probabilities(probs, bias)
+    return (1.0 - config.teacher_weight) * targets + config.teacher_weight * probs, None, bias

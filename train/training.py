@@ -128,6 +128,7 @@ class FitInputs:
     prior: np.ndarray
     taus: tuple[float, ...]
     guard: selection.RecallGuard | None
+    teacher_bias: np.ndarray | None = None
 
 
 def run(config: RunConfig, run_dir: Path, resume: bool) -> dict:
@@ -197,14 +198,16 @@ def fit_inputs(config: RunConfig, data: RunData, run_dir: Path, resume: bool) ->
         model_card.record_teachers(run_dir, teachers, resume)
         log.info("distilling from %s (teacher weight %g%s)", ", ".join(teachers), config.teacher_weight,
                  ", faces and their mirror images" if config.teacher_flip else "")
-    targets, teacher = distillation.teaching(config, data.train.images, data.train.targets, run_dir)
+    guard = recall_guard(config, data.val)
+    targets, teacher, teacher_bias = distillation.teaching(config, data.train.images, data.train.targets, run_dir,
+                                                           data.val, guard)
     options = datasets.DatasetOptions(
         config.batch_size, training=True, seed=config.seed, mixup_alpha=config.mixup,
         teacher=teacher, teacher_weight=config.teacher_weight)
     batches = datasets.make_dataset(data.train.images, targets, options,
                                     None if weights is None else weights[data.train.labels])
     return FitInputs(batches, selection.class_prior(data.train.targets),
-                     tuple(config.prior_taus or (0.0,)), recall_guard(config, data.val))
+                     tuple(config.prior_taus or (0.0,)), guard, teacher_bias)
 
 
 def recall_guard(config: RunConfig, val: label_sources.ScoredFaces) -> selection.RecallGuard | None:
@@ -307,8 +310,10 @@ def best_model(model: keras.Model, config: RunConfig, run_dir: Path, inputs: Fit
                             margin_pt=config.guard_margin,
                             reference_consensus_recall=dict(zip(labels, np.round(inputs.guard.reference, 4).tolist(),
                                                                 strict=True)))
+    teacher_bias = None if inputs.teacher_bias is None else dict(
+        zip(labels, np.round(inputs.teacher_bias, 2).tolist(), strict=True))
     record = TrainingRecord(best_epoch=best_epoch + 1, train_seconds=round(train_seconds, 1),
-                            prior_adjustment=adjustment, guard=guard)
+                            prior_adjustment=adjustment, guard=guard, teacher_bias=teacher_bias)
     return final, history, record
 
 

@@ -99,6 +99,8 @@ class TrainingRecord:
     guard: GuardRecord | None = optional()
     init_from: SourceModelRecord | None = optional()
     teachers: tuple[SourceModelRecord, ...] = optional(factory=tuple)
+    #: ``--teacher-bias``: the bias per class added to the teachers' log-probabilities
+    teacher_bias: dict[str, float] | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)
