@@ -58,10 +58,11 @@ def model_point(path: Path) -> dict[str, Any]:
 
 
 def guard_met(path: Path, training: TrainingRecord) -> bool | None:
-    """Whether the epoch a ``--guard`` run chose kept the guard (``None``: trained without one).
+    """Whether the epoch a ``--guard`` run chose kept the guard (``None``: trained without one, or not recorded).
 
     Read from the card (``training.guard.met``) or, for runs that do not record it, from the run's
-    ``history.csv`` beside the model (``val_guard_shortfall`` at the chosen epoch)."""
+    ``history.csv`` beside the model (``val_guard_shortfall`` at the chosen epoch); a card copied away
+    from its run without that field has no answer."""
     guard = training.guard
     if guard is None:
         return None
@@ -69,7 +70,7 @@ def guard_met(path: Path, training: TrainingRecord) -> bool | None:
         return guard.met
     history = path.parent / "history.csv"
     if not history.is_file() or not training.best_epoch:
-        return False
+        return None
     with history.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     return float(rows[training.best_epoch - 1].get("val_guard_shortfall") or 1.0) == 0.0
@@ -84,7 +85,7 @@ def guard_identity(training: TrainingRecord) -> str | None:
 def one_guard(points: Sequence[dict[str, Any]]) -> bool:
     """Whether every guarded run kept to the same guard (model file and margin): only then do their
     ``kept``/``missed`` compare."""
-    return len({p.get("guard") for p in points if p.get("guard_met") is not None}) <= 1
+    return len({p.get("guard") for p in points if p.get("guard") is not None}) <= 1
 
 
 def choose(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -93,7 +94,7 @@ def choose(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
     validation accuracy."""
     if one_guard(points):
         guarded = [p for p in points if p.get("guard_met")]
-        points = guarded or [p for p in points if p.get("guard_met") is None] or list(points)
+        points = guarded or [p for p in points if p.get("guard") is None] or list(points)
     best = max(p["val_mean"] for p in points)
     close = [p for p in points if (best - p["val_mean"]) * 100 <= TIE_PT]
     return max(close, key=lambda p: p["val_fer2013"])
@@ -128,9 +129,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     """The frontier as a table, best blend marked."""
-    guard = {None: "none", True: "kept", False: "missed"}
+    def guard(point: dict[str, Any]) -> str:
+        if point.get("guard") is None:
+            return "none"
+        return {None: "not recorded", True: "kept", False: "missed"}[point["guard_met"]] + f" ({point['guard']})"
+
     lines = [[f"{p['blend']:g}" + (" (chosen)" if p["chosen"] else ""), f"{p['prior_tau']:g}",
-              guard[p["guard_met"]] + (f" ({p['guard']})" if p.get("guard") else ""),
+              guard(p),
               fmt(100 * p["val_ferplus"]), fmt(100 * p["val_fer2013"]), fmt(100 * p["val_mean"]),
               fmt(100 * p["test_ferplus"]), fmt(100 * p["test_fer2013"]), p["file"]]
              for p in sorted(result["points"], key=lambda p: p["blend"])]

@@ -210,6 +210,22 @@ def test_blend_rule_takes_the_best_validation_mean_and_breaks_near_ties_on_fer20
     assert choose(guarded)["blend"] == 0.7
 
 
+def test_guard_status_comes_from_the_card_or_the_runs_history_and_is_unknown_without_either(tmp_path):
+    from benchmarks.labels import guard_met
+    from edge_runtime.model.card_records import GuardRecord, TrainingRecord
+
+    guard = GuardRecord(model="fer4.keras", sha256="0" * 64, margin_pt=2.0, reference_consensus_recall={})
+    model = tmp_path / "fer4.json"
+    unrecorded = TrainingRecord(guard=guard, best_epoch=2)
+    assert guard_met(model, unrecorded) is None                 # a card copied away from its run
+    (tmp_path / "history.csv").write_text("epoch,val_guard_shortfall\n0,0.01\n1,0.0\n2,0.02\n")
+    assert guard_met(model, unrecorded) is True                  # its chosen (2nd) epoch kept the guard
+    assert guard_met(model, TrainingRecord(guard=guard, best_epoch=3)) is False
+    assert guard_met(model, TrainingRecord(guard=GuardRecord(**{**guard.__dict__, "met": False}), best_epoch=2)) \
+        is False                                                 # the card's own record wins
+    assert guard_met(model, TrainingRecord()) is None
+
+
 @pytest.mark.skipif(not (SHARED / "data" / "ferplus" / "votes.csv").is_file(),
                     reason="../shared/data/ferplus/votes.csv is absent (the FER+ votes ship beside the project)")
 def test_real_votes_match_the_published_majority_counts():
