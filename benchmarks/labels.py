@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for p in points:
         p["chosen"] = p is chosen
     return {"benchmark": "labels", "command": "python -m benchmarks.labels " + shlex.join(args.argv),
-            "rule": (f"among runs that kept their --guard (all, when none had one), the highest validation mean "
+            "rule": ("among runs that kept their --guard (all, when none had one), the highest validation mean "
                      if one_guard(points) else "the runs had different guards, so their guard status does not "
                      "compare: among all runs, the highest validation mean ")
                     + f"of FER+ and FER2013 accuracy; within {TIE_PT} pt, the higher FER2013 validation accuracy",

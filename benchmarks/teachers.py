@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         row["chosen"] = row is chosen
     rows.sort(key=lambda r: (not r["eligible"], -r["val"]["mean"]))
     return {"benchmark": "teachers", "command": "python -m benchmarks.teachers " + shlex.join(args.argv),
-            "rule": f"among ensembles whose members never trained on these validation faces"
+            "rule": "among ensembles whose members never trained on these validation faces"
                     + (" (and, when any does, that keep the guard with their bias)" if keep_guard else "")
                     + ", the highest validation "
                     f"mean of FER+ and FER2013 accuracy; within {TIE_PT} pt, the higher FER2013 validation accuracy, "
@@ -241,7 +241,8 @@ def markdown(result: dict[str, Any]) -> str:
              + ([fmt(100 * r["guard_shortfall"])] if guard else [])
              + [percent(r, "test", "ferplus"), percent(r, "test", "fer2013"), percent(r, "test", "consensus")]
              for r in shown]
-    table = markdown_table(["teachers"] + (["teacher bias"] if biased else []) + ["val FER+ %", "val FER2013 %", "val mean %", "val consensus recall %"]
+    table = markdown_table(["teachers"] + (["teacher bias"] if biased else [])
+                           + ["val FER+ %", "val FER2013 %", "val mean %", "val consensus recall %"]
                            + (["guard shortfall (pt)"] if guard else [])
                            + ["test FER+ %", "test FER2013 %", "test consensus %"], lines,
                            [False] + ([False] if biased else []) + [True, True, True, False]
