@@ -42,6 +42,7 @@ def data(tmp_path_factory):
     (["--data", "{data}", "--mixup", "-1"], "--mixup must be"),
     (["--data", "{data}", "--teacher", "{tmp}/missing.keras"], "--teacher {tmp}/missing.keras not found"),
     (["--data", "{data}", "--teacher", "{tmp}/missing.keras", "--teacher-weight", "1.5"], "--teacher-weight must"),
+    (["--data", "{data}", "--teacher-bias"], "--teacher-bias shifts the teachers' output: add --teacher MODEL.keras"),
 ])
 def test_bad_input_gives_one_error_line(tmp_path, data, args, message):
     args = [a.format(tmp=tmp_path, data=data) for a in args]
