@@ -149,7 +149,7 @@ def fit_teacher_bias(teacher: Callable, val: ScoredFaces, select: str, guard: Re
 
 
 def teaching(config: RunConfig, images: np.ndarray, targets: np.ndarray, run_dir: Path,
-             val: ScoredFaces | None = None,
+             val: ScoredFaces,
              guard: RecallGuard | None = None) -> tuple[np.ndarray, Callable | None, np.ndarray | None]:
     """The run's training targets, its online teacher and the ``--teacher-bias`` chosen on ``val`` (or ``None``):
     with ``--teacher-targets cached`` the teachers' probabilities are blended into the targets here (and no
@@ -159,8 +159,6 @@ def teaching(config: RunConfig, images: np.ndarray, targets: np.ndarray, run_dir
     teacher = load_teachers(config.teachers, config.class_names, flip=config.teacher_flip)
     bias = None
     if config.teacher_bias:
-        if val is None:
-            raise ValueError("--teacher-bias needs the validation faces")
         bias = fit_teacher_bias(teacher, val, config.select, guard)
         log.info("teacher bias chosen on validation: %s",
                  ", ".join(f"{c} {b:+.1f}" for c, b in zip(config.class_names, bias, strict=True)))
