@@ -208,19 +208,18 @@ def label_source(model: Any) -> str:
 
 def measured_fields(measured: Scores, test: TestFaces, source: str) -> dict[str, Any]:
     """``accuracy`` (on the model's own label source), ``accuracy_<label set>`` with their face counts,
-    ``balanced_accuracy_<label set>`` and ``recall_<label set>`` (per class)."""
+    ``balanced_accuracy_<label set>`` and ``recall_<label set>`` (per class). Unrounded: the reports format
+    them to 0.01 points, which a value rounded here first could move (1,914 / 2,570 is 74.47 %, not 74.48 %)."""
     acc = measured.accuracy
     counts = test.counts()
-    fields = {"accuracy": round(acc.get(source, acc["fer2013"]), 5), "accuracy_source": "measured",
+    fields = {"accuracy": acc.get(source, acc["fer2013"]), "accuracy_source": "measured",
               "accuracy_labels": source if source in acc else "fer2013",
               "accuracy_n": counts.get(source, counts["fer2013"])}
     for name, value in acc.items():
-        fields[f"accuracy_{name}"] = None if value is None else round(value, 5)
+        fields[f"accuracy_{name}"] = value
         fields[f"accuracy_{name}_n"] = counts[name]
-        balanced = measured.balanced[name]
-        fields[f"balanced_accuracy_{name}"] = None if balanced is None else round(balanced, 5)
-        fields[f"recall_{name}"] = {label: None if r is None else round(r, 5)
-                                    for label, r in measured.recall[name].items()}
+        fields[f"balanced_accuracy_{name}"] = measured.balanced[name]
+        fields[f"recall_{name}"] = dict(measured.recall[name])
     return fields
 
 
