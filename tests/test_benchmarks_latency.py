@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.latency import main, parse_threads
+from benchmarks.accuracy import TestFaces, score
+from benchmarks.latency import main, measured_fields, parse_threads
 from benchmarks.peer import PEER_LABELS, peer_input
 from benchmarks.tflite_model import CardModel, label_columns, load_interpreter
 from benchmarks.timing import summarize, time_invokes
@@ -176,6 +177,16 @@ def test_summarize_percentiles():
     assert stats.mean_ms == pytest.approx(50.5) and stats.throughput_fps == pytest.approx(1000 / 50.5)
     with pytest.raises(ValueError):
         summarize([])
+
+
+def test_measured_accuracy_is_stored_unrounded():
+    # 1,914 of 2,570 is 74.4747 %: a value rounded to 5 digits first (0.74475) would print as 74.48.
+    labels = np.array([0] * 1914 + [1] * 656)
+    test = TestFaces(np.zeros((2570, 48, 48), np.uint8), {"fer2013": labels}, ("happy", "sad"), "test")
+    fields = measured_fields(score(np.zeros(2570, int), test), test, "fer2013")
+    assert fields["accuracy"] == fields["accuracy_fer2013"] == 1914 / 2570
+    assert f"{fields['accuracy'] * 100:.2f}" == "74.47"
+    assert fields["recall_fer2013"] == {"happy": 1.0, "sad": 0.0}
 
 
 def test_parse_threads():
