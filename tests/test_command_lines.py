@@ -25,6 +25,7 @@ MISTAKES = [
     ("benchmarks.latency", "--threads", "0"),
     ("benchmarks.camera_pipeline", "--warmup-frames", "x"),
     ("benchmarks.labels", "--model", "m.keras", "--threads", "x"),
+    ("benchmarks.interpolation", "--start", "a.keras", "--end", "b.keras", "--data", "d", "--guard-margin", "x"),
     ("benchmarks.detectors", "--input", "sepia"),
     ("benchmarks.crop_margin", "--border", "x"),
     ("benchmarks.alignment", "--angles", "left"),
