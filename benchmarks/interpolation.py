@@ -35,7 +35,7 @@ from edge_runtime.model.card import file_sha256
 from .device import device_facts
 from .errors import BenchmarkError
 from .report import fmt, markdown_table, new_figure, run_and_report, run_benchmark_command, save_figure
-from .teachers import TIE_PT, read_card, recall_text, scores, seen_faces
+from .teachers import TIE_PT, face_counts, read_card, recall_guard, recall_text, scores, seen_faces, student_faces
 
 log = logging.getLogger("benchmarks.interpolation")
 DEFAULT_ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
@@ -93,10 +93,8 @@ def choose(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Score every mix of ``--alphas``, as seen and mirrored, on the validation faces and on test."""
-    from train import data_checks, label_sources, selection
+    from train import selection
     from train.distillation import shift_probabilities
-    from train.errors import UserError
-    from train.evaluate import validation_faces
 
     started = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -111,13 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if tuple(card.labels) != labels:
             raise BenchmarkError(f"{option} {getattr(args, option[2:])} answers {', '.join(card.labels)}, not "
                                  f"{', '.join(labels)} as --split-from does: give models of the same classes")
-    try:
-        votes = label_sources.resolve_votes(args.data, args.votes, required=False)
-        faces = {"val": validation_faces(student, str(args.data), votes),
-                 "test": label_sources.load_scored_split(args.data, "test", labels, votes)}
-    except UserError as exc:
-        raise BenchmarkError(str(exc)) from exc
-    validation = set(data_checks.pixel_hashes(faces["val"].images))
+    faces, validation = student_faces(student, args.data, args.votes)
     cache: dict = {}
     ends = []
     for option, card in cards.items():
@@ -136,12 +128,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise BenchmarkError(f"--start/--end: not a readable Keras model ({exc})") from exc
     weights = (start.get_weights(), end.get_weights())
     check_same_architecture(*weights, (args.start, args.end))
-    guard = None
-    if args.guard is not None:
-        reference_model = keras.models.load_model(args.guard, compile=False)
-        reference = selection.consensus_recalls(probabilities(reference_model, faces["val"].images, False).argmax(1),
-                                                faces["val"])
-        guard = selection.RecallGuard(reference=reference, margin=args.guard_margin / 100)
+    guard = None if args.guard is None else recall_guard(args.guard, labels, faces["val"], args.guard_margin)
     rows = []
     for alpha in alphas:
         end.set_weights(mix(*weights, alpha))
@@ -167,11 +154,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rule": f"among the mixes that keep the guard (all, without one), the highest validation mean of FER+ "
                     f"and FER2013 accuracy; within {TIE_PT} pt, the higher FER2013 validation accuracy, then no flip",
             "labels": list(labels), "ends": ends, "split_from": str(split_from),
-            "guard": str(args.guard) if args.guard else None,
-            "guard_margin": args.guard_margin if args.guard else None, "class_bias": args.class_bias,
-            "n_validation": len(faces["val"]), "n_test": {k: int((v >= 0).sum()) for k, v in
-                                                           faces["test"].label_sets().items()},
-            "mixes": rows, "device": device_facts(), "duration_s": round(time.perf_counter() - started, 1)}
+            **face_counts(args, faces), "class_bias": args.class_bias, "mixes": rows, "device": device_facts(),
+            "duration_s": round(time.perf_counter() - started, 1)}
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -60,6 +60,41 @@ def member_probabilities(path: Path, labels: tuple[str, ...], faces: dict[str, n
     return out
 
 
+def student_faces(student: ModelCard, data: Path, votes: Path | None) -> tuple[dict[str, Any], set[str]]:
+    """``{"val": the student's validation faces (re-carved from its card), "test": the test split}``, scored
+    against every label set, and the pixel hashes of the validation faces."""
+    from train import data_checks, label_sources
+    from train.errors import UserError
+    from train.evaluate import validation_faces
+
+    try:
+        vote_table = label_sources.resolve_votes(data, votes, required=False)
+        faces = {"val": validation_faces(student, str(data), vote_table),
+                 "test": label_sources.load_scored_split(data, "test", tuple(student.labels), vote_table)}
+    except UserError as exc:
+        raise BenchmarkError(str(exc)) from exc
+    return faces, set(data_checks.pixel_hashes(faces["val"].images))
+
+
+def recall_guard(path: Path, labels: tuple[str, ...], val: Any, margin_pt: float) -> Any:
+    """The :class:`train.selection.RecallGuard` of ``--guard``: its per-class consensus recall on ``val``."""
+    from train import selection
+    from train.errors import UserError
+
+    try:
+        probs = member_probabilities(path, labels, {"val": val.images})["val"][0]
+    except UserError as exc:
+        raise BenchmarkError(str(exc).replace("--teacher", "--guard")) from exc
+    return selection.RecallGuard(reference=selection.consensus_recalls(probs.argmax(1), val), margin=margin_pt / 100)
+
+
+def face_counts(args: argparse.Namespace, faces: dict[str, Any]) -> dict[str, Any]:
+    """The guard and how many faces each split scores, as the benchmarks' JSON records them."""
+    return {"guard": str(args.guard) if args.guard else None,
+            "guard_margin": args.guard_margin if args.guard else None, "n_validation": len(faces["val"]),
+            "n_test": {k: int((v >= 0).sum()) for k, v in faces["test"].label_sets().items()}}
+
+
 def seen_faces(card: ModelCard, data: str, validation: set[str], cache: dict) -> int | None:
     """How many of the ``validation`` faces (pixel hashes) the member's own training split holds; ``None``
     when its card records no split. A warm start keeps its source's split, so this covers the chain."""
@@ -113,10 +148,9 @@ def choose(rows: Sequence[dict[str, Any]], keep_guard: bool = False) -> dict[str
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Score every member, then every ensemble of them, on the student's validation faces and on test."""
-    from train import data_checks, label_sources, selection
+    from train import selection
     from train.distillation import shift_probabilities
     from train.errors import UserError
-    from train.evaluate import validation_faces
 
     started = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -128,13 +162,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.guard is not None:
         read_card(args.guard, "--guard")
     labels = tuple(student.labels)
-    try:
-        votes = label_sources.resolve_votes(args.data, args.votes, required=False)
-        faces = {"val": validation_faces(student, str(args.data), votes),
-                 "test": label_sources.load_scored_split(args.data, "test", labels, votes)}
-    except UserError as exc:
-        raise BenchmarkError(str(exc)) from exc
-    validation = set(data_checks.pixel_hashes(faces["val"].images))
+    faces, validation = student_faces(student, args.data, args.votes)
     cache: dict = {}
     members = []
     for path, card in zip(paths, cards, strict=True):
@@ -147,14 +175,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "seen_validation_faces": seen, "probs": probs})
         log.info("%s: %s of %d validation faces in its training split", path, "unknown" if seen is None else seen,
                  len(validation))
-    guard = None
-    if args.guard is not None:
-        try:
-            guard_probs = member_probabilities(args.guard, labels, {"val": faces["val"].images})["val"][0]
-        except UserError as exc:
-            raise BenchmarkError(str(exc).replace("--teacher", "--guard")) from exc
-        reference = selection.consensus_recalls(guard_probs.argmax(1), faces["val"])
-        guard = selection.RecallGuard(reference=reference, margin=args.guard_margin / 100)
+    guard = None if args.guard is None else recall_guard(args.guard, labels, faces["val"], args.guard_margin)
     rows = []
     for size in range(1, min(args.max_members, len(members)) + 1):
         for combo in itertools.combinations(range(len(members)), size):
@@ -185,10 +206,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"mean of FER+ and FER2013 accuracy; within {TIE_PT} pt, the higher FER2013 validation accuracy, "
                     f"then the fewest members, then no flip",
             "labels": list(labels), "split_from": str(args.split_from),
-            "guard": str(args.guard) if args.guard else None,
-            "guard_margin": args.guard_margin if args.guard else None, "teacher_bias": args.teacher_bias,
-            "n_validation": len(faces["val"]), "n_test": {k: int((v >= 0).sum()) for k, v in
-                                                           faces["test"].label_sets().items()},
+            **face_counts(args, faces), "teacher_bias": args.teacher_bias,
             "members": [{k: v for k, v in m.items() if k != "probs"} for m in members], "ensembles": rows,
             "top": args.top,
             "device": device_facts(), "duration_s": round(time.perf_counter() - started, 1)}
