@@ -2,9 +2,10 @@
 
 Two models of one architecture that share a warm start (a model and the one it was fine-tuned from, say
 fer7 trained on FER2013's labels and the fer7 fine-tuned from it on the FER+ votes) are mixed weight by
-weight, ``(1 - alpha) * start + alpha * end``, BatchNorm statistics included. Each mix is scored, as seen
-and with the mirrored face averaged in, on the validation faces of ``--split-from`` (default ``--end``)
-and on the test split, against FER+ majority labels, FER2013's folder labels and the consensus faces.
+weight, ``(1 - alpha) * start + alpha * end``, BatchNorm statistics included. ``--start`` may answer more
+classes than ``--end`` (fer7 beside fer4): its output layer is then cut to ``--end``'s classes. Each mix is
+scored, as seen and with the mirrored face averaged in, on the validation faces of ``--split-from`` (default
+``--end``) and on the test split, against FER+ majority labels, FER2013's folder labels and the consensus faces.
 With ``--class-bias``, each mix is scored after one bias per class chosen on those validation faces under
 ``--guard`` (what ``python -m train --class-bias`` folds into a model). Both ends must be models that never
 trained on those validation faces.
@@ -63,6 +64,16 @@ def mix(start: list[np.ndarray], end: list[np.ndarray], alpha: float) -> list[np
     return out
 
 
+def cut_weights(model: Any, labels: tuple[str, ...], keep: tuple[str, ...]) -> list[np.ndarray]:
+    """``model``'s weights with its output layer cut to the columns of ``keep`` (a subset of ``labels``): the
+    softmax over the kept logits is the model's probabilities for those classes, renormalized."""
+    from train.selection import OUTPUT_LAYER
+
+    columns = [labels.index(name) for name in keep]
+    return [w[..., columns] if v.path.startswith(f"{OUTPUT_LAYER}/") else w
+            for v, w in zip(model.weights, model.get_weights(), strict=True)]
+
+
 def check_same_architecture(start: list[np.ndarray], end: list[np.ndarray], names: tuple[Path, Path]) -> None:
     """One error line unless both weight lists have the same shapes and agree on every integer weight."""
     same = len(start) == len(end) and all(a.shape == b.shape and a.dtype == b.dtype
@@ -105,10 +116,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.guard is not None:
         read_card(args.guard, "--guard")
     labels = tuple(student.labels)
-    for option, card in cards.items():
-        if tuple(card.labels) != labels:
-            raise BenchmarkError(f"{option} {getattr(args, option[2:])} answers {', '.join(card.labels)}, not "
-                                 f"{', '.join(labels)} as --split-from does: give models of the same classes")
+    if tuple(cards["--end"].labels) != labels or not set(labels) <= set(cards["--start"].labels):
+        raise BenchmarkError(f"--end {args.end} answers {', '.join(cards['--end'].labels)} and --start {args.start} "
+                             f"{', '.join(cards['--start'].labels)}, --split-from {', '.join(labels)}: the --end "
+                             f"model must answer the --split-from model's classes, and --start at least those")
     faces, validation = student_faces(student, args.data, args.votes)
     cache: dict = {}
     ends = []
@@ -126,7 +137,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         start, end = (keras.models.load_model(p, compile=False) for p in (args.start, args.end))
     except (OSError, ValueError) as exc:
         raise BenchmarkError(f"--start/--end: not a readable Keras model ({exc})") from exc
-    weights = (start.get_weights(), end.get_weights())
+    weights = (cut_weights(start, tuple(cards["--start"].labels), labels), end.get_weights())
     check_same_architecture(*weights, (args.start, args.end))
     guard = None if args.guard is None else recall_guard(args.guard, labels, faces["val"], args.guard_margin)
     rows = []

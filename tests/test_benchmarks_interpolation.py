@@ -78,7 +78,7 @@ def test_the_guard_rules_out_the_mixes_below_it(tmp_path, data, ends):  # noqa: 
     ("alphas", "--alphas 0,2: every value must lie from 0 (--start) to 1 (--end)"),
     ("leaky", "trained on"),
     ("architecture", "are not the same architecture"),
-    ("classes", "answers happy, neutral, not happy, neutral, sad, surprise"),
+    ("classes", "the --end model must answer the --split-from model's classes, and --start at least those"),
 ])
 def test_bad_input_is_one_error_line(tmp_path, data, ends, capsys, problem, message):  # noqa: F811
     start, alphas = ends["happy"], "0,1"
@@ -104,3 +104,26 @@ def test_bad_input_is_one_error_line(tmp_path, data, ends, capsys, problem, mess
     errors = [line for line in err.splitlines() if "error:" in line]
     assert code == 2 and errors == err.strip().splitlines()[-1:] and "Traceback" not in err
     assert message in errors[0]
+
+
+def test_a_start_with_more_classes_is_cut_to_the_end_s(tmp_path, data, ends):  # noqa: F811
+    from edge_runtime.model.card import load_card, write_card
+    from train.model_card import keras_card
+
+    # the reader's columns in another order, plus an "angry" column that would win every face if it were kept
+    labels = ("surprise", "angry", "sad", "neutral", "happy")
+    kernel, bias = bar_reader()
+    columns = [kernel[:, CLASSES.index(name)] if name in CLASSES else np.zeros(len(kernel), np.float32)
+               for name in labels]
+    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(len(labels), activation="softmax", name="probabilities")])
+    model.layers[-1].set_weights([np.stack(columns, 1), np.array([0, 100, 0, 0, 0], np.float32)])
+    (tmp_path / "five").mkdir()
+    start = tmp_path / "five" / "fer5.keras"
+    model.save(start)
+    write_card(keras_card(start.with_suffix(".json"), labels, model, load_card(ends["reader"]).training))
+    code = main(["--start", str(start), "--end", str(ends["happy"]), "--alphas", "0", "--data", str(data),
+                 "--out", str(tmp_path)])
+    assert code == 0
+    rows = json.loads((tmp_path / "interpolation.json").read_text())["mixes"]
+    assert [r["val"]["accuracy_fer2013"] for r in rows] == [1.0, 1.0]     # the reader, as seen and mirrored
