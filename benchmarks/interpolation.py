@@ -36,7 +36,17 @@ from edge_runtime.model.card import file_sha256
 from .device import device_facts
 from .errors import BenchmarkError
 from .report import fmt, markdown_table, new_figure, run_and_report, run_benchmark_command, save_figure
-from .teachers import TIE_PT, face_counts, read_card, recall_guard, recall_text, scores, seen_faces, student_faces
+from .teachers import (
+    TIE_PT,
+    face_counts,
+    read_card,
+    recall_guard,
+    recall_text,
+    scores,
+    scoring_notes,
+    seen_faces,
+    student_faces,
+)
 
 log = logging.getLogger("benchmarks.interpolation")
 DEFAULT_ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
@@ -54,7 +64,8 @@ def parse_alphas(text: str) -> tuple[float, ...]:
 
 
 def mix(start: list[np.ndarray], end: list[np.ndarray], alpha: float) -> list[np.ndarray]:
-    """``(1 - alpha) * start + alpha * end`` for every floating-point weight; other weights must agree."""
+    """``(1 - alpha) * start + alpha * end`` for every floating-point weight; any other weight is taken from
+    ``start`` (:func:`check_same_architecture` has made sure both ends agree on it)."""
     out = []
     for a, b in zip(start, end, strict=True):
         if np.issubdtype(a.dtype, np.floating):
@@ -189,12 +200,7 @@ def markdown(result: dict[str, Any]) -> str:
                            + ["test FER+ %", "test FER2013 %", "test consensus %"], lines,
                            [True, False] + ([False] if biased else []) + [True, True, True, False]
                            + ([True] if guard else []) + [True] * 3)
-    notes = (f" Guard: {result['guard']}, {result['guard_margin']:g} point(s) below its per-class consensus recall "
-             f"at most." if guard else "")
-    if biased:
-        notes += (f" Scores are after each mix's class bias (added to its log-probabilities, order "
-                  f"{' / '.join(result['labels'])}), chosen on these validation faces"
-                  + (" under the guard." if guard else "."))
+    notes = scoring_notes(result, "each mix's class bias" if biased else None)
     return (f"# Weight interpolation for a student of {result['split_from']} ({', '.join(result['labels'])})\n\n"
             f"`{result['command']}`\n\nRule: {result['rule']}. Validation: the {result['n_validation']:,} "
             f"validation faces of {result['split_from']}; consensus recall in the order "

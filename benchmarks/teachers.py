@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from edge_runtime.model.card import ModelCard, ModelCardError, file_sha256, load
 from .device import device_facts
 from .errors import BenchmarkError
 from .report import fmt, markdown_table, new_figure, run_and_report, run_benchmark_command, save_figure
+
+if TYPE_CHECKING:
+    from train.selection import RecallGuard
 
 log = logging.getLogger("benchmarks.teachers")
 TIE_PT = 0.1
@@ -76,7 +79,7 @@ def student_faces(student: ModelCard, data: Path, votes: Path | None) -> tuple[d
     return faces, set(data_checks.pixel_hashes(faces["val"].images))
 
 
-def recall_guard(path: Path, labels: tuple[str, ...], val: Any, margin_pt: float) -> Any:
+def recall_guard(path: Path, labels: tuple[str, ...], val: Any, margin_pt: float) -> RecallGuard:
     """The :class:`train.selection.RecallGuard` of ``--guard``: its per-class consensus recall on ``val``."""
     from train import selection
     from train.errors import UserError
@@ -266,17 +269,24 @@ def markdown(result: dict[str, Any]) -> str:
                            [False] + ([False] if biased else []) + [True, True, True, False]
                            + ([True] if guard else []) + [True] * 3)
     left_out = len(result["ensembles"]) - len(eligible)
-    guard_text = (f" Guard: {result['guard']}, {result['guard_margin']:g} point(s) below its per-class consensus "
-                  f"recall at most." if guard else "")
-    if biased:
-        guard_text += (f" Scores are after each ensemble's teacher bias (added to its log-probabilities, order "
-                       f"{' / '.join(result['labels'])}), chosen on these validation faces"
-                       + (" under the guard." if guard else "."))
+    guard_text = scoring_notes(result, "each ensemble's teacher bias" if biased else None)
     return (f"# Teacher ensembles for a student of {result['split_from']} ({', '.join(result['labels'])})\n\n"
             f"`{result['command']}`\n\nRule: {result['rule']}. Validation: the {result['n_validation']:,} "
             f"validation faces of {result['split_from']}; consensus recall in the order "
             f"{' / '.join(result['labels'])}.{guard_text}\n\n{members}\n\n{table}\n\n"
             f"{left_out} ensemble(s) with a member that trained on these validation faces are left out.\n")
+
+
+def scoring_notes(result: dict[str, Any], bias: str | None) -> str:
+    """The sentences after a table's rule: the guard and its margin, and where ``bias`` (what was biased, e.g.
+    ``each mix's class bias``) names it, the bias added to the log-probabilities before scoring."""
+    guard = result["guard"] is not None
+    text = (f" Guard: {result['guard']}, {result['guard_margin']:g} point(s) below its per-class consensus recall "
+            f"at most." if guard else "")
+    if bias:
+        text += (f" Scores are after {bias} (added to its log-probabilities, order {' / '.join(result['labels'])}), "
+                 f"chosen on these validation faces" + (" under the guard." if guard else "."))
+    return text
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
