@@ -2,7 +2,7 @@
 
 Faces are scored against FER2013's folder labels and, where FER+ votes are found (``--votes``,
 or ``ferplus/votes.csv`` beside ``--data``), the FER+ majority labels and the consensus faces
-(both labels agree); see ``train.label_sources``.
+(both labels agree); see :mod:`edge_runtime.labelled_faces.scoring`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from train import label_sources, reports
+from edge_runtime.labelled_faces import scoring
 
 from .errors import BenchmarkError
 from .tflite_model import run_batched
@@ -53,8 +53,8 @@ def load_test_faces(data: str | Path, split: str, labels: Sequence[str], limit: 
         raise BenchmarkError(f"--data {data} does not exist; give the FER2013 folder holding "
                              f"{split}/<class>/ (e.g. ../shared/data/fer2013) or leave --data out to show "
                              "the accuracy recorded in the model cards")
-    vote_table = label_sources.resolve_votes(data, votes, required=votes is not None)
-    scored = label_sources.load_scored_split(data, split, tuple(labels), vote_table)
+    vote_table = scoring.resolve_votes(data, votes, required=votes is not None)
+    scored = scoring.load_scored_split(data, split, tuple(labels), vote_table)
     sets = scored.label_sets()
     faces = scored.images
     if limit is not None and limit < len(faces):
@@ -85,15 +85,15 @@ class Scores:
 
 def score(predicted: np.ndarray, test: TestFaces) -> Scores:
     """The :class:`Scores` of predicted class indices on ``test`` (recall and balanced accuracy as
-    :func:`train.reports.classification_report` computes them for the model cards)."""
+    :func:`~edge_runtime.labelled_faces.scoring.classification_report` computes them for the model cards)."""
     recall: dict[str, dict[str, float | None]] = {}
     balanced: dict[str, float | None] = {}
     for name, labels in test.label_sets.items():
         mask = labels >= 0
-        report = reports.classification_report(labels[mask], predicted[mask], test.labels)
+        report = scoring.classification_report(labels[mask], predicted[mask], test.labels)
         recall[name] = {label: c["recall"] if c["support"] else None for label, c in report["per_class"].items()}
         balanced[name] = report["balanced_accuracy"] if mask.any() else None
-    return Scores(label_sources.accuracy_by_label_set(predicted, test.label_sets), balanced, recall)
+    return Scores(scoring.accuracy_by_label_set(predicted, test.label_sets), balanced, recall)
 
 
 def scores(model: Any, interpreter: Any, test: TestFaces, batch_size: int = 256) -> Scores:

@@ -35,10 +35,10 @@ from edge_runtime import FaceRecognizer
 from edge_runtime.atomic_io import atomic_write_json
 from edge_runtime.command_line import CommandParser, add_log_level
 from edge_runtime.detection.alignment import aligned_crop, eye_angle
+from edge_runtime.labelled_faces.scoring import accuracy_by_label_set
 from edge_runtime.model.preprocessing import crop_face, to_gray
 from edge_runtime.paths import shared_dir
 from edge_runtime.results import Detection
-from train.label_sources import accuracy_by_label_set
 
 from .accuracy import TestFaces, load_test_faces
 from .crop_margin import BORDERS, canvas_for, pick_face

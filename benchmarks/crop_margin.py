@@ -26,9 +26,9 @@ from edge_runtime import FaceRecognizer
 from edge_runtime.atomic_io import atomic_write_json
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.detection.detectors import DETECTORS
+from edge_runtime.labelled_faces.loading import load_folder_split
 from edge_runtime.model.preprocessing import crop_face
 from edge_runtime.paths import shared_dir
-from train.data_loading import load_folder_split
 
 BORDERS = {"replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT_101}
 

@@ -66,15 +66,17 @@ def member_probabilities(path: Path, labels: tuple[str, ...], faces: dict[str, n
 def student_faces(student: ModelCard, data: Path, votes: Path | None) -> tuple[dict[str, Any], set[str]]:
     """``{"val": the student's validation faces (re-carved from its card), "test": the test split}``, scored
     against every label set, and the pixel hashes of the validation faces."""
-    from train import data_checks, label_sources
+    from edge_runtime.labelled_faces import scoring
+    from edge_runtime.labelled_faces.errors import FaceDataError
+    from train import data_checks
     from train.errors import UserError
     from train.evaluate import validation_faces
 
     try:
-        vote_table = label_sources.resolve_votes(data, votes, required=False)
+        vote_table = scoring.resolve_votes(data, votes, required=False)
         faces = {"val": validation_faces(student, str(data), vote_table),
-                 "test": label_sources.load_scored_split(data, "test", tuple(student.labels), vote_table)}
-    except UserError as exc:
+                 "test": scoring.load_scored_split(data, "test", tuple(student.labels), vote_table)}
+    except (UserError, FaceDataError) as exc:
         raise BenchmarkError(str(exc)) from exc
     return faces, set(data_checks.pixel_hashes(faces["val"].images))
 
@@ -101,8 +103,8 @@ def face_counts(args: argparse.Namespace, faces: dict[str, Any]) -> dict[str, An
 def seen_faces(card: ModelCard, data: str, validation: set[str], cache: dict) -> int | None:
     """How many of the ``validation`` faces (pixel hashes) the member's own training split holds; ``None``
     when its card records no split. A warm start keeps its source's split, so this covers the chain."""
+    from edge_runtime.labelled_faces.loading import load_split
     from train import data_checks, splits
-    from train.data_loading import load_split
 
     config = dict(card.training_config)
     if "classes" not in config or not splits.records_split(config):

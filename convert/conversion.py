@@ -122,10 +122,10 @@ def check_data(data: str | Path, labels: tuple[str, ...]) -> None:
 
 
 def load_images(data: str | Path, split: str, labels: tuple[str, ...], size: tuple[int, int]):
-    """Load one split as a ``train.data_loading.FaceSet`` resized to the model's ``size`` (h, w)."""
+    """Load one split as a ``edge_runtime.labelled_faces.loading.FaceSet`` resized to the model's ``size`` (h, w)."""
     import cv2
 
-    from train.data_loading import load_split
+    from edge_runtime.labelled_faces.loading import load_split
 
     faces = load_split(data, split, labels)
     if faces.images.shape[1:3] != size:

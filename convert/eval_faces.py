@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.labelled_faces import ferplus, scoring
+from edge_runtime.labelled_faces.loading import FaceSet
 from edge_runtime.model.card import ModelCard
-from train import ferplus, label_sources
-from train.data_loading import FaceSet
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class EvalFaces:
     def by_label_set(self, predicted: np.ndarray) -> dict:
         """``accuracy_<set>`` and ``n_<set>`` for every label set."""
         out = {}
-        for name, value in label_sources.accuracy_by_label_set(predicted, self.label_sets).items():
+        for name, value in scoring.accuracy_by_label_set(predicted, self.label_sets).items():
             out[f"accuracy_{name}"] = None if value is None else round(value, 5)
             out[f"n_{name}"] = int((self.label_sets[name] >= 0).sum())
         return out
@@ -53,20 +53,20 @@ def label_source(card: ModelCard) -> str:
 
 def load_votes(card: ModelCard, data: str | Path) -> ferplus.Votes | None:
     """The FER+ votes the model was trained with, or found beside ``data``; required for a FER+ model."""
-    return label_sources.resolve_votes(data, card.training_config.get("votes"),
+    return scoring.resolve_votes(data, card.training_config.get("votes"),
                                        required=label_source(card) == "ferplus")
 
 
 def folders_to_load(card: ModelCard) -> tuple[str, ...]:
     """FER2013 folders to load: all of them for a FER+ model, else the model's labels."""
     if label_source(card) == "ferplus":
-        return label_sources.FOLDER_CLASSES
+        return scoring.FOLDER_CLASSES
     return card.labels
 
 
 def eval_faces(faces: FaceSet, card: ModelCard, votes: ferplus.Votes | None) -> EvalFaces:
     """Score folder-labelled ``faces`` against the card's labels in every label set."""
-    scored = label_sources.scored_faces(faces, card.labels, votes)
+    scored = scoring.scored_faces(faces, card.labels, votes)
     sets = scored.label_sets()
     return EvalFaces(scored.images, sets[label_source(card)], sets)
 

@@ -32,11 +32,11 @@ def ends(tmp_path_factory, data):  # noqa: F811
 
 def validation_accuracy(data, model_path, kernel: np.ndarray, bias: np.ndarray) -> float:  # noqa: F811
     """Accuracy on the model's validation faces of ``softmax(x @ kernel + bias)``, computed apart."""
+    from edge_runtime.labelled_faces import scoring
     from edge_runtime.model.card import load_card
-    from train import label_sources
     from train.evaluate import validation_faces
 
-    votes = label_sources.resolve_votes(str(data), None, required=True)
+    votes = scoring.resolve_votes(str(data), None, required=True)
     faces = validation_faces(load_card(model_path), str(data), votes)
     logits = faces.images.reshape(len(faces), -1).astype(np.float64) @ kernel + bias
     return float((logits.argmax(1) == faces.fer2013).mean())

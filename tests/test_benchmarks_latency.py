@@ -230,7 +230,7 @@ def test_benchmarks_do_not_import_tensorflow():
 def test_every_row_is_scored_on_both_label_sets(bench_setup, tmp_path):
     # FER+ votes that move the first 3 sad test faces to neutral: the biased peer (always "sad" over our
     # classes) is then right on 7 of 44 faces on FER+ labels, 10 of 44 on FER2013's, 7 of the 41 consensus faces.
-    from train.ferplus import FERPLUS_TO_OURS, VOTE_COLUMNS
+    from edge_runtime.labelled_faces.ferplus import FERPLUS_TO_OURS, VOTE_COLUMNS
 
     theirs = {ours: name for name, ours in FERPLUS_TO_OURS.items()}
     lines = ["split,file," + ",".join(VOTE_COLUMNS)]

@@ -16,9 +16,9 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from benchmarks.teachers import main  # noqa: E402
+from edge_runtime.labelled_faces import ferplus  # noqa: E402
 from tests.test_train_ferplus import THEIRS, write_votes  # noqa: E402
 from tests.train_support import CLASSES, make_folder_dataset  # noqa: E402
-from train import ferplus  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -168,7 +168,7 @@ def test_data_used_matches_the_fixture_sizes(converted):
 
 
 def _faces(n_per_class: int, seed: int):
-    from train.data_loading import FaceSet
+    from edge_runtime.labelled_faces.loading import FaceSet
 
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(len(LABELS)), n_per_class)

@@ -15,7 +15,7 @@ from convert import cli
 from convert.conversion import Options, convert_model
 from convert.errors import ConvertError
 from edge_runtime.errors import FerEdgeError
-from train.errors import UserError
+from edge_runtime.labelled_faces.errors import FaceDataError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +74,7 @@ def test_missing_card(capsys, tmp_path, tiny_setup):
 
 
 def test_errors_of_the_training_code_are_reported_like_convert_errors(capsys, tmp_path, tiny_setup):
-    """A FER+ model without its votes fails in train's code; its error shares convert's root and line."""
+    """A FER+ model without its votes fails in the shared data code; its error shares convert's root and line."""
     data, model = tiny_setup
     ferplus = tmp_path / "ferplus.keras"
     shutil.copy(model, ferplus)
@@ -83,7 +83,7 @@ def test_errors_of_the_training_code_are_reported_like_convert_errors(capsys, tm
     ferplus.with_suffix(".json").write_text(json.dumps(card))
     with pytest.raises(FerEdgeError, match="needs the FER\\+ votes") as caught:
         convert_model(ferplus, data, tmp_path / "out")
-    assert isinstance(caught.value, UserError) and isinstance(ConvertError("x"), FerEdgeError)
+    assert isinstance(caught.value, FaceDataError) and isinstance(ConvertError("x"), FerEdgeError)
     code, err = run_cli(capsys, "--model", ferplus, "--data", data, "--out", tmp_path / "out")
     assert code == 2
     assert_one_error_line(err, "needs the FER+ votes")

@@ -20,6 +20,7 @@ LAYERS = {
     "base": set(),  # errors, redact, paths, atomic_io, results, command_line
     "model": {"base"},
     "sources": {"base"},
+    "labelled_faces": {"base"},  # FER2013 and FER+ data for train, convert and benchmarks (not the daemon)
     "detection": {"base", "model"},
     "recognition": {"base", "model", "detection"},
     "outputs": {"base", "sources"},

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edge_runtime.labelled_faces.errors import FaceDataError
+from edge_runtime.labelled_faces.loading import load_csv_splits, load_split
 from tests.train_support import CLASSES, face, make_csv, make_folder_dataset
 from train import data_checks
-from train.data_loading import load_csv_splits, load_split
-from train.errors import UserError
 from train.labels import FER2013_CLASSES, parse_classes
 from train.splits import stratified_split
 
@@ -61,20 +61,20 @@ def test_csv_loading_and_errors(tmp_path):
     assert splits["train"].counts() == dict.fromkeys(CLASSES, 2)
     np.testing.assert_array_equal(splits["test"].images[0], face(0, 0))
     bad = make_csv(tmp_path / "bad.csv", rows[:2], columns=("label", "pixels", "Usage"))
-    with pytest.raises(UserError, match="columns"):
+    with pytest.raises(FaceDataError, match="columns"):
         load_csv_splits(bad, CLASSES)
 
 
 def test_folder_errors(tmp_path):
-    with pytest.raises(UserError, match="does not exist"):
+    with pytest.raises(FaceDataError, match="does not exist"):
         load_split(tmp_path / "nowhere", "train", CLASSES)
     make_folder_dataset(tmp_path, per_class=2, test_per_class=1, plant=False)
-    with pytest.raises(UserError, match="angry.*missing"):
+    with pytest.raises(FaceDataError, match="angry.*missing"):
         load_split(tmp_path, "train", ("angry", "happy"))
     empty = tmp_path / "train" / "happy"
     for f in empty.iterdir():
         f.unlink()
-    with pytest.raises(UserError, match="no readable image"):
+    with pytest.raises(FaceDataError, match="no readable image"):
         load_split(tmp_path, "train", CLASSES)
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_runtime.labelled_faces import ferplus
+from edge_runtime.labelled_faces.errors import FaceDataError
 from tests.test_train_cli import run_cli
 from tests.train_support import make_folder_dataset
-from train import ferplus
-from train.errors import UserError
 from train.labels import FER2013_CLASSES
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -117,7 +117,7 @@ def test_votes_file_errors_name_the_problem(tmp_path, content, message):
     path = tmp_path / "votes.csv"
     if content is not None:
         path.write_text(content)
-    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(FaceDataError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ferplus.load_votes(path)
 
 
@@ -247,7 +247,7 @@ def test_real_votes_match_the_published_majority_counts():
 
 
 def test_recall_guard_keeps_clear_sad_faces_even_at_some_cost_in_accuracy():
-    from train.label_sources import ScoredFaces
+    from edge_runtime.labelled_faces.scoring import ScoredFaces
     from train.selection import LabelSetValidation, RecallGuard
 
     classes = ("neutral", "sad")
@@ -284,7 +284,7 @@ def test_recall_guard_keeps_clear_sad_faces_even_at_some_cost_in_accuracy():
 def test_validation_under_mixed_precision_scores_the_float32_twin():
     import keras
 
-    from train.label_sources import ScoredFaces
+    from edge_runtime.labelled_faces.scoring import ScoredFaces
     from train.selection import LabelSetValidation
 
     # Two logits 0.2 % apart: bfloat16 (8-bit mantissa) rounds them to a tie, float32 keeps sad ahead.
@@ -322,7 +322,7 @@ def test_validation_under_mixed_precision_scores_the_float32_twin():
 
 
 def test_class_bias_finds_the_under_called_class_and_keeps_the_guard():
-    from train.label_sources import ScoredFaces
+    from edge_runtime.labelled_faces.scoring import ScoredFaces
     from train.selection import RecallGuard, fit_class_bias
 
     classes = ("neutral", "sad", "happy")

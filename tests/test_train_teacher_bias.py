@@ -14,10 +14,10 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from edge_runtime.labelled_faces.scoring import ScoredFaces  # noqa: E402
 from tests.test_benchmarks_teachers import save_model  # noqa: E402
 from train import distillation  # noqa: E402
 from train.config import RunConfig  # noqa: E402
-from train.label_sources import ScoredFaces  # noqa: E402
 
 LABELS = ("neutral", "sad")
 NEUTRAL = (60, 70, 80, 90)

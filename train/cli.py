@@ -11,14 +11,15 @@ from pathlib import Path
 
 from edge_runtime.atomic_io import atomic_write_json
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
+from edge_runtime.labelled_faces.loading import check_source
+from edge_runtime.labelled_faces.scoring import FOLDER_CLASSES, resolve_votes
 
 from .config import RunConfig, card_config
 from .config_rules import ARCHITECTURE_NAMES, CLASS_WEIGHTS, PRECISIONS, STRATEGIES, TEACHER_TARGETS
 from .data_checks import parse_drop
-from .data_loading import check_source
 from .distillation import TEACHER_TARGETS_FILE, check_teachers
 from .errors import UserError
-from .label_sources import FOLDER_CLASSES, LABEL_SOURCES, SELECT_CHOICES, resolve_votes
+from .label_sources import LABEL_SOURCES, SELECT_CHOICES
 from .labels import DEFAULT_CLASSES, FER2013_CLASSES, FERPLUS_ONLY_CLASSES, parse_classes
 from .pretrained import TRANSFER_ARCHITECTURES, transfer_config
 from .splits import DEFAULT_SPLIT_METHOD, SPLIT_METHODS, inherited_split

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from .data_loading import FaceSet
+from edge_runtime.labelled_faces.loading import FaceSet
 
 DROP_CHOICES = ("duplicates", "conflicts", "leaked")
 MAX_EXAMPLES = 5

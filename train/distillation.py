@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edge_runtime.atomic_io import atomic_write_with
+from edge_runtime.labelled_faces.loading import IMAGE_SIZE
 
-from .data_loading import IMAGE_SIZE
 from .errors import UserError
 
 if TYPE_CHECKING:
+    from edge_runtime.labelled_faces.scoring import ScoredFaces
     from edge_runtime.model.card import ModelCard
 
     from .config import RunConfig
-    from .label_sources import ScoredFaces
     from .selection import RecallGuard
 
 log = logging.getLogger(__name__)

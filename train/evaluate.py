@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
+from edge_runtime.labelled_faces import scoring
+from edge_runtime.labelled_faces.loading import load_split
 from edge_runtime.model.card import ModelCard, load_card
 
-from . import label_sources
-from .data_loading import load_split
 from .errors import UserError
 
 
@@ -31,11 +31,11 @@ def evaluate(model_path: Path, data: str, split: str, out_dir: Path, votes: str 
     card = load_card(model_path)
     config = card.training_config
     label_source = config.get("labels", "fer2013")
-    vote_table = label_sources.resolve_votes(data, votes or config.get("votes"), required=label_source == "ferplus")
+    vote_table = scoring.resolve_votes(data, votes or config.get("votes"), required=label_source == "ferplus")
     if split == "validation":
         faces = validation_faces(card, data, vote_table)
     else:
-        faces = label_sources.load_scored_split(data, split, card.labels, vote_table)
+        faces = scoring.load_scored_split(data, split, card.labels, vote_table)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -52,7 +52,7 @@ def evaluate(model_path: Path, data: str, split: str, out_dir: Path, votes: str 
     return report
 
 
-def validation_faces(card: ModelCard, data: str, votes=None) -> label_sources.ScoredFaces:
+def validation_faces(card: ModelCard, data: str, votes=None) -> scoring.ScoredFaces:
     """The validation faces of the run that trained the model, re-carved from its card."""
     from .splits import SPLIT_KEYS, carve_run_split, records_split, split_settings
 
@@ -67,7 +67,7 @@ def validation_faces(card: ModelCard, data: str, votes=None) -> label_sources.Sc
         config["classes"] = list(split_classes)        # FER+ runs validate on every folder of their split
     train = load_split(data, "train", split_classes)
     test = load_split(data, "test", split_classes)
-    return label_sources.scored_faces(carve_run_split(config, train, test, data)[1], classes, votes)
+    return scoring.scored_faces(carve_run_split(config, train, test, data)[1], classes, votes)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,8 +6,8 @@ model card at training time and read from the card everywhere else.
 
 from __future__ import annotations
 
-# FER2013's emotion codes, in the order of the original fer2013.csv "emotion" column.
-FER2013_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+from edge_runtime.labelled_faces.loading import FER2013_CLASSES
+
 # Classes FER+ votes add: an image can be labelled contempt only by its votes (--labels ferplus).
 FERPLUS_ONLY_CLASSES: tuple[str, ...] = ("contempt",)
 # Our users' 4-class task.

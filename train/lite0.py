@@ -15,8 +15,9 @@ import keras
 import numpy as np
 from keras import layers
 
+from edge_runtime.labelled_faces.loading import IMAGE_SIZE
+
 from . import pretrained
-from .data_loading import IMAGE_SIZE
 from .errors import UserError
 
 DEFAULT_RESOLUTION = pretrained.DEFAULT_RESOLUTION

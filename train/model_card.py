@@ -19,13 +19,13 @@ import numpy as np
 import tensorflow as tf
 
 from edge_runtime.atomic_io import atomic_write_json
+from edge_runtime.labelled_faces.loading import IMAGE_SIZE
 from edge_runtime.model.card import InputSpec, ModelCard, OutputSpec, file_sha256, load_card
 from edge_runtime.model.card_records import CardMetrics, SourceModelRecord, TrainingRecord
 from edge_runtime.model.card_schema import SchemaError, from_json, to_json
 
 from . import finetune, models
 from .config import card_config
-from .data_loading import IMAGE_SIZE
 from .distillation import TEACHERS_FILE
 from .errors import UserError
 

@@ -18,8 +18,9 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from edge_runtime.labelled_faces.loading import IMAGE_SIZE
+
 from . import applications, lite0, pretrained
-from .data_loading import IMAGE_SIZE
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 

@@ -91,7 +91,7 @@ LABEL_SET_TITLES = {"fer2013": "FER2013 folder labels", "ferplus": "FER+ majorit
 
 
 def label_set_report(probs: np.ndarray, faces, label_source: str) -> dict:
-    """Reports against every label set of ``faces`` (a ``train.label_sources.ScoredFaces``).
+    """Reports against every label set of ``faces`` (a ``edge_runtime.labelled_faces.scoring.ScoredFaces``).
 
     The top level is the report against the label set the model was trained on (``label_source``),
     so ``accuracy`` keeps meaning what the model learned; ``label_sets`` holds all of them.

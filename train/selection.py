@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from .label_sources import ScoredFaces, accuracies, adjust_for_prior, selection_score
+from edge_runtime.labelled_faces.scoring import ScoredFaces
+
+from .label_sources import accuracies, adjust_for_prior, selection_score
 
 log = logging.getLogger(__name__)
 

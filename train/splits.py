@@ -6,8 +6,9 @@ import hashlib
 
 import numpy as np
 
+from edge_runtime.labelled_faces.loading import FaceSet, load_split
+
 from . import data_checks
-from .data_loading import FaceSet, load_split
 
 # How the validation images are chosen within each class:
 #   by-content: ranked by a seeded hash of each image's pixels, so an image lands on the same side

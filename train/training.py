@@ -12,6 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
+from edge_runtime.labelled_faces import scoring
+from edge_runtime.labelled_faces.loading import load_split
 from edge_runtime.model.card import file_sha256, write_card
 from edge_runtime.model.card_records import GuardRecord, PriorAdjustment, TrainingRecord
 
@@ -30,7 +32,6 @@ from . import (
     workers,
 )
 from .config import RunConfig
-from .data_loading import load_split
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,8 @@ class RunData:
     """A run's data: what it fits, the faces it validates and tests on, and the data report."""
 
     train: label_sources.TrainingSet
-    val: label_sources.ScoredFaces
-    test: label_sources.ScoredFaces
+    val: scoring.ScoredFaces
+    test: scoring.ScoredFaces
     report: dict
 
 
@@ -169,7 +170,7 @@ def load_data(config: RunConfig) -> RunData:
     and the targets come from the votes; either way validation and test are scored against both label
     sets where votes are available.
     """
-    votes = label_sources.resolve_votes(config.data, config.votes, required=config.labels == "ferplus")
+    votes = scoring.resolve_votes(config.data, config.votes, required=config.labels == "ferplus")
     classes = config.class_names
     raw = config.to_dict()
     split_classes = splits.split_settings(raw)["classes"]    # the run's classes, or its source's
@@ -179,9 +180,9 @@ def load_data(config: RunConfig) -> RunData:
     train, val, report = splits.carve_run_split(carve_config, train_all, test_all)
     train_set, kept = label_sources.training_set(train, classes, votes, config.labels, config.label_blend)
     report["split"]["train_targets"] = kept
-    val_faces = label_sources.scored_faces(val, classes, votes)
+    val_faces = scoring.scored_faces(val, classes, votes)
     # scored like `python -m train.evaluate`: every folder when votes are given, whatever the split's classes
-    test_faces = label_sources.load_scored_split(config.data, "test", classes, votes)
+    test_faces = scoring.load_scored_split(config.data, "test", classes, votes)
     report["split"].update(validation=len(val_faces), test=len(test_faces))
     if votes is not None:
         report["ferplus"] = label_sources.coverage(train_all, test_all, votes)
@@ -210,7 +211,7 @@ def fit_inputs(config: RunConfig, data: RunData, run_dir: Path, resume: bool) ->
                      tuple(config.prior_taus or (0.0,)), guard, teacher_bias)
 
 
-def recall_guard(config: RunConfig, val: label_sources.ScoredFaces) -> selection.RecallGuard | None:
+def recall_guard(config: RunConfig, val: scoring.ScoredFaces) -> selection.RecallGuard | None:
     """The ``--guard`` model's per-class consensus recall on our validation faces, as the floor to keep."""
     if not config.guard:
         return None
@@ -243,7 +244,7 @@ def compile_model(config: RunConfig, steps_per_epoch: int, run_dir: Path, resume
     return model
 
 
-def fit(model: keras.Model, config: RunConfig, run_dir: Path, val: label_sources.ScoredFaces, inputs: FitInputs,
+def fit(model: keras.Model, config: RunConfig, run_dir: Path, val: scoring.ScoredFaces, inputs: FitInputs,
         resume: bool) -> float:
     """Fit with a checkpoint per epoch (resumable) and the best validation epoch kept; return the seconds
     spent in epochs, over every resume of the run."""
@@ -282,7 +283,7 @@ def float32_model(config: RunConfig) -> keras.Model:
 
 
 def best_model(model: keras.Model, config: RunConfig, run_dir: Path, inputs: FitInputs,
-               train_seconds: float, val: label_sources.ScoredFaces) -> tuple[keras.Model, dict, TrainingRecord]:
+               train_seconds: float, val: scoring.ScoredFaces) -> tuple[keras.Model, dict, TrainingRecord]:
     """The shipped model, its history and its training record.
 
     The model is the best validation epoch, rebuilt in float32 (converts cleanly after bf16

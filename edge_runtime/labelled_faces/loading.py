@@ -15,12 +15,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import UserError
-from .labels import FER2013_CLASSES
+from edge_runtime.labelled_faces.errors import FaceDataError
 
 log = logging.getLogger(__name__)
 
 IMAGE_SIZE = 48
+# FER2013's emotion codes, in the order of the original fer2013.csv "emotion" column.
+FER2013_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 CSV_COLUMNS = ("emotion", "pixels", "Usage")
 CSV_SPLITS = {"Training": "train", "PublicTest": "test", "PrivateTest": "private_test"}
@@ -83,16 +84,16 @@ def to_face_image(image: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
 def check_source(data: str | Path, splits: tuple[str, ...], classes: tuple[str, ...]) -> None:
     """Cheap checks before anything heavy is imported: the path exists, the class folders or
-    the CSV columns are there. Raises :class:`UserError` naming the problem and the fix."""
+    the CSV columns are there. Raises :class:`FaceDataError` naming the problem and the fix."""
     data = Path(data)
     if not data.exists():
-        raise UserError(f"--data {data} does not exist; give the FER2013 folder (with train/ and test/) "
+        raise FaceDataError(f"--data {data} does not exist; give the FER2013 folder (with train/ and test/) "
                         "or fer2013.csv")
     if data.is_file():
         with data.open(newline="", encoding="utf-8", errors="replace") as handle:
             header = next(csv.reader(handle), [])
         if not set(CSV_COLUMNS) <= set(header):
-            raise UserError(f"{data} has columns {header}; a FER2013 CSV needs {', '.join(CSV_COLUMNS)}")
+            raise FaceDataError(f"{data} has columns {header}; a FER2013 CSV needs {', '.join(CSV_COLUMNS)}")
         return
     for split in splits:
         _class_dirs(data / split, classes)
@@ -100,14 +101,14 @@ def check_source(data: str | Path, splits: tuple[str, ...], classes: tuple[str, 
 
 def _class_dirs(split_dir: Path, classes: tuple[str, ...]) -> list[Path]:
     if not split_dir.is_dir():
-        raise UserError(f"data folder {split_dir} not found: --data must hold {split_dir.name}/<class>/ "
+        raise FaceDataError(f"data folder {split_dir} not found: --data must hold {split_dir.name}/<class>/ "
                         "folders (as FER2013's train/ and test/), or be a fer2013.csv")
     present = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
     missing = [c for c in classes if c not in present]
     if missing:
         unknown = [p for p in present if p not in FER2013_CLASSES]
         hint = f" (found unknown folders: {', '.join(unknown)})" if unknown else ""
-        raise UserError(f"class folder(s) {', '.join(missing)} missing in {split_dir}{hint}; "
+        raise FaceDataError(f"class folder(s) {', '.join(missing)} missing in {split_dir}{hint}; "
                         f"choose --classes from the folders present: {', '.join(present) or 'none'}")
     return [split_dir / c for c in classes]
 
@@ -134,7 +135,7 @@ def load_folder_split(root: str | Path, split: str, classes: tuple[str, ...]) ->
             ids.append(str(path))
             kept += 1
         if kept == 0:
-            raise UserError(f"class folder {folder} holds no readable image; "
+            raise FaceDataError(f"class folder {folder} holds no readable image; "
                             "add images or leave the class out of --classes")
     log.info("loaded %d images from %s (%d skipped, %d converted)", len(ids), Path(root) / split,
              len(skipped), len(converted))
@@ -155,7 +156,7 @@ def load_csv_splits(csv_path: str | Path, classes: tuple[str, ...]) -> dict[str,
         with csv_path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             if reader.fieldnames is None or not set(CSV_COLUMNS) <= set(reader.fieldnames):
-                raise UserError(f"{csv_path} has columns {reader.fieldnames}; a FER2013 CSV needs "
+                raise FaceDataError(f"{csv_path} has columns {reader.fieldnames}; a FER2013 CSV needs "
                                 f"{', '.join(CSV_COLUMNS)}")
             for n, row in enumerate(reader, start=2):
                 row_id = f"{csv_path.name}:{n}"
@@ -176,9 +177,9 @@ def load_csv_splits(csv_path: str | Path, classes: tuple[str, ...]) -> dict[str,
                 labs.append(wanted[emotion])
                 ids.append(row_id)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UserError(f"cannot read {csv_path} as a FER2013 CSV: {exc}") from exc
+        raise FaceDataError(f"cannot read {csv_path} as a FER2013 CSV: {exc}") from exc
     if not rows:
-        raise UserError(f"{csv_path} holds no usable row of the classes {', '.join(classes)}")
+        raise FaceDataError(f"{csv_path} holds no usable row of the classes {', '.join(classes)}")
     return {split: FaceSet(np.stack(i), np.asarray(lab, np.int64), ids, classes, skipped, [])
             for split, (i, lab, ids) in rows.items()}
 
@@ -190,6 +191,6 @@ def load_split(data: str | Path, split: str, classes: tuple[str, ...]) -> FaceSe
     if data.is_file():
         splits = load_csv_splits(data, classes)
         if split not in splits:
-            raise UserError(f"{data} has no rows for split {split!r} (has: {', '.join(sorted(splits))})")
+            raise FaceDataError(f"{data} has no rows for split {split!r} (has: {', '.join(sorted(splits))})")
         return splits[split]
     return load_folder_split(data, split, classes)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from edge_runtime.labelled_faces.errors import FaceDataError
 
 # FER+'s count columns, in its order, and the names we use for its emotions.
 VOTE_COLUMNS: tuple[str, ...] = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
@@ -42,10 +42,10 @@ class Votes:
 
 
 def load_votes(path: str | Path) -> Votes:
-    """Read and check a FER+ votes file; raise :class:`UserError` (one line, with the fix) if it does not fit."""
+    """Read and check a FER+ votes file; raise :class:`FaceDataError` (one line, with the fix) if it does not fit."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"--votes {path} not found; give the FER+ votes.csv (split,file and the ten FER+ "
+        raise FaceDataError(f"--votes {path} not found; give the FER+ votes.csv (split,file and the ten FER+ "
                         f"count columns), by default ferplus/{VOTES_NAME} beside the --data folder")
     try:
         with path.open(newline="", encoding="utf-8") as handle:
@@ -53,7 +53,7 @@ def load_votes(path: str | Path) -> Votes:
             header = reader.fieldnames or []
             missing = [c for c in ("file", *VOTE_COLUMNS) if c not in header]
             if missing:
-                raise UserError(f"--votes {path} lacks the column(s) {', '.join(missing)} (has: "
+                raise FaceDataError(f"--votes {path} lacks the column(s) {', '.join(missing)} (has: "
                                 f"{', '.join(header) or 'nothing'}); a FER+ votes file has columns split,file,"
                                 f"{','.join(VOTE_COLUMNS)}")
             counts = {}
@@ -61,16 +61,16 @@ def load_votes(path: str | Path) -> Votes:
                 try:
                     values = np.array([int(row[c]) for c in VOTE_COLUMNS], np.int16)
                 except (TypeError, ValueError):
-                    raise UserError(f"--votes {path} line {line}: vote counts must be whole numbers; "
+                    raise FaceDataError(f"--votes {path} line {line}: vote counts must be whole numbers; "
                                     "fix or remove that row") from None
                 if values.min() < 0 or values.sum() == 0:
-                    raise UserError(f"--votes {path} line {line} ({row['file']}) has no votes; every row needs "
+                    raise FaceDataError(f"--votes {path} line {line} ({row['file']}) has no votes; every row needs "
                                     "the annotators' counts (an image FER+ dropped carries NF=10)")
                 counts[row["file"].replace("\\", "/")] = values
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UserError(f"cannot read --votes {path} as a CSV file: {exc}") from exc
+        raise FaceDataError(f"cannot read --votes {path} as a CSV file: {exc}") from exc
     if not counts:
-        raise UserError(f"--votes {path} holds no rows; give the FER+ votes.csv for --data")
+        raise FaceDataError(f"--votes {path} holds no rows; give the FER+ votes.csv for --data")
     return Votes(path, counts)
 
 
@@ -82,7 +82,7 @@ def image_key(image_id: str) -> str:
 def counts_for(votes: Votes, ids: list[str]) -> np.ndarray:
     """The ``(N, 10)`` vote counts of these images (by path); every image must have a row."""
     if any(".csv:" in i for i in ids[:1]):          # fer2013.csv rows are named <file>.csv:<line>
-        raise UserError("FER+ votes are keyed by the files of a folder-per-class FER2013 tree; give --data "
+        raise FaceDataError("FER+ votes are keyed by the files of a folder-per-class FER2013 tree; give --data "
                         "as that folder, not fer2013.csv")
     rows, missing = [], []
     for image_id in ids:
@@ -91,7 +91,7 @@ def counts_for(votes: Votes, ids: list[str]) -> np.ndarray:
             missing.append(image_key(image_id))
         rows.append(row if row is not None else np.zeros(len(VOTE_COLUMNS), np.int16))
     if missing:
-        raise UserError(f"--votes {votes.path} has no row for {len(missing)} image(s) of --data (e.g. "
+        raise FaceDataError(f"--votes {votes.path} has no row for {len(missing)} image(s) of --data (e.g. "
                         f"{missing[0]}); give the votes file made for this data folder")
     return np.stack(rows) if rows else np.zeros((0, len(VOTE_COLUMNS)), np.int16)
 
