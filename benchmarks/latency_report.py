@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .device import describe
+from .device import cpu_line, describe
 from .report import fmt, machine_title, markdown_table, new_figure, save_figure, write_outputs
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,8 @@ def compact_table(result: dict[str, Any]) -> str:
 
 
 def report_latency(args: Any, run: Callable[[Any], dict[str, Any]]) -> int:
-    """Run the benchmark; print the compact table and warnings; write the full outputs to ``--out``; returns 0.
+    """Run the benchmark; print the CPU (with its int8 dot-product instructions, which decide int8's
+    speed-up), the compact table and warnings; write the full outputs to ``--out``; returns 0.
 
     Bad input raises a :class:`~edge_runtime.errors.FerEdgeError` (one ``error:`` line, exit 2, from
     :func:`edge_runtime.command_line.run_command`).
@@ -248,6 +249,7 @@ def report_latency(args: Any, run: Callable[[Any], dict[str, Any]]) -> int:
     result = run(args)
     markdown = latency_markdown(result)
     written = [] if args.out is None else write_outputs(args.out, "latency", result, markdown, plot_latency)
+    print(cpu_line(result["device"]))
     print(compact_table(result))
     where = f"{written[1]}" if written else "pass --out DIR to write it"
     print(f"\nfull table (p90/p99, faces/s, accuracy against the peer): {where}")

@@ -110,8 +110,9 @@ class CardModel:
         return values[:, label_columns(self.labels, labels, self.path.name)]
 
     def recorded_metrics(self) -> dict[str, Any]:
-        """The card's test metrics (``accuracy``, ``accuracy_delta_pt``, ``n``, ``split``), if any."""
-        return to_json(self.card.metrics)
+        """The card's test metrics (``accuracy``, ``accuracy_delta_pt``, ``n``, ``split``), if any; none
+        under ``tta="flip"``, which the card's figures were not measured with."""
+        return {} if self.tta == "flip" else to_json(self.card.metrics)
 
 
 def variant_order(variant: str) -> int:

@@ -68,7 +68,7 @@ def test_outputs_written_table_and_plot(measured):
     for variant in VARIANTS:
         assert f"| tiny | {variant} |" in table
     assert "| tiny | peer (fer) |" in table
-    assert result["device"]["cpu_model"] in table
+    assert result["device"]["cpu_model"] in table and "int8 dot product" in table
     assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
@@ -123,7 +123,7 @@ def test_peer_label_mapping_and_preprocessing():
     assert np.allclose(x[0], -1.0) and np.allclose(x[1], 1.0)
 
 
-def test_without_data_the_cards_accuracy_is_shown_as_recorded(bench_setup, tmp_path):
+def test_without_data_the_cards_accuracy_is_shown_as_recorded(bench_setup, tmp_path, capsys):
     code = main(["--models", str(bench_setup.models), "--peer", str(bench_setup.peer),
                  "--out", str(tmp_path), *TINY])
     assert code == 0
@@ -135,6 +135,13 @@ def test_without_data_the_cards_accuracy_is_shown_as_recorded(bench_setup, tmp_p
         assert row["accuracy"] == bench_setup.recorded[variant]["accuracy"]
         assert row["accuracy_delta_pt"] == bench_setup.recorded[variant]["accuracy_delta_pt"]
         assert row["accuracy_ratio_vs_peer"] is None and row["p50_ratio_vs_peer"] > 0
+    flip = rows[("int8+flip", 2)]            # the card's figure is int8's without the mirror: not shown
+    assert flip["accuracy"] is None and flip["accuracy_source"] is None and flip["accuracy_delta_pt"] is None
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith(f"CPU: {result['device']['cpu_model']} (") and "int8 dot product" in printed[0]
+    (flip_line,) = [line for line in printed if line.split()[:2] == ["tiny", "int8+flip"]]
+    (int8_line,) = [line for line in printed if line.split()[:2] == ["tiny", "int8"]]
+    assert flip_line.split()[2] == "-" and int8_line.split()[2] != "-"
     assert rows[("peer", 1)]["accuracy"] is None
     assert "random faces" in result["settings"]["latency_inputs"]
     assert "(recorded)" in (tmp_path / "latency.md").read_text()
