@@ -9,10 +9,12 @@ to :func:`run_command`; an :class:`~edge_runtime.errors.FerEdgeError` raised by 
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
+import math
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from edge_runtime.errors import FerEdgeError
 from edge_runtime.redact import RedactingFormatter, redact
@@ -23,9 +25,67 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+#: The largest magnitude any numeric option accepts: past it, products and conversions overflow.
+NUMBER_LIMIT = 1e9
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number of at most :data:`NUMBER_LIMIT` in magnitude (no nan, no inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not math.isfinite(value) or abs(value) > NUMBER_LIMIT:
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number up to {NUMBER_LIMIT:g}; give one")
+    return value
+
+
+def bounded_int(text: str) -> int:
+    """argparse type: a whole number of at most :data:`NUMBER_LIMIT` in magnitude."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if abs(value) > NUMBER_LIMIT:
+        raise argparse.ArgumentTypeError(f"{text} is larger than {NUMBER_LIMIT:.0f}; give a smaller number")
+    return value
+
+
+#: What :class:`CommandParser` puts in place of a plain ``float`` or ``int`` option type.
+_CHECKED_TYPES: dict[Any, Callable[[str], Any]] = {float: finite_float, int: bounded_int}
+
+
 class CommandParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, ``PROG: error: ... (see PROG --help)``, exit 2,
-    with credentials redacted: no usage block, and ``prog`` is the command the user typed."""
+    with credentials redacted: no usage block, and ``prog`` is the command the user typed.
+
+    Every ``type=float`` option takes finite numbers only and every ``type=int`` option bounded ones
+    (:func:`finite_float`, :func:`bounded_int`), so no command sees nan or inf; an unknown option is
+    reported by name (with the closest known one) before any missing required option.
+    """
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        kwargs["type"] = _CHECKED_TYPES.get(kwargs.get("type"), kwargs.get("type"))
+        if kwargs["type"] is None:
+            del kwargs["type"]
+        return super().add_argument(*args, **kwargs)
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        self._refuse_unknown_options(list(sys.argv[1:] if args is None else args))
+        return super().parse_known_args(args, namespace)
+
+    def _refuse_unknown_options(self, args: list[str]) -> None:
+        """One line naming the first unknown ``--option`` (and the nearest known one), before argparse
+        would report a missing required option instead."""
+        known = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
+        for arg in args:
+            if arg == "--":
+                return
+            name = arg.split("=", 1)[0]
+            if not name.startswith("--") or any(k.startswith(name) for k in known):
+                continue  # known, or an abbreviation argparse resolves (or calls ambiguous)
+            close = difflib.get_close_matches(name, known, n=1)
+            self.error(f"unrecognized option {name}" + (f"; did you mean {close[0]}?" if close else ""))
 
     def error(self, message: str) -> NoReturn:  # argparse's signature
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {redact(message)} (see {self.prog} --help)\n")

@@ -90,7 +90,7 @@ def singer_segment(records: list[dict], first: int, last: int) -> tuple[float, f
 def test_photos_directory(pipeline_model, tmp_path):
     out = tmp_path / "photos.jsonl"
     done = run_cli("--source", str(need(PHOTOS)), "--model", str(pipeline_model), "--output", str(out),
-                   "--threads", "1")
+                   "--threads", "1", "--log-level", "info")
     assert done.returncode == 0, done.stderr
     records = read_jsonl(out)
     assert [r["source"] for r in records] == [str(p) for p in sorted(PHOTOS.iterdir())]
@@ -159,18 +159,21 @@ def test_mixed_directory_skips_what_is_not_an_image(tiny_model, tmp_path):
 
 # --- errors: one line, exit code 2 -----------------------------------------------------------------
 
-def one_line_error(done: subprocess.CompletedProcess, *fragments: str, code: int = 2) -> None:
+def one_line_error(done: subprocess.CompletedProcess, *fragments: str, code: int = 2, alone: bool = True) -> None:
+    """One ``error:`` line; ``alone``: and nothing else on stderr (at the default log level)."""
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("python -m edge_runtime: error: ")]
-    assert len(errors) == 1, done.stderr
+    assert len(errors) == 1 and (not alone or done.stderr.splitlines() == errors), done.stderr
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
     assert done.stdout == ""
 
 
 def test_error_missing_model(tmp_path):
-    one_line_error(run_cli("--source", str(tmp_path), "--model", str(tmp_path / "none.tflite")),
+    photo = tmp_path / "face.png"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
+    one_line_error(run_cli("--source", str(photo), "--model", str(tmp_path / "none.tflite")),
                    "not found", "--model")
 
 
@@ -208,7 +211,8 @@ def test_a_camera_missing_at_start_exits_3_once_wait_for_source_runs_out(tiny_mo
     assert "retrying" not in done.stderr  # at once
     started = time.monotonic()
     done = run_cli("--source", "99", "--model", str(tiny_model), "--wait-for-source", "1.5")
-    one_line_error(done, "cannot open camera/stream 99", "gave up after --wait-for-source 1.5 s", code=3)
+    # the retries while waiting are warnings worth a journal line each
+    one_line_error(done, "cannot open camera/stream 99", "gave up after --wait-for-source 1.5 s", code=3, alone=False)
     assert "waiting, retrying in 0.5 s" in done.stderr and "retrying in 1.0 s" in done.stderr
     assert time.monotonic() - started >= 1.5
 
@@ -231,7 +235,7 @@ def test_bad_inputs_get_one_line_naming_the_option(tiny_model, tmp_path):
     one_line_error(run_cli(*photos, *model, "--rotate-mb", "1"), "--rotate-mb needs --output FILE")
     one_line_error(run_cli(*photos, *model, "--keep", "3"), "--keep needs --rotate-mb")
     one_line_error(run_cli(*photos, *model, "--output", str(tmp_path / "o.jsonl"), "--rotate-mb", "1", "--keep", "0"),
-                   "--keep 0: keep at least 1")
+                   "--keep 0: keep between 1 and 1000")
     one_line_error(run_cli(*photos, *model, "--http", "0.0.0.0:0"), "--http-allow-remote")
     one_line_error(run_cli("--source", "rtsp://u:s3cret@192.0.2.1/x", *model, "--loop"),
                    "--loop replays a video file or a directory", "rtsp://u:***@192.0.2.1/x")
@@ -281,7 +285,8 @@ def test_error_bad_options(tiny_model, tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_cleanly(tiny_model, tmp_path, sig):
     out = tmp_path / "run.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime", "--source", str(need(VIDEO)), "--realtime",
+    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime", "--log-level", "info", "--source", str(need(VIDEO)),
+                             "--realtime",
                              "--model", str(tiny_model), "--output", str(out), "--threads", "1"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

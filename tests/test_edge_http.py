@@ -243,3 +243,31 @@ def test_connections_beyond_the_bound_get_503_at_once(server):
     assert get(base + "/healthz")[0] == 200
     for sock in idle:
         sock.close()
+
+
+def test_fifty_concurrent_clients_are_each_answered_within_three_seconds(server):
+    """More clients than the listen backlog of socketserver's default (5): none waits on SYN retries."""
+    srv, base = server()
+    answers: list[tuple[int, float]] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + 3.0
+
+    def client() -> None:
+        while time.monotonic() < stop:
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=10) as response:
+                    code = response.status
+            except urllib.error.HTTPError as error:
+                code = error.code
+            with lock:
+                answers.append((code, time.monotonic() - started))
+
+    threads = [threading.Thread(target=client) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert len(answers) > 100
+    assert {code for code, _ in answers} <= {200, 503}
+    assert max(seconds for _, seconds in answers) < 3.0

@@ -28,7 +28,9 @@ UNIT = ROOT / "deploy" / "fer-edge.service"
 
 
 def start_daemon(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "edge_runtime", *args], cwd=ROOT, stdout=subprocess.PIPE,
+    """The daemon as deploy/fer-edge.service runs it: at ``--log-level info``."""
+    return subprocess.Popen([sys.executable, "-m", "edge_runtime", "--log-level", "info", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 

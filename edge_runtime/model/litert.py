@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -46,14 +50,36 @@ def runtime_version(name: str) -> str:
         return "unknown"
 
 
+@contextlib.contextmanager
+def native_info_silenced(silence: bool = True) -> Iterator[None]:
+    """Send the native runtime's stderr to /dev/null while the block runs (when ``silence``).
+
+    LiteRT prints lines such as "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." straight to
+    file descriptor 2, past Python's logging; below ``--log-level info`` they are not wanted."""
+    if not silence:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def make_interpreter(model_path: str, num_threads: int | None = None, prefer: str | None = None) -> Any:
     """Load ``model_path`` once, allocate its tensors and return the interpreter.
 
     The runtime chosen is logged and stored on the interpreter as ``runtime_name``.
     """
     cls, name = interpreter_class(prefer)
-    interpreter = cls(model_path=str(model_path), num_threads=num_threads)
-    interpreter.allocate_tensors()
+    with native_info_silenced(not log.isEnabledFor(logging.INFO)):
+        interpreter = cls(model_path=str(model_path), num_threads=num_threads)
+        interpreter.allocate_tensors()
     try:
         interpreter.runtime_name = name
     except AttributeError:

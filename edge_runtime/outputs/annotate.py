@@ -96,9 +96,12 @@ class Annotator(SinkBase):
         self._writer: cv2.VideoWriter | None = None
         self._tmp: str | None = None
         self._size: tuple[int, int] | None = None
+        self.option = f"--annotate {self.out}"
         folder = self.out if self.mode == "dir" else self.out.parent
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            if not self.out.parent.is_dir():
+                raise FileNotFoundError(2, f"the folder {self.out.parent} does not exist; create it first")
+            folder.mkdir(exist_ok=True)
             if self.mode != "dir" and self.out.is_dir():
                 raise IsADirectoryError(21, "it is a folder")
             if not os.access(folder, os.W_OK):

@@ -47,6 +47,24 @@ def check_target(target: str) -> None:
                                "create it first)")
 
 
+def last_frame_number(path: str, tail: int = 65536) -> int | None:
+    """The ``frame`` of the last complete JSON line of ``path``; ``None`` if there is none."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - tail))
+            lines = f.read().split(b"\n")[:-1]  # what follows the last newline is a cut-off line
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            frame = json.loads(line).get("frame")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(frame, int) and not isinstance(frame, bool) and frame >= 0:
+            return frame
+    return None
+
+
 class JsonlWriter:
     """One JSON object per line to stdout or a file (see the module docstring)."""
 
@@ -71,6 +89,23 @@ class JsonlWriter:
         except OSError as exc:
             raise EdgeRuntimeError(f"cannot write --output {self.target} ({exc.strerror or exc})") from exc
         self._size = os.fstat(self._fd).st_size
+        if self._size and not self._ends_with_newline():
+            self._write_all(b"\n")  # a line cut off by a kill keeps its own line; the next one starts clean
+            self._size += 1
+
+    def _ends_with_newline(self) -> bool:
+        try:
+            with open(self.target, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                return f.read(1) == b"\n"
+        except OSError:  # not seekable (a pipe, /dev/full): nothing to repair
+            return True
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
 
     def reopen(self) -> None:
         """Reopen the output path before the next line (safe to call from a signal handler)."""
@@ -110,10 +145,7 @@ class JsonlWriter:
         limit = self.config.rotate_bytes
         if limit and self._size and self._size + len(data) > limit:
             self._rotate()
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        self._write_all(data)
         self._size += len(data)
 
     def _write_stream(self, line: str) -> None:
@@ -143,7 +175,19 @@ class JsonlSink(SinkBase):
         if config.target != "-":
             check_target(config.target)
         self.config = config
+        self.option = f"--output {config.target}"
         self.writer: JsonlWriter | None = None
+
+    @property
+    def next_frame(self) -> int:
+        """The frame number after the last one in the results file, when appending to one (else 0)."""
+        if self.config.target == "-" or not self.config.append:
+            return 0
+        for path in (self.config.target, rotated_name(self.config.target, 1)):
+            last = last_frame_number(path)
+            if last is not None:
+                return last + 1
+        return 0
 
     def start(self) -> None:
         """Open (or replace, without ``append``) the output."""

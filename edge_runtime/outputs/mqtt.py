@@ -69,10 +69,11 @@ class MqttConfig:
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
     discovery_prefix: str = DISCOVERY_PREFIX
+    url_origin: str = "--mqtt"  # where the URL came from, for error messages
 
     @classmethod
     def from_url(cls, url: str, device: str | None = None, every: float | None = None, ca_file: str | None = None,
-                 **options: Any) -> MqttConfig:
+                 url_origin: str = "--mqtt", **options: Any) -> MqttConfig:
         """Parse ``mqtt://[user:pass@]host[:port][/prefix]`` (``mqtts://`` for TLS); one clear error if bad.
 
         The ranges of ``every`` and the other timings are the caller's to check (the daemon's
@@ -82,12 +83,12 @@ class MqttConfig:
             parts = urlsplit(url.strip())
             port = parts.port
         except ValueError:
-            raise EdgeRuntimeError(f"bad --mqtt URL {shown!r}; {URL_HELP}") from None
+            raise EdgeRuntimeError(f"bad {url_origin} URL {shown!r}; {URL_HELP}") from None
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or parts.query or parts.fragment:
-            raise EdgeRuntimeError(f"bad --mqtt URL {shown!r}; {URL_HELP}")
+            raise EdgeRuntimeError(f"bad {url_origin} URL {shown!r}; {URL_HELP}")
         prefix = parts.path.strip("/") or DEFAULT_PREFIX
         if "#" in url or any(c in prefix for c in "+\0") or "//" in prefix:
-            raise EdgeRuntimeError(f"bad --mqtt topic prefix {prefix!r}: no '#', '+' or empty levels")
+            raise EdgeRuntimeError(f"bad {url_origin} topic prefix {prefix!r}: no '#', '+' or empty levels")
         every = DEFAULT_EVERY if every is None else every
         if ca_file and parts.scheme != "mqtts":
             raise EdgeRuntimeError("--mqtt-ca needs an mqtts:// URL")
@@ -96,7 +97,8 @@ class MqttConfig:
                    username=unquote(parts.username) if parts.username else None,
                    password=unquote(parts.password) if parts.password is not None else None,
                    tls=tls, ca_file=ca_file, prefix=prefix,
-                   device=sanitize_name(device) if device else default_device_name(), every=every, **options)
+                   device=sanitize_name(device) if device else default_device_name(), every=every,
+                   url_origin=url_origin, **options)
 
     @property
     def base(self) -> str:
@@ -260,7 +262,7 @@ class MqttPublisher:
             if reason.value in (0x86, 0x87):  # bad user name or password, not authorized
                 self.error = MqttError(
                     f"the MQTT broker {self.config.url} refused the login ({reason}); check the user and "
-                    "password in --mqtt")
+                    f"password in {self.config.url_origin}")
                 log.debug("%s", self.error)
                 self._closing.set()
                 client.disconnect()

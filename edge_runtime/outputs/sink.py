@@ -9,20 +9,52 @@ registry. A new output is one class.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import Metric
 
+from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.results import Face
 from edge_runtime.sources.frames import Frame
+
+#: What to do about an output the system refuses to write, by errno.
+_OS_ERROR_FIXES = {
+    errno.ENOSPC: "the disk is full; free space or write elsewhere",
+    errno.EDQUOT: "the disk quota is used up; free space or write elsewhere",
+    errno.EACCES: "permission denied; write where this user may, or change the permissions",
+    errno.EPERM: "not permitted; write where this user may",
+    errno.EROFS: "the file system is read-only; write to a writable one",
+    errno.EIO: "the storage reported an I/O error; check the disk or card",
+    errno.EFBIG: "the file is too large for its file system; use --rotate-mb or write elsewhere",
+}
 
 
 class OutputClosed(Exception):
     """Raised by :meth:`Sink.handle` when its reader went away (stdout closed): the run ends normally."""
+
+
+class OutputError(EdgeRuntimeError):
+    """The system refused to write an output (full disk, permissions, read-only or failing storage)."""
+
+
+@contextlib.contextmanager
+def output_errors(sink: Sink) -> Iterator[None]:
+    """Turn an ``OSError`` of ``sink`` (other than a reader that went away) into one :class:`OutputError`
+    line that names the output's option and the fix; the one place where this happens."""
+    try:
+        yield
+    except (BrokenPipeError, ConnectionError):
+        raise
+    except OSError as exc:
+        what = getattr(sink, "option", None) or f"the {sink.name} output"
+        fix = _OS_ERROR_FIXES.get(exc.errno, "check the path and the storage")
+        raise OutputError(f"cannot write {what} ({exc.strerror or exc}): {fix}") from exc
 
 
 def iso_time(seconds: float) -> str:

@@ -31,9 +31,13 @@ log = logging.getLogger(__name__)
 STALE_AFTER = 10.0
 #: Seconds a client may take to send its request (or to read the answer).
 CONNECTION_TIMEOUT = 5.0
-#: Connections served at once; more are answered 503 and closed.
-MAX_CONNECTIONS = 8
-_BUSY_BODY = b'{"error": "too many connections; retry"}'
+#: Connections served at once; more are answered 503 ("busy") at once and closed. Requests take
+#: microseconds, so this bounds threads held by slow or idle clients (each for CONNECTION_TIMEOUT at most).
+MAX_CONNECTIONS = 64
+#: Connections the kernel queues before they are accepted (socketserver's default of 5 makes clients
+#: beyond it wait for SYN retries, seconds each, instead of an answer).
+LISTEN_BACKLOG = 256
+_BUSY_BODY = b'{"status": "busy", "error": "too many connections; retry"}'
 BUSY_RESPONSE = (b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n"
                  b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
 
@@ -97,6 +101,15 @@ def _handler(board: StatusBoard, connection_timeout: float,
     class Handler(BaseHTTPRequestHandler):
         server_version = "fer-edge"
         timeout = connection_timeout
+        # a request line that does not parse is answered with a status line (HTTP/0.9 would send a bare body)
+        default_request_version = "HTTP/1.0"
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """Malformed requests get a JSON error, like every other answer."""
+            self.close_connection = True
+            reason = message or self.responses.get(code, ("error",))[0]
+            self.log_message("error %d: %s", code, reason)
+            self._send(code, json.dumps({"error": f"{code} {reason}"}).encode(), "application/json")
 
         def _send(self, code: int, body: bytes, content_type: str) -> None:
             self.send_response(code)
@@ -137,6 +150,7 @@ class BoundedHTTPServer(ThreadingHTTPServer):
     """A thread per connection, at most ``max_connections`` at once; client failures logged at debug."""
 
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
                  max_connections: int = MAX_CONNECTIONS) -> None:

@@ -8,6 +8,8 @@ import os
 import signal
 from collections.abc import Sequence
 
+import cv2
+
 from edge_runtime.command_line import EXIT_BAD_INPUT, EXIT_FAILURE, CommandParser, add_log_level, fail, setup_logging
 from edge_runtime.detection.alignment import DEFAULT_ALIGN
 from edge_runtime.detection.detectors import DEFAULT_DETECTOR, DETECTORS
@@ -26,6 +28,8 @@ SOURCE_ENV = "FER_EDGE_SOURCE"
 #: Exit code when the camera/stream did not come up within --wait-for-source (the others:
 #: :mod:`edge_runtime.command_line`; deploy/fer-edge.service never restarts 2).
 EXIT_NO_SOURCE = 3
+#: Warnings and errors only, so a bad input is one ``error:`` line; deploy/fer-edge.service asks for ``info``.
+DEFAULT_LOG_LEVEL = "warning"
 #: The command's name when run as a module (``fer-edge run`` passes its own).
 PROG = "python -m edge_runtime"
 
@@ -117,8 +121,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="replay a video file or a directory from the start each time it ends")
     p.add_argument("--size", type=_size,
                    help="camera capture size WIDTHxHEIGHT (default 640x480 for picamera2)")
-    env_mqtt = os.environ.get(MQTT_ENV) or None
-    p.add_argument("--mqtt", metavar="URL", default=env_mqtt,
+    p.add_argument("--mqtt", metavar="URL",
                    help="publish each result to an MQTT broker, with Home Assistant discovery: "
                         f"mqtt://[user:pass@]host[:port][/prefix] or mqtts://... (default: ${MQTT_ENV}, "
                         "which keeps the password out of the process list)")
@@ -134,7 +137,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="with --http: a live page at / and the annotated stream at /stream.mjpg")
     p.add_argument("--live-fps", type=float, metavar="FPS",
                    help="frame rate cap of the live stream (default 5)")
-    add_log_level(p)
+    add_log_level(p, default=DEFAULT_LOG_LEVEL)
     return p
 
 
@@ -154,14 +157,25 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
             args.http, allow_remote=args.http_allow_remote, stale_after=args.stale_after, live=args.live,
             live_fps=args.live_fps),
         mqtt=config.MqttOptions(
-            args.mqtt, ca=args.mqtt_ca, every=args.mqtt_every, heartbeat=args.mqtt_heartbeat,
+            args.mqtt or os.environ.get(MQTT_ENV) or None, url_origin="--mqtt" if args.mqtt else f"${MQTT_ENV}",
+            ca=args.mqtt_ca, every=args.mqtt_every, heartbeat=args.mqtt_heartbeat,
             device_name=args.device_name))
+
+
+def quiet_native_logs(level: str) -> None:
+    """Below ``info``, OpenCV's and FFmpeg's own warnings (which the daemon reports itself, in one line)
+    are not printed."""
+    if level in ("debug", "info"):
+        return
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when FFmpeg is first used
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     """Run the daemon and return its exit code (see ``EPILOG``)."""
     args = build_parser(prog).parse_args(None if argv is None else list(argv))
     setup_logging(args.log_level)
+    quiet_native_logs(args.log_level)
     try:
         daemon = Daemon(config_from_args(args))
     except FerEdgeError as exc:

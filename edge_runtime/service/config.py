@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from edge_runtime.command_line import NUMBER_LIMIT
 from edge_runtime.detection.alignment import DEFAULT_ALIGN
 from edge_runtime.detection.detectors import DEFAULT_DETECTOR, DETECTORS
 from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.model.classifier import TTA_MODES
+from edge_runtime.outputs.annotate import annotate_mode
 from edge_runtime.outputs.mqtt import MqttConfig
 from edge_runtime.outputs.status_http import STALE_AFTER, is_loopback
 from edge_runtime.recognition.recognizer import DEFAULT_TTA
@@ -27,6 +29,13 @@ MQTT_ENV = "FER_EDGE_MQTT"
 DEFAULT_KEEP = 5
 DEFAULT_LIVE_FPS = 5.0
 DEFAULT_DETECT_MAX_SIDE = 640
+#: Upper bounds of options whose larger values only exhaust the device (threads, rotated files, ...).
+MAX_THREADS = 64
+MAX_KEEP = 1000
+MAX_FPS = 1000.0
+MAX_SIDE = 20000
+MAX_MARGIN = 1.0
+MAX_ROTATE_MB = 1e6
 
 
 class ConfigError(EdgeRuntimeError):
@@ -38,14 +47,24 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _positive(flag: str, value: float | None) -> None:
-    if value is not None and value <= 0:
-        raise ConfigError(f"{flag} must be > 0 (got {value:g})")
+def _in_range(flag: str, value: float | None, low: float, high: float, *, low_open: bool = False,
+              requirement: str | None = None) -> None:
+    """``value`` (when given) is a finite number in ``[low, high]`` (``(low, high]`` with ``low_open``);
+    nan fails every comparison, so it is refused too."""
+    if value is None:
+        return
+    above = value > low if low_open else value >= low
+    if not (above and value <= high):
+        requirement = requirement or f"between {low:g} and {high:g}"
+        raise ConfigError(f"{flag} must be {requirement} (got {value:g})")
 
 
-def _at_least_zero(flag: str, value: float | None) -> None:
-    if value is not None and value < 0:
-        raise ConfigError(f"{flag} must be 0 or more (got {value:g})")
+def _positive(flag: str, value: float | None, high: float = NUMBER_LIMIT) -> None:
+    _in_range(flag, value, 0, high, low_open=True, requirement=f"> 0 and at most {high:g}")
+
+
+def _at_least_zero(flag: str, value: float | None, high: float = NUMBER_LIMIT) -> None:
+    _in_range(flag, value, 0, high, requirement=f"0 or more, at most {high:g}")
 
 
 def _needs(flag: str, given: bool, other: str, present: bool) -> None:
@@ -68,12 +87,14 @@ class SourceOptions:
 
     def __post_init__(self) -> None:
         _check(bool(str(self.spec).strip()), f"--source is empty; {SOURCE_HELP}")
-        _check(self.size is None or (len(self.size) == 2 and min(self.size) > 0),
-               f"--size must be WIDTHxHEIGHT with both > 0, e.g. 640x480 (got {self.size})")
-        _positive("--max-fps", self.max_fps)
+        _check(self.size is None or (len(self.size) == 2 and 0 < min(self.size) and max(self.size) <= MAX_SIDE),
+               f"--size must be WIDTHxHEIGHT with both > 0 and <= {MAX_SIDE}, e.g. 640x480 (got {self.size})")
+        _positive("--max-fps", self.max_fps, MAX_FPS)
         _positive("--max-frames", self.max_frames)
         _at_least_zero("--wait-for-source", self.wait_for_source)
-        _check(0 < self.backoff_initial <= self.backoff_max,
+        _positive("the reconnect backoff", self.backoff_initial)
+        _positive("the reconnect backoff", self.backoff_max)
+        _check(self.backoff_initial <= self.backoff_max,
                f"the reconnect backoff must satisfy 0 < initial <= max (got {self.backoff_initial:g}, "
                f"{self.backoff_max:g})")
 
@@ -107,12 +128,12 @@ class RecognizerOptions:
             raise ConfigError(f"--model {self.model} is a folder; give a .tflite file{hint}")
         _check(self.detector in DETECTORS, f"--detector {self.detector!r}: choose one of {', '.join(DETECTORS)}")
         _check(self.tta in TTA_MODES, f"--tta {self.tta!r}: choose one of {', '.join(TTA_MODES)}")
-        _positive("--threads", self.threads)
-        _at_least_zero("--margin", self.margin)
+        _in_range("--threads", self.threads, 1, MAX_THREADS)
+        _at_least_zero("--margin", self.margin, MAX_MARGIN)
         _check(0.0 <= self.min_confidence <= 1.0,
                f"--min-confidence must be between 0 and 1 (got {self.min_confidence:g})")
         _check(0.0 < self.smoothing <= 1.0, f"--smoothing must be > 0 and <= 1 (got {self.smoothing:g})")
-        _at_least_zero("--detect-max-side", self.detect_max_side)
+        _at_least_zero("--detect-max-side", self.detect_max_side, MAX_SIDE)
 
 
 @dataclass(frozen=True)
@@ -126,11 +147,17 @@ class OutputOptions:
     annotate: str | None = None
 
     def __post_init__(self) -> None:
-        _positive("--rotate-mb", self.rotate_mb)
+        _positive("--rotate-mb", self.rotate_mb, MAX_ROTATE_MB)
         _check(self.rotate_mb is None or self.target != "-",
                "--rotate-mb needs --output FILE (stdout cannot be rotated)")
         _needs("--keep", self.keep is not None, "--rotate-mb MB", self.rotate_mb is not None)
-        _check(self.keep is None or self.keep >= 1, f"--keep {self.keep}: keep at least 1 rotated file")
+        _check(self.keep is None or 1 <= self.keep <= MAX_KEEP,
+               f"--keep {self.keep}: keep between 1 and {MAX_KEEP} rotated files")
+        if self.annotate:
+            annotate_mode(Path(self.annotate))
+            folder = Path(self.annotate).parent
+            _check(folder.is_dir(), f"cannot write --annotate {self.annotate} (the folder {folder} does not "
+                                    "exist; create it first)")
 
     @property
     def rotate_bytes(self) -> int | None:
@@ -181,7 +208,7 @@ class HttpOptions:
         _check(not self.live or self.bind is not None,
                "--live needs --http [HOST:]PORT (the page is served there), e.g. --http 127.0.0.1:8765 --live")
         _needs("--live-fps", self.live_fps is not None, "--live", self.live)
-        _positive("--live-fps", self.live_fps)
+        _positive("--live-fps", self.live_fps, MAX_FPS)
 
     @property
     def stream_fps(self) -> float:
@@ -194,6 +221,7 @@ class MqttOptions:
     """The MQTT output with Home Assistant discovery (``--mqtt`` ... ``--device-name``)."""
 
     url: str | None = None  # mqtt://[user:pass@]host[:port][/prefix] or mqtts://...
+    url_origin: str = "--mqtt"  # where the URL came from, named in errors (--mqtt or $FER_EDGE_MQTT)
     ca: str | None = None
     every: float | None = None  # seconds; None: mqtt_policy.DEFAULT_EVERY
     heartbeat: float | None = None  # seconds; None: mqtt_policy.DEFAULT_HEARTBEAT
@@ -237,6 +265,7 @@ class DaemonConfig:
             beat = {} if self.mqtt.heartbeat is None else {"heartbeat": self.mqtt.heartbeat}
             every = {} if self.mqtt.every is None else {"every": self.mqtt.every}
             mqtt = MqttConfig.from_url(self.mqtt.url, device=self.mqtt.device_name, ca_file=self.mqtt.ca,
+                                       url_origin=self.mqtt.url_origin,
                                        backoff_max=self.source.backoff_max, **every, **beat)
             object.__setattr__(self, "mqtt_config", mqtt)
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 
 from edge_runtime.outputs.metrics import Metrics
-from edge_runtime.outputs.sink import FrameResult, OutputClosed, Sink
+from edge_runtime.outputs.sink import FrameResult, OutputClosed, Sink, output_errors
 from edge_runtime.recognition.recognizer import FaceRecognizer
 from edge_runtime.recognition.tracking import IoUTracker
 from edge_runtime.service.config import DaemonConfig
@@ -82,20 +82,20 @@ class Daemon:
     def _prepare(self) -> None:
         cfg = self.config
         rec_cfg, src_cfg = cfg.recognizer, cfg.source
+        if self.source is None:
+            self.source = open_source(src_cfg.spec, realtime=src_cfg.realtime, size=src_cfg.size,
+                                      fps=src_cfg.max_fps, loop=src_cfg.loop)
+        if not self.source.reconnect:  # a bad file is reported before the model is loaded
+            self.source.open()
+            self._source_open = True
         if self.recognizer is None:
             self.recognizer = FaceRecognizer(
                 rec_cfg.model, card_path=rec_cfg.card, detector=rec_cfg.detector,
                 detector_model=rec_cfg.detector_model, num_threads=rec_cfg.threads, margin=rec_cfg.margin,
                 min_confidence=rec_cfg.min_confidence, detect_max_side=rec_cfg.detect_max_side,
                 tta=rec_cfg.tta, align=rec_cfg.align)
-        if self.source is None:
-            self.source = open_source(src_cfg.spec, realtime=src_cfg.realtime, size=src_cfg.size,
-                                      fps=src_cfg.max_fps, loop=src_cfg.loop)
         if hasattr(self.source, "color"):  # the Pi camera: colour only for a detector that uses it
             self.source.color = bool(getattr(self.recognizer.detector, "uses_color", True))
-        if not self.source.reconnect:
-            self.source.open()
-            self._source_open = True
         rec = self.recognizer
         self.metrics = Metrics(info={"model": rec.classifier.model_path.name, "runtime": rec.runtime_name,
                                      "detector": rec.detector.name, "source": self.source.name})
@@ -103,7 +103,8 @@ class Daemon:
         for sink in self.extra_sinks:
             self.metrics.register(sink)
         for sink in [*built[:-1], *self.extra_sinks, built[-1]]:  # the results file last (build_sinks)
-            sink.start()
+            with output_errors(sink):
+                sink.start()
             self.sinks.append(sink)  # only started outputs are closed
 
     def run(self) -> int:
@@ -117,30 +118,35 @@ class Daemon:
             self.reader = FrameReader(self.source, self._stop,
                                       ReaderConfig(src.backoff_initial, src.backoff_max, src.wait_for_source),
                                       count=self.metrics.inc, on_state=self.metrics.set_state,
-                                      opened=self._source_open)
+                                      opened=self._source_open, first_index=self._first_index())
             self.reader.start()
             started = time.monotonic()
             self._loop(tracker)
             elapsed = time.monotonic() - started
+            if self.reader.error is not None:
+                raise self.reader.error
             counts = self.metrics.snapshot()
             log.info("done: %d frames, %d faces, %d dropped (processing behind), %d skipped (--max-fps), "
                      "%d reconnects in %.1f s (%.1f frames/s)", counts["frames"], counts["faces"],
                      counts["dropped_frames"], counts["skipped_frames"], counts["source_reconnects"],
                      elapsed, counts["frames"] / max(elapsed, 1e-9))
-            if self.reader.error is not None:
-                raise self.reader.error
             return 0
         finally:
             self._shutdown()
+
+    def _first_index(self) -> int:
+        """The first frame number: after the last one already in an ``--append`` results file."""
+        jsonl = self.sink("jsonl")
+        return 0 if jsonl is None else jsonl.next_frame
 
     def _shutdown(self) -> None:
         if self.metrics is not None:
             self.metrics.set_state("stopping")
         self._stop.set()
         deadline = time.monotonic() + STOP_BUDGET
-        blocked = self.reader is not None and not self.reader.join(READER_JOIN_TIMEOUT)
+        blocked = self.reader is not None and (self.reader.blocked or not self.reader.join(READER_JOIN_TIMEOUT))
         if blocked:  # closing the source under the blocked reader would crash it
-            log.warning("the source is still blocked in an open or a read; exiting without waiting for it")
+            log.info("the source is still blocked in an open or a read; exiting without waiting for it")
         self._release(close_source=not blocked, deadline=deadline)
 
     def _release(self, close_source: bool = True, deadline: float | None = None) -> None:
@@ -209,7 +215,8 @@ class Daemon:
                 continue
             try:
                 for sink in self.sinks:
-                    sink.handle(result)
+                    with output_errors(sink):
+                        sink.handle(result)
             except OutputClosed as exc:
                 log.warning("%s; stopping", exc)
                 break

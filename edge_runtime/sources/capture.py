@@ -19,6 +19,7 @@ import numpy as np
 from edge_runtime.errors import SourceError
 from edge_runtime.redact import redact
 from edge_runtime.sources.frames import Frame, FrameSource
+from edge_runtime.sources.image_decode import decode_image
 from edge_runtime.sources.login_check import check_login
 from edge_runtime.sources.picamera import PiCameraSource
 
@@ -36,15 +37,17 @@ SOURCE_HELP = ("give picamera2, a camera index (0), a video file, an image, a di
 
 
 def read_image(path: Path) -> np.ndarray | None:
-    """Decode an image file by its content (not its extension); ``None`` if it is not a readable image."""
+    """Decode an image file by its content (not its extension); ``None`` if it is not a readable image.
+
+    A very large image is decoded reduced, or refused with a :class:`SourceError`
+    (:func:`~edge_runtime.sources.image_decode.decode_image`)."""
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError:
         return None
     if data.size == 0:
         return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    return image if image is not None and image.size else None
+    return decode_image(data, str(path))
 
 
 def _is_empty(path: Path) -> bool:
@@ -78,31 +81,27 @@ def is_image_file(path: Path) -> bool:
 
 
 class ImageSource(FrameSource):
-    """One still image (one frame)."""
+    """One still image (one frame), decoded when opened: a corrupt or truncated file is refused before
+    anything else is loaded."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.name = str(self.path)
         self._image: np.ndarray | None = None
-        self._done = False
 
     def open(self) -> None:
-        if not is_image_file(self.path):
-            raise SourceError(f"{self.path} is not a readable image (corrupt, truncated, or not an image)")
-        self._done = False
-
-    def read(self) -> Frame | None:
-        """Decode the image (timed as the read, as for every other source) the first time; then ``None``."""
-        if self._done:
-            return None
-        self._done = True
-        image = read_image(self.path)
+        image = read_image(self.path) if is_image_file(self.path) else None
         if image is None:
             raise SourceError(f"{self.path} is not a readable image (corrupt, truncated, or not an image)")
-        return Frame(image, 0, self.name, time.time())
+        self._image = image
+
+    def read(self) -> Frame | None:
+        """The image the first time; then ``None``."""
+        image, self._image = self._image, None
+        return None if image is None else Frame(image, 0, self.name, time.time())
 
     def close(self) -> None:
-        self._done = True
+        self._image = None
 
 
 class DirectorySource(FrameSource):

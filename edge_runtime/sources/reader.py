@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 #: Frames a file source may read ahead of the loop.
 READ_AHEAD = 2
+#: Seconds past the ``--wait-for-source`` deadline an open may still report its own error before the
+#: reader gives up on it, wherever it is blocked.
+DEADLINE_GRACE = 0.5
 
 
 @dataclass
@@ -64,7 +67,7 @@ class FrameReader:
 
     def __init__(self, source: FrameSource, stop: threading.Event, config: ReaderConfig | None = None, *,
                  count: Callable[[str], None] | None = None, on_state: Callable[[str], None] | None = None,
-                 opened: bool = False) -> None:
+                 opened: bool = False, first_index: int = 0) -> None:
         self.source = source
         self.opened = opened
         self.count = count or (lambda _name: None)
@@ -73,38 +76,65 @@ class FrameReader:
         self.config = config or ReaderConfig()
         self.error: BaseException | None = None
         self.ended = False
+        #: The thread was given up on while blocked in an open (``--wait-for-source`` ran out).
+        self.blocked = False
         self.reconnects = 0
         #: Set by the loop while it waits out ``--max-fps``: frames replaced meanwhile are skipped, not dropped.
         self.pacing = False
         self._delivering = False  # a frame came since the last (re)open
-        self._sequence = 0
+        self._sequence = first_index
+        self._first_frame_came = False
+        #: ``time.monotonic()`` by which the source must be up (``--wait-for-source``); None: no limit.
+        self._deadline: float | None = None
+        self._base_timeout: float | None = getattr(source, "timeout", None)  # one attempt's own limit
         self._queue: deque[Delivery] = deque()
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="fer-edge-reader", daemon=True)
 
     def start(self) -> None:
-        """Start opening and reading."""
+        """Start opening and reading; the ``--wait-for-source`` deadline runs from now."""
+        wait = self.config.wait_for_source
+        if wait is not None and not self.opened and self.source.reconnect:
+            self._deadline = time.monotonic() + wait
         self._thread.start()
+
+    def _remaining(self) -> float | None:
+        return None if self._deadline is None else self._deadline - time.monotonic()
+
+    def _give_up(self, reason: object) -> CameraUnavailableError:
+        return CameraUnavailableError(f"{reason} (gave up after --wait-for-source {self.config.wait_for_source:g} s)")
+
+    def _open_within_deadline(self) -> None:
+        """``source.open()``, an attempt's own timeout cut to what is left of the deadline."""
+        remaining = self._remaining()
+        if remaining is not None and self._base_timeout is not None:
+            self.source.timeout = max(0.1, min(self._base_timeout, remaining))
+        self.source.open()
 
     def _set_state(self, state: str) -> None:
         self.on_state(state)
 
-    def _open_with_backoff(self, first: SourceError, deadline: float | None, state: str) -> bool:
-        """Retry ``source.open()`` with backoff until it works (``True``), the deadline or a stop."""
+    def _open_with_backoff(self, first: SourceError, deadline: bool, state: str) -> bool:
+        """Retry ``source.open()`` with backoff until it works (``True``), the deadline (when ``deadline``:
+        no attempt starts after it) or a stop."""
         self._set_state(state)
         delay = self.config.backoff_initial
         log.warning("%s; %s, retrying in %.1f s", first, state, delay)
+        last: SourceError = first
         while True:
-            if deadline is not None:
-                delay = min(delay, max(0.0, deadline - time.monotonic()))
+            remaining = self._remaining() if deadline else None
+            if remaining is not None:
+                if remaining <= 0:
+                    raise self._give_up(last) from last
+                delay = min(delay, remaining)
             if self.stop_event.wait(delay):
                 return False
+            if deadline and self._remaining() <= 0:
+                raise self._give_up(last) from last
             try:
-                self.source.open()
+                self._open_within_deadline() if deadline else self.source.open()
             except SourceError as again:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise CameraUnavailableError(
-                        f"{again} (gave up after --wait-for-source {self.config.wait_for_source:g} s)") from again
+                last = again
                 delay = min(delay * 2, self.config.backoff_max)
                 log.warning("%s; retrying in %.1f s", again, delay)
                 continue
@@ -117,15 +147,14 @@ class FrameReader:
         if self.source.reconnect:  # a camera or stream: not delivering until its first frame
             self._set_state("waiting")
         try:
-            self.source.open()
+            self._open_within_deadline()
         except SourceError as exc:
             wait = self.config.wait_for_source
             if not self.source.reconnect:
                 raise
             if wait == 0:
                 raise CameraUnavailableError(str(exc)) from exc
-            deadline = None if wait is None else time.monotonic() + wait
-            if not self._open_with_backoff(exc, deadline, "waiting"):
+            if not self._open_with_backoff(exc, wait is not None, "waiting"):
                 return False
             log.info("%s is up", self.source.name)
             return True
@@ -136,7 +165,9 @@ class FrameReader:
     def _reopen(self, exc: SourceError) -> bool:
         self._delivering = False
         self.source.close()
-        if not self._open_with_backoff(exc, None, "reconnecting"):
+        if self._base_timeout is not None:
+            self.source.timeout = self._base_timeout
+        if not self._open_with_backoff(exc, False, "reconnecting"):
             return False
         self.reconnects += 1
         self.count("source_reconnects")
@@ -173,6 +204,7 @@ class FrameReader:
                                getattr(self.source, "passes", 0)))
 
     def _put(self, delivery: Delivery) -> None:
+        self._first_frame_came = True
         if not self._delivering:
             self._delivering = True
             self._set_state("running")
@@ -188,10 +220,21 @@ class FrameReader:
             self._cond.notify_all()
 
     def get(self, timeout: float) -> Delivery | None:
-        """The next frame, waiting up to ``timeout`` s; ``None`` if none came (see ``ended``)."""
+        """The next frame, waiting up to ``timeout`` s; ``None`` if none came (see ``ended``).
+
+        A first open still blocked past the ``--wait-for-source`` deadline ends the reading here, with
+        :class:`CameraUnavailableError`, whatever the open is stuck in."""
         with self._cond:
             if not self._queue and not self.ended:
+                remaining = self._remaining() if not self._first_frame_came else None
+                if remaining is not None:
+                    timeout = max(0.0, min(timeout, remaining + DEADLINE_GRACE))
                 self._cond.wait(timeout)
+            remaining = self._remaining()
+            if not self._queue and not self.ended and not self._first_frame_came \
+                    and remaining is not None and remaining <= -DEADLINE_GRACE:
+                self.error = self._give_up(f"{self.source.name} did not open")
+                self.ended = self.blocked = True
             if not self._queue:
                 return None
             delivery = self._queue.popleft()
