@@ -21,7 +21,7 @@ from typing import Any
 
 from edge_runtime.command_line import CommandParser, add_log_level
 from edge_runtime.model.card import ModelCardError, load_card
-from edge_runtime.model.card_records import TrainingRecord
+from train.records import TrainingRecord, training_record
 
 from .accuracy import accuracies, load_test_faces
 from .device import device_facts
@@ -39,7 +39,7 @@ def model_point(path: Path) -> dict[str, Any]:
         card = load_card(path)
     except ModelCardError as exc:
         raise BenchmarkError(f"--model {path}: {exc}") from exc
-    training = card.training or TrainingRecord()
+    training = training_record(card)
     config = training.config
     metrics = card.metrics
     val = training.best_val_accuracy_by_label_set or {}

@@ -182,11 +182,11 @@ def measured_accuracy(model: Any, test: TestFaces, threads: int, batch_size: int
 def architecture_text(card: Any) -> str | None:
     """A card's ``architecture``, with its pretrained backbone when it has one, e.g.
     ``lite0 (EfficientNet-Lite0, 80 px, ImageNet weights)``."""
-    if card is None or card.backbone is None:
+    if card is None or not card.backbone:
         return None if card is None else card.architecture
     backbone = card.backbone
-    weights = backbone.weights.get("dataset") or "random"
-    return f"{card.architecture} ({backbone.architecture}, {backbone.resolution} px, {weights} weights)"
+    weights = (backbone.get("weights") or {}).get("dataset") or "random"
+    return f"{card.architecture} ({backbone.get('architecture')}, {backbone.get('resolution')} px, {weights} weights)"
 
 
 def base_row(model: Any, family: str, count: int, latency: Any, latency_inputs: str) -> dict[str, Any]:

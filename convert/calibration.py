@@ -9,9 +9,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from edge_runtime.model.card_records import CalibrationRecord
-
 from .errors import ConvertError
+from .records import CalibrationRecord
 
 # Fewer images than this do not calibrate activation ranges reliably.
 MIN_SAMPLES = 32

@@ -11,22 +11,18 @@ from pathlib import Path
 
 from edge_runtime.model.card import (
     MOBILE_VARIANT,
+    CardMetrics,
     InputSpec,
     ModelCard,
     OutputSpec,
     Quantization,
     card_path_for,
 )
-from edge_runtime.model.card_records import (
-    CalibrationRecord,
-    CardMetrics,
-    OpsReport,
-    QuantizationRecord,
-    SourceModel,
-)
+from edge_runtime.model.card_schema import to_json
 from edge_runtime.model.contract import variant_dtype
 
 from .quantize import DESCRIPTIONS
+from .records import CalibrationRecord, OpsReport, QuantizationRecord, SourceModel
 
 TOOL_PACKAGES = ("tensorflow", "keras", "ai-edge-litert", "numpy", "opencv-python-headless", "fer-edge")
 
@@ -88,9 +84,10 @@ def build_card(keras_card: ModelCard, facts: VariantFacts, *, folder: Path, sour
         face_crop=keras_card.face_crop, architecture=keras_card.architecture, backbone=keras_card.backbone,
         parameters=keras_card.parameters, macs_per_face=keras_card.macs_per_face, training=keras_card.training,
         description=DESCRIPTIONS[facts.variant],
-        source_model=SourceModel(file=source_file, sha256=source_sha256, metrics=keras_card.metrics),
+        source_model=to_json(SourceModel(file=source_file, sha256=source_sha256, metrics=keras_card.metrics)),
         sha256=sha256_bytes(facts.model_bytes), size_bytes=len(facts.model_bytes),
-        quantization=facts.quantization, calibration=facts.calibration, ops=facts.ops, metrics=facts.metrics,
+        quantization=to_json(facts.quantization), calibration=to_json(facts.calibration), ops=to_json(facts.ops),
+        metrics=facts.metrics,
         created=datetime.now(UTC).isoformat(timespec="seconds"), tools=tool_versions(),
         path=card_path_for(Path(folder) / facts.file_name))
 

@@ -22,15 +22,17 @@ from edge_runtime.model.card import (
     Quantization,
     card_json,
     card_path_for,
+    card_section,
     file_sha256,
     load_card,
     parse_card,
     write_card,
 )
-from edge_runtime.model.card_records import CalibrationAttempt, CalibrationRecord, QuantizationRecord
+from edge_runtime.model.card_schema import to_json
 
 from . import calibration, cards, eval_faces, metadata, quantize, verify
 from .errors import ConvertError
+from .records import CalibrationAttempt, CalibrationRecord, QuantizationRecord
 
 log = logging.getLogger(__name__)
 
@@ -311,8 +313,11 @@ class Converter:
             raise ConvertError(f"{self.file_name('int8')} is {len(converted.data)} bytes, more than the "
                             f"{opts.max_int8_bytes} allowed; use a smaller architecture")
         decided_on = "validation" if last.validation_delta_pt is not None else "test"
-        card = replace(card, calibration=replace(card.calibration, attempts=tuple(attempts), decided_on=decided_on),
-                       quantization=replace(card.quantization, fix=fix, input_is_pixel_minus_128=pixel_minus_128))
+        calibrated = replace(card_section(card, "calibration", CalibrationRecord), attempts=tuple(attempts),
+                             decided_on=decided_on)
+        quantized = replace(card_section(card, "quantization", QuantizationRecord), fix=fix,
+                            input_is_pixel_minus_128=pixel_minus_128)
+        card = replace(card, calibration=to_json(calibrated), quantization=to_json(quantized))
         return replace(converted, card=card)
 
 

@@ -28,12 +28,13 @@ import flatbuffers
 from edge_runtime.atomic_io import atomic_write_bytes
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.model.card import InputSpec, ModelCard, load_card, write_card
-from edge_runtime.model.card_records import TfliteMetadata
+from edge_runtime.model.card_schema import to_json
 from edge_runtime.model.metadata import LABELS_FILE
 
 from . import metadata_schema as schema
 from .cards import sha256_bytes
 from .errors import ConvertError
+from .records import TfliteMetadata
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def model_info(card: ModelCard) -> schema.ModelInfo:
     low, high = spec.value_range
     pixels = (f"{spec.height}x{spec.width} {color} face crop, {spec.dtype} pixels 0..255"
               + (f" (normalized: (pixel - {mean:g}) / {std:g})" if mean is not None else ""))
-    source = (card.source_model.sha256 if card.source_model else None) or "unknown"
+    source = (card.source_model or {}).get("sha256") or "unknown"
     version = f"{(card.tools or {}).get('fer-edge', '0')}+{source[:12]}"
     kind = card.output.kind
     detail = card.description or ""
@@ -116,10 +117,10 @@ def record_in_card(card: ModelCard, model: bytes) -> ModelCard:
     info = model_info(card)
     normalization = None if info.image.mean is None else {"mean": info.image.mean, "std": info.image.std}
     return replace(card, author=card.author or DEFAULT_AUTHOR, license=card.license or DEFAULT_LICENSE,
-                   tflite_metadata=TfliteMetadata(
+                   tflite_metadata=to_json(TfliteMetadata(
                        format="TFLite Model Metadata", name=info.name, version=info.version,
                        min_parser_version=schema.MIN_PARSER_VERSION, labels_file=LABELS_FILE,
-                       color_space=info.image.color_space, normalization=normalization),
+                       color_space=info.image.color_space, normalization=normalization)),
                    sha256=sha256_bytes(model), size_bytes=len(model))
 
 

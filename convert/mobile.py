@@ -22,11 +22,11 @@ import numpy as np
 
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.model.card import MOBILE_VARIANT, ModelCard, Quantization
-from edge_runtime.model.card_records import CalibrationAttempt, QuantizationRecord
 from edge_runtime.paths import shared_dir
 
 from . import calibration, cards, conversion, eval_faces, metadata, quantize, verify
 from .errors import ConvertError
+from .records import CalibrationAttempt, QuantizationRecord
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.model.card import ModelCard, Quantization, dequantize, quantize
-from edge_runtime.model.card_records import CardMetrics, OpsReport, XnnpackReport
+from edge_runtime.model.card import CardMetrics, ModelCard, Quantization, dequantize, quantize
 from edge_runtime.model.contract import check_card, run_batched
 from edge_runtime.model.litert import make_interpreter
 
 from .cards import TensorFacts
 from .errors import ConvertError
+from .records import OpsReport, XnnpackReport
 
 BUILTIN_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 FLOAT_TYPES = (np.float32, np.float16, np.float64)

@@ -13,8 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.model.card import ModelCard, write_card
-from edge_runtime.model.card_records import CardMetrics
+from edge_runtime.model.card import CardMetrics, ModelCard, write_card
 from tests.model_support import keras_card, tiny_cnn
 
 LABELS = ("happy", "sad", "surprise")

@@ -62,8 +62,8 @@ def keras_card(name: str, labels: tuple[str, ...], model: Any, face_margin: floa
     from dataclasses import replace
 
     from edge_runtime.model.card import FaceCrop
-    from edge_runtime.model.card_records import TrainingRecord
     from train.model_card import keras_card as training_card
+    from train.records import TrainingRecord
 
     card = training_card(folder / f"{name}.json", tuple(labels), model, TrainingRecord(config={"arch": TINY_ARCH}))
     return card if face_margin is None else replace(card, face_crop=FaceCrop(margin=face_margin))
@@ -94,8 +94,8 @@ def write_variant(folder: Path, card: Any, variant: str, model_bytes: bytes, met
     """Write ``<name>_<variant>.tflite`` and the card ``python -m convert`` gives it (``metrics``: the card's
     JSON ``metrics``); the model's path."""
     from convert import cards, quantize, verify
-    from edge_runtime.model.card import write_card
-    from edge_runtime.model.card_records import CardMetrics, QuantizationRecord
+    from convert.records import QuantizationRecord
+    from edge_runtime.model.card import CardMetrics, write_card
     from edge_runtime.model.card_schema import from_json
 
     path = folder / f"{card.name}_{variant}.tflite"
@@ -111,8 +111,6 @@ def write_variant(folder: Path, card: Any, variant: str, model_bytes: bytes, met
 def run_card(labels: tuple[str, ...], config: dict) -> Any:
     """A Keras model's card that holds only its labels and the ``config`` of the run that trained it."""
     from edge_runtime.model.card import InputSpec, ModelCard
-    from edge_runtime.model.card_records import TrainingRecord
-
     return ModelCard(name="run", variant="keras", file="run.keras", labels=tuple(labels),
                      input=InputSpec(height=48, width=48, channels=1, dtype="float32"),
-                     training=TrainingRecord(config=config), path=Path("run.json"))
+                     training={"config": config}, path=Path("run.json"))

@@ -89,13 +89,14 @@ def test_bad_input_is_one_error_line(tmp_path, data, ends, capsys, problem, mess
     elif problem == "architecture":
         from edge_runtime.model.card import load_card, write_card
         from train.model_card import keras_card
+        from train.records import training_record
 
         model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(3),
                                   keras.layers.Dense(len(CLASSES), activation="softmax", name="probabilities")])
         (tmp_path / "wide").mkdir()
         start = tmp_path / "wide" / "fer4.keras"
         model.save(start)
-        write_card(keras_card(start.with_suffix(".json"), CLASSES, model, load_card(ends["happy"]).training))
+        write_card(keras_card(start.with_suffix(".json"), CLASSES, model, training_record(load_card(ends["happy"]))))
     else:
         kernel, bias = bar_reader()
         start = save_model(tmp_path / "two", "fer2", data, kernel[:, :2], bias[:2], seed=1, labels=CLASSES[:2])
@@ -109,6 +110,7 @@ def test_bad_input_is_one_error_line(tmp_path, data, ends, capsys, problem, mess
 def test_a_start_with_more_classes_is_cut_to_the_end_s(tmp_path, data, ends):  # noqa: F811
     from edge_runtime.model.card import load_card, write_card
     from train.model_card import keras_card
+    from train.records import training_record
 
     # the reader's columns in another order, plus an "angry" column that would win every face if it were kept
     labels = ("surprise", "angry", "sad", "neutral", "happy")
@@ -121,7 +123,7 @@ def test_a_start_with_more_classes_is_cut_to_the_end_s(tmp_path, data, ends):  #
     (tmp_path / "five").mkdir()
     start = tmp_path / "five" / "fer5.keras"
     model.save(start)
-    write_card(keras_card(start.with_suffix(".json"), labels, model, load_card(ends["reader"]).training))
+    write_card(keras_card(start.with_suffix(".json"), labels, model, training_record(load_card(ends["reader"]))))
     code = main(["--start", str(start), "--end", str(ends["happy"]), "--alphas", "0", "--data", str(data),
                  "--out", str(tmp_path)])
     assert code == 0

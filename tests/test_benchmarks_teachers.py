@@ -39,8 +39,8 @@ def data(tmp_path_factory):
 def save_model(folder, name: str, data, kernel: np.ndarray, bias: np.ndarray, seed: int, labels=CLASSES):
     """A flatten + softmax model with the given weights, saved with a card recording a by-content split."""
     from edge_runtime.model.card import write_card
-    from edge_runtime.model.card_records import TrainingRecord
     from train.model_card import keras_card
+    from train.records import TrainingRecord
 
     folder.mkdir(parents=True, exist_ok=True)
     model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(),

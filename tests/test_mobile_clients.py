@@ -80,7 +80,7 @@ def test_mediapipe_reads_the_metadata_the_card_states(model: Path, mediapipe_pyt
     meta = run(mediapipe_python, CLIENT, {"metadata": str(model)})
     assert meta["name"] == f"{card.name} {card.variant}"
     assert (meta["author"], meta["license"]) == (card.author, card.license)
-    assert meta["version"] == card.tflite_metadata.version and meta["description"]
+    assert meta["version"] == card.tflite_metadata["version"] and meta["description"]
     assert meta["input_color_space"] == ("RGB" if card.input.channels == 3 else "GRAYSCALE")
     assert meta["output_files"] == [["labels.txt", 2]]          # 2: TENSOR_AXIS_LABELS
     assert meta["output_range"] == [0.0, 1.0]

@@ -11,6 +11,7 @@ import pytest
 from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.model.card import (
     VARIANTS,
+    CardMetrics,
     ModelCardError,
     Quantization,
     card_json,
@@ -21,7 +22,8 @@ from edge_runtime.model.card import (
     quantize,
     write_card,
 )
-from edge_runtime.model.card_records import CardMetrics
+from edge_runtime.model.card_schema import to_json
+from train.records import training_record
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 #: Every shipped model card (the evaluation and data reports beside them are not cards).
@@ -66,7 +68,7 @@ def test_card_types_every_field():
     assert (card.metrics.split, card.metrics.n, card.metrics.accuracy) == ("test", 10, 0.7)
     assert isinstance(card.metrics, CardMetrics) and card.metrics.label_source == "fer2013"
     assert card.metrics.get("accuracy_ferplus") == 0.8 and card.metrics.extra == {"accuracy_ferplus": 0.8}
-    assert card.training.prior_adjustment.tau == 0.5 and card.training.prior_adjustment.prior["sad"] == 0.4
+    assert card.training == CARD["training"], "the runtime keeps training's record as written"
     assert (card.sha256, card.size_bytes) == ("ab" * 32, 12)
 
 
@@ -78,7 +80,6 @@ def test_card_types_every_field():
     (lambda c: c["face_crop"].update(by_detector={"haar": "wide"}), "bad field"),
     (lambda c: c["input"].update(height="48"), r"input\.height must be a whole number"),
     (lambda c: c.update(face_margin=0.1), "face_margin is not a field of a card"),
-    (lambda c: c["training"].update(guard={"model": "g.keras"}), r"training\.guard\.sha256 is missing"),
 ])
 def test_bad_cards_are_refused_with_the_reason(edit, message):
     raw = json.loads(json.dumps(CARD))
@@ -88,15 +89,35 @@ def test_bad_cards_are_refused_with_the_reason(edit, message):
     assert isinstance(caught.value, EdgeRuntimeError), "edge_runtime has one error base class"
 
 
+def test_the_runtime_reads_past_any_training_or_conversion_record():
+    """A new training or conversion field never changes what the runtime accepts."""
+    raw = json.loads(json.dumps(CARD))
+    raw["training"]["a_new_training_flag"] = {"anything": [1, 2]}
+    raw["calibration"] = {"a_new_calibration_field": True}
+    card = parse_card(raw, Path("card.json"))
+    assert card.training["a_new_training_flag"] == {"anything": [1, 2]}
+    assert card_json(card)["calibration"] == {"a_new_calibration_field": True}
+
+
+def test_training_types_its_own_record_and_refuses_a_bad_one():
+    card = parse_card(json.loads(json.dumps(CARD)), Path("card.json"))
+    adjustment = training_record(card).prior_adjustment
+    assert adjustment.tau == 0.5 and adjustment.prior["sad"] == 0.4
+    raw = json.loads(json.dumps(CARD))
+    raw["training"].update(guard={"model": "g.keras"})
+    with pytest.raises(ModelCardError, match=r"training\.guard\.sha256 is missing"):
+        training_record(parse_card(raw, Path("card.json")))
+
+
 def test_a_retired_training_field_of_older_cards_is_read_past_and_not_written_back(tmp_path):
     raw = json.loads(json.dumps(CARD))
     raw["training"]["last_session_seconds"] = 412.5       # written by older training code
-    card = parse_card(raw, tmp_path / "fer7_int8.json")
-    assert card == parse_card(json.loads(json.dumps(CARD)), tmp_path / "fer7_int8.json")
-    assert "last_session_seconds" not in json.loads(write_card(card).path.read_text())["training"]
+    record = training_record(parse_card(raw, tmp_path / "fer7_int8.json"))
+    assert record == training_record(parse_card(json.loads(json.dumps(CARD)), tmp_path / "fer7_int8.json"))
+    assert "last_session_seconds" not in to_json(record)
     raw["training"]["session_seconds"] = 1.0              # a key no card ever had is still refused
     with pytest.raises(ModelCardError, match=r"training\.session_seconds is not a field of training"):
-        parse_card(raw, tmp_path / "fer7_int8.json")
+        training_record(parse_card(raw, tmp_path / "fer7_int8.json"))
 
 
 def test_an_rgb_card_states_three_channels_and_rgb():

@@ -41,12 +41,12 @@ def test_shipped_model_gives_one_probability_per_label(model: Path):
 def test_shipped_model_carries_its_cards_labels_as_tflite_metadata(model: Path):
     card = load_card(model)
     assert embedded_labels(model) == card.labels, "stamp it: python -m convert.metadata " + str(model)
-    assert card.tflite_metadata is not None and card.tflite_metadata.labels_file == "labels.txt"
+    assert card.tflite_metadata is not None and card.tflite_metadata["labels_file"] == "labels.txt"
     assert card.sha256 == file_sha256(model)
 
 
 @pytest.mark.parametrize("model", sorted(MODELS_DIR.glob("*_mobile.tflite")), ids=lambda path: path.name)
 def test_mobile_variant_comes_from_the_same_keras_model_as_int8(model: Path):
     mobile, int8 = load_card(model), load_card(model.with_name(model.name.replace("_mobile", "_int8")))
-    assert mobile.source_model.sha256 == int8.source_model.sha256, (
+    assert mobile.source_model["sha256"] == int8.source_model["sha256"], (
         f"re-make it: python -m convert.mobile --model models/{mobile.name}.keras")

@@ -19,8 +19,8 @@ STUDENT = ("happy", "neutral", "sad", "surprise")
 def save_with_card(tmp_path, name: str, labels: tuple[str, ...], seed: int):
     """A tiny random model saved as ``name.keras`` with its card (as training writes it)."""
     from edge_runtime.model.card import write_card
-    from edge_runtime.model.card_records import TrainingRecord
     from train.model_card import keras_card
+    from train.records import TrainingRecord
 
     model = build_model("edge-small", len(labels))
     rng = np.random.default_rng(seed)

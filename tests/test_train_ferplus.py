@@ -212,7 +212,7 @@ def test_blend_rule_takes_the_best_validation_mean_and_breaks_near_ties_on_fer20
 
 def test_guard_status_comes_from_the_card_or_the_runs_history_and_is_unknown_without_either(tmp_path):
     from benchmarks.labels import guard_met
-    from edge_runtime.model.card_records import GuardRecord, TrainingRecord
+    from train.records import GuardRecord, TrainingRecord
 
     guard = GuardRecord(model="fer4.keras", sha256="0" * 64, margin_pt=2.0, reference_consensus_recall={})
     model = tmp_path / "fer4.json"

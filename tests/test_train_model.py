@@ -53,9 +53,9 @@ def test_warm_start_slices_the_output_layer_by_label_name_and_records_its_source
     """--init-from: a 7-class model starts a 2-class one; every layer is copied and the output
     columns are picked by name (happy is column 3 of 7, surprise column 6), not by position."""
     from edge_runtime.model.card import file_sha256, write_card
-    from edge_runtime.model.card_records import TrainingRecord
     from train.labels import FER2013_CLASSES
     from train.model_card import keras_card, source_model_record
+    from train.records import TrainingRecord
     from train.training import init_weights_from
 
     source = build_model("edge-small", 7)

@@ -200,7 +200,9 @@ def inherited_weights_source(source_path: str, own: dict) -> dict:
     pretrained weights came from, with the file they came through (empty when the source has none)."""
     from edge_runtime.model.card import load_card
 
-    backbone = load_card(source_path).backbone
+    from .records import backbone_record
+
+    backbone = backbone_record(load_card(source_path))
     weights = backbone.weights if backbone is not None else {}
     if weights.get("weights", "none") == "none":
         return {}

@@ -11,9 +11,8 @@ import logging
 
 import keras
 
-from edge_runtime.model.card_records import Backbone
-
 from . import models
+from .records import Backbone
 
 log = logging.getLogger(__name__)
 #: The published name of each pretrained backbone, by ``--arch`` (the card's ``backbone.architecture``).

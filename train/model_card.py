@@ -20,14 +20,14 @@ import tensorflow as tf
 
 from edge_runtime.atomic_io import atomic_write_json
 from edge_runtime.labelled_faces.loading import IMAGE_SIZE
-from edge_runtime.model.card import InputSpec, ModelCard, OutputSpec, file_sha256, load_card
-from edge_runtime.model.card_records import CardMetrics, SourceModelRecord, TrainingRecord
+from edge_runtime.model.card import CardMetrics, InputSpec, ModelCard, OutputSpec, file_sha256, load_card
 from edge_runtime.model.card_schema import SchemaError, from_json, to_json
 
 from . import finetune, models
 from .config import card_config
 from .distillation import TEACHERS_FILE
 from .errors import UserError
+from .records import SourceModelRecord, TrainingRecord, training_record
 
 # Written into the run directory when a run warm-starts (--init-from).
 WARM_START_FILE = "init_from.json"
@@ -42,8 +42,8 @@ def keras_card(path: Path, labels: tuple[str, ...], model: keras.Model, training
         input=InputSpec(height=IMAGE_SIZE, width=IMAGE_SIZE, channels=1, color="grayscale", dtype="float32",
                         value_range=(0, 255)),
         output=OutputSpec(dtype="float32", kind="probabilities"),
-        architecture=training.config["arch"], backbone=finetune.backbone(training.config),
-        parameters=int(model.count_params()), macs_per_face=models.count_macs(model), training=training,
+        architecture=training.config["arch"], backbone=to_json(finetune.backbone(training.config)),
+        parameters=int(model.count_params()), macs_per_face=models.count_macs(model), training=to_json(training),
         metrics=metrics or CardMetrics(), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         tools={"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}, path=path)
 
@@ -56,7 +56,7 @@ def source_model_record(source_path: str | Path, role: str = "--init-from") -> S
     warm starts and teachers stays traceable from the last model's card.
     """
     card = load_card(source_path)
-    training = card.training or TrainingRecord()
+    training = training_record(card)
     config = card_config(card, f"{role} {source_path}")
     return SourceModelRecord(file=str(source_path), sha256=file_sha256(source_path), name=card.name,
                              labels=card.labels, command=config.command if config else None,

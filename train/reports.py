@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
-from edge_runtime.model.card_records import CardMetrics
+from edge_runtime.model.card import CardMetrics
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> dict:

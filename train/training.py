@@ -15,7 +15,6 @@ from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
 from edge_runtime.labelled_faces import scoring
 from edge_runtime.labelled_faces.loading import load_split
 from edge_runtime.model.card import file_sha256, write_card
-from edge_runtime.model.card_records import GuardRecord, PriorAdjustment, TrainingRecord
 
 from . import (
     data_checks,
@@ -33,6 +32,7 @@ from . import (
 )
 from .config import RunConfig
 from .errors import UserError
+from .records import GuardRecord, PriorAdjustment, TrainingRecord
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,11 @@ Schema (``schema_version`` 1), in the order written::
       "created": "...", "tools": {...}, "author": "...", "license": "...", "tflite_metadata": {...}
     }
 
-The records after ``face_crop`` are in :mod:`edge_runtime.model.card_records`. The pixel contract
+The runtime reads the contract (labels, input, output, face crop) and the test ``metrics``. The records
+of how the model was made stay JSON objects here, each typed by its owner: ``training`` and ``backbone``
+by ``train.records``, ``source_model``, ``quantization``, ``calibration``, ``ops`` and ``tflite_metadata``
+by ``convert.records`` (read one with :func:`card_section`), so a new training or conversion field
+never changes the runtime. The pixel contract
 is fixed for every model we ship: raw pixels 0..255, the model normalizes inside its own graph.
 Every variant takes grayscale (``channels`` 1) except ``mobile``, made for standard mobile tooling
 (MediaPipe Tasks, the TFLite Task Library): ``channels`` 3, ``color`` ``rgb``, ``uint8`` input, grey
@@ -42,25 +46,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from edge_runtime.atomic_io import atomic_write_text
 from edge_runtime.errors import EdgeRuntimeError
-from edge_runtime.model.card_records import (
-    Backbone,
-    CalibrationRecord,
-    CardMetrics,
-    OpsReport,
-    QuantizationRecord,
-    SourceModel,
-    TfliteMetadata,
-    TrainingRecord,
-)
-from edge_runtime.model.card_schema import SchemaError, from_json, not_in_json, optional, to_json
+from edge_runtime.model.card_schema import SchemaError, from_json, not_in_json, optional, rest, to_json
 
 SCHEMA_VERSION = 1
 #: The schema versions this reader accepts.
@@ -77,6 +71,7 @@ OUTPUT_KINDS = ("probabilities", "logits")
 #: The input layouts a card may state: (channels, color).
 COLOR_CHANNELS = ((1, "grayscale"), (3, "rgb"))
 RECREATE = "re-create it with `python -m convert` (a .tflite card) or `python -m train` (a .keras card)"
+Record = TypeVar("Record")
 
 
 class ModelCardError(EdgeRuntimeError, ValueError):
@@ -107,6 +102,37 @@ def quantize(values: np.ndarray, quantization: Quantization, dtype: np.dtype | t
 def dequantize(values: np.ndarray, quantization: Quantization) -> np.ndarray:
     """Integers back to float32 reals: ``(q - zero_point) * scale``."""
     return (values.astype(np.float32) - quantization.zero_point) * quantization.scale
+
+
+@dataclass(frozen=True, kw_only=True)
+class CardMetrics:
+    """A model's test figures: the typed ones, and in ``extra`` the figures per label set
+    (``accuracy_<set>``, ``balanced_accuracy_<set>``, ``n_<set>``, ``per_class_recall_<set>``)."""
+
+    split: str | None = optional()
+    label_source: str | None = optional()
+    n: int | None = optional()
+    accuracy: float | None = optional()
+    balanced_accuracy: float | None = optional()
+    macro_f1: float | None = optional()
+    per_class_recall: dict[str, float] | None = optional()
+    #: a .tflite variant against the float32 .tflite of the same Keras model
+    float32_accuracy: float | None = optional()
+    accuracy_delta_pt: float | None = optional()
+    agreement_with_float32: float | None = optional()
+    #: the mobile variant against the int8 variant
+    int8_accuracy: float | None = optional()
+    accuracy_delta_vs_int8_pt: float | None = optional()
+    agreement_with_int8: float | None = optional()
+    extra: dict[str, Any] = rest()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A figure by its card key: a typed field, else one of ``extra``; ``default`` when absent or null."""
+        value = getattr(self, key) if key in _METRIC_FIELDS else self.extra.get(key)
+        return default if value is None else value
+
+
+_METRIC_FIELDS = frozenset(f.name for f in fields(CardMetrics)) - {"extra"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,23 +183,23 @@ class ModelCard:
     output: OutputSpec = field(default_factory=OutputSpec)
     face_crop: FaceCrop = optional(factory=FaceCrop)
     architecture: str | None = optional()
-    backbone: Backbone | None = optional()
+    backbone: dict[str, Any] | None = optional()            # train.records.Backbone
     parameters: int | None = optional()
     macs_per_face: int | None = optional()
-    training: TrainingRecord | None = optional()
+    training: dict[str, Any] | None = optional()            # train.records.TrainingRecord
     description: str | None = optional()
-    source_model: SourceModel | None = optional()
+    source_model: dict[str, Any] | None = optional()        # convert.records.SourceModel
     sha256: str | None = optional()
     size_bytes: int | None = optional()
-    quantization: QuantizationRecord | None = optional()
-    calibration: CalibrationRecord | None = optional()
-    ops: OpsReport | None = optional()
+    quantization: dict[str, Any] | None = optional()        # convert.records.QuantizationRecord
+    calibration: dict[str, Any] | None = optional()         # convert.records.CalibrationRecord
+    ops: dict[str, Any] | None = optional()                 # convert.records.OpsReport
     metrics: CardMetrics = optional(factory=CardMetrics)
     created: str | None = optional()
     tools: dict[str, str] | None = optional()
     author: str | None = optional()
     license: str | None = optional()
-    tflite_metadata: TfliteMetadata | None = optional()
+    tflite_metadata: dict[str, Any] | None = optional()     # convert.records.TfliteMetadata
     path: Path = not_in_json(compare=False)
 
     @property
@@ -189,7 +215,21 @@ class ModelCard:
     @property
     def training_config(self) -> dict[str, Any]:
         """The settings of the run that trained the model (``training.config``; empty when not recorded)."""
-        return self.training.config if self.training is not None else {}
+        config = (self.training or {}).get("config")
+        return config if isinstance(config, dict) else {}
+
+
+def card_section(card: ModelCard, name: str, record: type[Record]) -> Record | None:
+    """The card's section ``name`` (``training``, ``quantization``, ...) read as its owner's ``record``
+    dataclass; ``None`` when the card has none. A section that does not fit raises :class:`ModelCardError`
+    naming the field."""
+    data = getattr(card, name)
+    if data is None:
+        return None
+    try:
+        return from_json(record, data, name)
+    except SchemaError as exc:
+        raise ModelCardError(f"model card {card.path} has a bad field ({exc}); {RECREATE}") from exc
 
 
 def card_path_for(model_path: str | os.PathLike) -> Path:
