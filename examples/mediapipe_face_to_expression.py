@@ -11,15 +11,19 @@ Both bundled files load although they carry no metadata; on group photos, where 
 Classifier: a ``*_mobile.tflite`` model (uint8 RGB in, labels from its TFLite metadata).
 Each face box is widened into a square by ``--margin`` of its side on each side (0.05: the margin
 measured for BlazeFace, docs/crop-margin.md), padded by replicating the border, then classified.
-Prints one JSON object: the faces, each with its box, detection score, expression and scores.
+Prints one JSON object: the faces, each with its box, detection score, expression and scores. MediaPipe's
+native start-up lines (LiteRT, XNNPACK, GPU registration: about 55 on stderr) are silenced unless
+``--native-logs`` is given; Python's own errors still show.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -27,6 +31,27 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 ROOT = Path(__file__).resolve().parents[1]
 DETECTOR = ROOT / "edge_runtime" / "face_detection" / "face_detection_full_range_sparse.tflite"
 CLASSIFIER = ROOT / "models" / "fer4_mobile.tflite"
+
+
+@contextlib.contextmanager
+def native_logs_silenced(silence: bool = True) -> Iterator[None]:
+    """Send what native code writes to file descriptor 2 (stderr) to /dev/null while inside, then restore it.
+
+    MediaPipe's C++ logs through fd 2 directly, past ``sys.stderr``, so only the descriptor can quiet it.
+    """
+    if not silence:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def square_crop(rgb, box: tuple[int, int, int, int], margin: float):
@@ -76,18 +101,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=str(CLASSIFIER), help="a *_mobile.tflite model (default: %(default)s)")
     p.add_argument("--margin", type=float, default=0.05, help="crop margin per side (default: %(default)s)")
     p.add_argument("--min-detection", type=float, default=0.5, help="face score threshold (default: %(default)s)")
+    p.add_argument("--native-logs", action="store_true", help="show MediaPipe's native log lines on stderr")
     args = p.parse_args(argv)
     for path in (args.image, args.detector, args.model):
         if not Path(path).is_file():
             print(f"error: {path} not found", file=sys.stderr)
             return 2
     try:
-        import mediapipe  # noqa: F401
+        with native_logs_silenced(not args.native_logs):
+            import mediapipe  # noqa: F401
     except ImportError:
         print("error: mediapipe is not installed; run it with .venv-mobile/bin/python (make setup-mobile)",
               file=sys.stderr)
         return 2
-    faces = faces_and_expressions(args.image, args.detector, args.model, args.margin, args.min_detection)
+    with native_logs_silenced(not args.native_logs):
+        faces = faces_and_expressions(args.image, args.detector, args.model, args.margin, args.min_detection)
     print(json.dumps({"image": args.image, "faces": faces}))
     return 0
 

@@ -177,3 +177,22 @@ def test_example_finds_both_faces_and_the_runtimes_expressions(mediapipe_python:
         inter = ix * iy
         assert inter / (w * h + mw * mh - inter) > 0.3, (theirs["box"], mine.box)
         assert theirs["expression"] == mine.label, (theirs, mine.label)
+
+
+@pytest.mark.slow
+def test_example_prints_only_its_json_and_the_native_logs_on_request(mediapipe_python: Path, shared_dir: Path):
+    """MediaPipe's native start-up lines (written to fd 2 by C++) are silenced; ``--native-logs`` shows them."""
+    photo = shared_dir / "media" / "photos" / "obama_and_biden.jpg"
+    quiet = subprocess.run([str(mediapipe_python), str(EXAMPLE), str(photo)], capture_output=True, text=True,
+                           timeout=600)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert quiet.stderr == ""
+    (line,) = quiet.stdout.splitlines()
+    assert json.loads(line)["image"] == str(photo)
+    loud = subprocess.run([str(mediapipe_python), str(EXAMPLE), str(photo), "--native-logs"], capture_output=True,
+                          text=True, timeout=600)
+    assert loud.returncode == 0 and loud.stdout == quiet.stdout
+    assert "XNNPACK" in loud.stderr, "the check above would pass on a MediaPipe that logs nothing"
+    missing = subprocess.run([str(mediapipe_python), str(EXAMPLE), str(photo), "--model", "/nonexistent.tflite"],
+                             capture_output=True, text=True, timeout=600)
+    assert missing.returncode == 2 and missing.stderr.strip() == "error: /nonexistent.tflite not found"
