@@ -14,7 +14,6 @@ from typing import Any
 
 from edge_runtime.model.litert import interpreter_class, runtime_version
 
-
 #: The int8 dot-product instructions XNNPACK's int8 kernels use, by architecture, as /proc/cpuinfo names
 #: them: AVX-512 VNNI and AVX-VNNI on x86, the Armv8.2 dot product (SDOT/UDOT) on ARM. Without them int8
 #: convolutions run on plain multiply-adds and lose much of their speed-up over float.
