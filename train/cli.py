@@ -22,19 +22,21 @@ from .errors import UserError
 from .label_sources import LABEL_SOURCES, SELECT_CHOICES
 from .labels import DEFAULT_CLASSES, FER2013_CLASSES, FERPLUS_ONLY_CLASSES, parse_classes
 from .pretrained import TRANSFER_ARCHITECTURES, transfer_config
+from .run_store import CONFIG_FILE, config_mismatch, epochs_done, format_runs, list_runs, run_dir_for, runs_root
 from .splits import DEFAULT_SPLIT_METHOD, SPLIT_METHODS, inherited_split
 from .workers import is_chief
 
-CONFIG_FILE = "config.json"
 log = logging.getLogger(__name__)
 DEFAULT_EPOCHS = 40
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+#: a log a wrapper script may write into a new run directory before the run starts
+LOG_FILE = "train.log"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m train``."""
     p = CommandParser(prog="python -m train", description=__doc__)
-    p.add_argument("--data", required=True, help="FER2013 folder (train/<class>/, test/<class>/) or fer2013.csv")
+    p.add_argument("--data", help="FER2013 folder (train/<class>/, test/<class>/) or fer2013.csv")
     p.add_argument("--classes", default=",".join(DEFAULT_CLASSES),
                    help="comma list of class names, or 'all' for the 7 FER2013 classes; with --labels ferplus "
                         "also contempt (default: %(default)s)")
@@ -71,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "at --finetune-lr-factor x the schedule (default: %(default)s)")
     p.add_argument("--finetune-lr-factor", type=float, default=0.1, metavar="F",
                    help="with --freeze-epochs: learning-rate factor once the backbone learns (default: %(default)s)")
-    p.add_argument("--name", help="model name used for the output files (default: fer<number of classes>)")
+    p.add_argument("--name", help="the run's name, and the model's in its output files (default: fer<number of "
+                                  "classes>); without --out the run lives in RUNS/NAME and the same command "
+                                  "continues it where it stopped (RUNS: see --list-runs)")
     p.add_argument("--epochs", type=int, default=None,
                    help="epochs of the cosine schedule (default: 40); with --resume, a new length for the "
                         "rest of the run (the schedule is re-stretched from the epoch reached)")
@@ -122,10 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --teacher: online = the teachers score every augmented, mixed-up batch (costly with a "
                         "large teacher); cached = they score each training face once before training, and the "
                         "blended targets are augmented and mixed up with the faces (default: %(default)s)")
-    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--out", help="run directory (default: RUNS/NAME, continued when it holds this run)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
-    group.add_argument("--force", action="store_true", help="discard any run already in --out and start anew")
+    group.add_argument("--force", action="store_true", help="discard any run already in the run directory and "
+                                                            "start anew")
+    p.add_argument("--list-runs", action="store_true",
+                   help="list the runs in RUNS ($FER_EDGE_RUNS, else $XDG_CACHE_HOME/fer-edge/runs, else "
+                        "~/.cache/fer-edge/runs): epochs done of those planned, best validation, last update")
     add_log_level(p)
     return p
 
@@ -234,15 +242,6 @@ def warm_start_split(source_path: str, classes: tuple[str, ...]) -> dict:
     return inherited
 
 
-def epochs_done(run_dir: Path) -> int:
-    """Epochs a run has completed, as its last checkpoint (``backup/``, Keras BackupAndRestore) says."""
-    metadata = run_dir / "backup" / "training_metadata.json"
-    try:
-        return int(json.loads(metadata.read_text())["epoch"])        # Keras stores epochs completed
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-
-
 def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, force: bool,
                     args_epochs: int | None = None) -> RunConfig:
     """Create or reopen the run dir; never overwrite a run without ``--resume`` or ``--force``. A new run dir
@@ -265,7 +264,7 @@ def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, force: bool,
             stored.validate()
             atomic_write_json(config_path, stored.to_dict())
         return stored
-    seeded = {path.name for path in run_dir.iterdir()} <= {TEACHER_TARGETS_FILE} if run_dir.exists() else True
+    seeded = {path.name for path in run_dir.iterdir()} <= {TEACHER_TARGETS_FILE, LOG_FILE} if run_dir.exists() else True
     if not seeded:
         if not force:
             raise UserError(f"{run_dir} already holds a run; use --resume to continue it, --force to "
@@ -276,11 +275,40 @@ def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, force: bool,
     return config
 
 
+def continue_named_run(run_dir: Path, config: RunConfig, force: bool) -> bool:
+    """Whether ``run_dir`` (a named run, no ``--out``) holds this run to continue; one error line when it
+    holds a run with other settings."""
+    config_path = run_dir / CONFIG_FILE
+    if force or not config_path.is_file():
+        return False
+    try:
+        stored = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{config_path} is unreadable ({exc}); start the run anew with --force") from exc
+    different = config_mismatch(stored, config.to_dict())
+    if different:
+        raise UserError(f"run {run_dir.name} in {run_dir} was started with other settings ({different}); give "
+                        "its options to continue it, --force to start it anew, or another --name")
+    log.info("continuing run %s in %s after %d epochs", run_dir.name, run_dir, epochs_done(run_dir))
+    return True
+
+
 def run_training(args: argparse.Namespace) -> int:
     """Check the options and the data, prepare the run directory, then train (TensorFlow is imported last)."""
+    if args.list_runs:
+        print(format_runs(list_runs(), runs_root()))
+        return 0
+    if not args.data:
+        raise UserError("--data is required: the FER2013 folder (train/<class>/, test/<class>/) or fer2013.csv")
     config = make_config(args)
-    run_dir = Path(args.out)
-    if is_chief(args.strategy):     # other workers of a multiworker run never touch --out
+    if args.out:
+        run_dir = Path(args.out)
+    else:
+        if args.resume:
+            raise UserError("--resume continues the run in --out; a named run (no --out) continues by itself")
+        run_dir = run_dir_for(config.name)
+        args.resume = continue_named_run(run_dir, config, args.force) if is_chief(args.strategy) else False
+    if is_chief(args.strategy):     # other workers of a multiworker run never touch the run directory
         config = prepare_run_dir(run_dir, config, args.resume, args.force, args.epochs)
     check_source(config.data, ("train", "test"), tuple(config.split_classes or config.classes))
     from .training import run  # TensorFlow is imported only once the arguments are known good

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .config import RunConfig
 
 # The names of train.models.ARCHITECTURES, checked before TensorFlow is imported.
-ARCHITECTURE_NAMES = ("edge", "edge-fast", "edge-small", "baseline", *TRANSFER_ARCHITECTURES)
+ARCHITECTURE_NAMES = ("edge", "edge-fast", "edge-small", "edge-sep", "baseline", *TRANSFER_ARCHITECTURES)
 CLASS_WEIGHTS = ("none", "sqrt", "balanced")
 PRECISIONS = ("float32", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multiworker")

@@ -17,6 +17,7 @@ from edge_runtime.labelled_faces.loading import load_split
 from edge_runtime.model.card import file_sha256, write_card
 
 from . import (
+    checkpoints,
     data_checks,
     datasets,
     distillation,
@@ -26,6 +27,7 @@ from . import (
     models,
     multiworker,
     reports,
+    run_store,
     selection,
     splits,
     workers,
@@ -130,6 +132,7 @@ class FitInputs:
     taus: tuple[float, ...]
     guard: selection.RecallGuard | None
     teacher_bias: np.ndarray | None = None
+    randomness: datasets.EpochRandomness | None = None
 
 
 def run(config: RunConfig, run_dir: Path, resume: bool) -> dict:
@@ -202,13 +205,14 @@ def fit_inputs(config: RunConfig, data: RunData, run_dir: Path, resume: bool) ->
     guard = recall_guard(config, data.val)
     targets, teacher, teacher_bias = distillation.teaching(config, data.train.images, data.train.targets, run_dir,
                                                            data.val, guard)
+    randomness = datasets.EpochRandomness(config.seed)
     options = datasets.DatasetOptions(
         config.batch_size, training=True, seed=config.seed, mixup_alpha=config.mixup,
-        teacher=teacher, teacher_weight=config.teacher_weight)
+        teacher=teacher, teacher_weight=config.teacher_weight, randomness=randomness)
     batches = datasets.make_dataset(data.train.images, targets, options,
                                     None if weights is None else weights[data.train.labels])
     return FitInputs(batches, selection.class_prior(data.train.targets),
-                     tuple(config.prior_taus or (0.0,)), guard, teacher_bias)
+                     tuple(config.prior_taus or (0.0,)), guard, teacher_bias, randomness)
 
 
 def recall_guard(config: RunConfig, val: scoring.ScoredFaces) -> selection.RecallGuard | None:
@@ -248,21 +252,24 @@ def fit(model: keras.Model, config: RunConfig, run_dir: Path, val: scoring.Score
         resume: bool) -> float:
     """Fit with a checkpoint per epoch (resumable) and the best validation epoch kept; return the seconds
     spent in epochs, over every resume of the run."""
+    if resume:                      # an epoch logged after the last checkpoint is run again
+        run_store.trim_history(run_dir, run_store.epochs_done(run_dir))
     before = read_history(run_dir / "history.csv")
     best_so_far = max(before.get("val_accuracy", [None]) or [None], key=lambda v: v or 0)
     timed = not before or "epoch_seconds" in before  # a history written without the column keeps its header
+    backup = checkpoints.AtomicBackup(run_dir / run_store.BACKUP_DIR)
     callbacks = [
+        *([inputs.randomness.callback()] if inputs.randomness else []),
         multiworker.AverageMovingStatistics(),
         selection.LabelSetValidation(val, inputs.prior, inputs.taus, config.select, inputs.guard,
                                             float32_twin=lambda: float32_model(config)),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=False),
+        backup,                                  # restores before StartFromChief shares the weights
         multiworker.StartFromChief(),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor="val_accuracy",
-                                        save_best_only=True, save_weights_only=True,
-                                        initial_value_threshold=best_so_far if resume else None),
+        checkpoints.BestWeights(run_dir / "best.weights.h5", best=best_so_far if resume else None),
         EpochLogger(record_seconds=timed),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         *finetune.callbacks(config.to_dict()),
+        backup.saver(),
     ]
     started = time.perf_counter()
     model.fit(inputs.batches, epochs=config.epochs, callbacks=callbacks, verbose=0)
