@@ -31,11 +31,15 @@ class Detection:
 class Expression:
     """The classifier's answer for one face: probabilities per label (card order) and the top label.
 
-    ``label`` is ``None`` when the top probability is below the recognizer's ``min_confidence``.
+    ``label`` is ``None`` when the top probability is below the recognizer's ``min_confidence``. With a
+    personal profile (:mod:`edge_runtime.recognition.calibration`), ``label`` and ``scores`` are the
+    calibrated ones, ``raw_scores`` the classifier's own and ``profile`` the profile's name.
     """
 
     label: str | None
     scores: dict[str, float]
+    raw_scores: dict[str, float] | None = None
+    profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class Face:
     detector_score: float
     track_id: int | None = None
     keypoints: tuple[tuple[float, float], ...] = field(default=(), repr=False)
+    raw_scores: dict[str, float] | None = None  # before the profile, when one was applied
+    profile: str | None = None  # the name of the profile applied to this face
 
     def to_dict(self, digits: int = 4) -> dict[str, Any]:
         """The JSON form written by the daemon."""
@@ -65,4 +71,7 @@ class Face:
         }
         if self.track_id is not None:
             out["track_id"] = self.track_id
+        if self.profile is not None:
+            out["profile"] = self.profile
+            out["raw_scores"] = {k: round(float(v), digits) for k, v in (self.raw_scores or {}).items()}
         return out

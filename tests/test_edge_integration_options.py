@@ -53,7 +53,7 @@ def test_a_mistake_is_one_error_line_before_anything_loads(options, tmp_path, ca
 def test_the_broker_url_can_come_from_the_environment(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv(cli.MQTT_ENV, f"mqtt://u:{SECRET}@h/a/#")
     code, errors = run(["--source", str(tmp_path), "--model", str(tmp_path / "m.tflite")], capsys)
-    bad_prefix = "python -m edge_runtime: error: bad --mqtt topic prefix 'a': no '#', '+' or empty levels"
+    bad_prefix = "python -m edge_runtime: error: bad $FER_EDGE_MQTT topic prefix 'a': no '#', '+' or empty levels"
     assert code == 2 and errors == [bad_prefix], errors
     monkeypatch.setenv(cli.MQTT_ENV, "")
     assert cli.build_parser().parse_args(["--source", "x"]).mqtt is None

@@ -5,7 +5,7 @@ recovery, never a traceback or a hang.
 - the daemon's numeric options, any value: refused with one line, or a configuration whose derived
   values (rotation size, frame interval, health threshold) are finite;
 - random bytes, and truncated images and videos, as sources: a :class:`SourceError` or frames;
-- random and truncated model cards: a :class:`ModelCardError`;
+- random and truncated model cards: a :class:`ModelCardError`; profiles: a :class:`ProfileError`;
 - random HTTP request lines: an HTTP answer (or a close), and the server still serves.
 """
 
@@ -34,6 +34,7 @@ from edge_runtime.errors import FerEdgeError, SourceError
 from edge_runtime.model.card import ModelCardError, load_card
 from edge_runtime.outputs.metrics import Metrics
 from edge_runtime.outputs.status_http import StatusBoard, StatusServer
+from edge_runtime.recognition.calibration import ProfileError, load_profile, make_profile, to_json
 from edge_runtime.service import cli
 from edge_runtime.service.config import ConfigError
 from edge_runtime.sources.capture import open_source
@@ -188,6 +189,34 @@ def test_a_truncated_shipped_card_is_one_card_error(cut, tmp_path):
     with pytest.raises(FerEdgeError) as info:
         load_card(path)
     assert "\n" not in str(info.value)
+
+
+PROFILE_KEYS = ["name", "model_sha256", "labels", "log_scores", "floor", "frames", "created", "tta", "version"]
+
+
+@FAST
+@given(data=st.one_of(
+    st.binary(max_size=300),
+    st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
+                 lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(PROFILE_KEYS), inner,
+                                                                              max_size=9),
+                 max_leaves=16).map(lambda v: json.dumps(v).encode())))
+def test_a_random_profile_is_one_profile_error(data, tmp_path):
+    path = tmp_path / "profile.json"
+    path.write_bytes(data)
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    assert "\n" not in str(info.value)
+
+
+@FAST
+@given(cut=st.floats(0.0, 0.99))
+def test_a_truncated_profile_is_one_profile_error(cut, tmp_path):
+    whole = json.dumps(to_json(make_profile(np.full((1, 4), 0.25), ("a", "b", "c", "d"), "ab" * 32, "me"))).encode()
+    path = tmp_path / "profile.json"
+    path.write_bytes(whole[:int(len(whole) * cut)])
+    with pytest.raises(ProfileError):
+        load_profile(path)
 
 
 @pytest.fixture(scope="module")

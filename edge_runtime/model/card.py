@@ -193,6 +193,7 @@ class ModelCard:
     size_bytes: int | None = optional()
     quantization: dict[str, Any] | None = optional()        # convert.records.QuantizationRecord
     calibration: dict[str, Any] | None = optional()         # convert.records.CalibrationRecord
+    neutral_reference: dict[str, Any] | None = optional()   # recognition.calibration.NeutralReference
     ops: dict[str, Any] | None = optional()                 # convert.records.OpsReport
     metrics: CardMetrics = optional(factory=CardMetrics)
     created: str | None = optional()

@@ -74,6 +74,8 @@ def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
         text = f"{label} {max(face.scores.values()):.2f}"
         if face.track_id is not None:
             text = f"#{face.track_id} {text}"
+        if face.profile is not None:
+            text = f"{text} [{face.profile}]"
         scale = 0.4 * thickness
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = max(0, y - th - base - 2)

@@ -68,6 +68,7 @@ function show(rec) {
     const best = Math.max(...Object.values(f.scores));
     top.append(el("span", "label", f.label || "uncertain"), el("span", "conf", Math.round(best * 100) + "%"));
     if (f.track_id !== undefined) top.append(el("span", "conf", "#" + f.track_id));
+    if (f.profile) top.append(el("span", "conf", "calibrated: " + f.profile));
     card.append(top);
     for (const [name, p] of Object.entries(f.scores)) {
       const row = el("div", "row"), bar = el("div", "bar"), fill = el("i");

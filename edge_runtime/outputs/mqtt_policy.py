@@ -32,10 +32,13 @@ def largest_face(record: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def rounded(record: dict[str, Any], decimals: int = DEFAULT_DECIMALS) -> dict[str, Any]:
-    """A copy of ``record`` whose faces' scores are rounded to ``decimals`` (the record is not changed)."""
-    faces = [{**f, "scores": {k: round(v, decimals) for k, v in f["scores"].items()}} if f.get("scores") else f
-             for f in record.get("faces") or []]
-    return {**record, "faces": faces}
+    """A copy of ``record`` whose faces' scores (and raw scores, with a profile) are rounded to ``decimals``
+    (the record is not changed)."""
+    def rounded_face(face: dict[str, Any]) -> dict[str, Any]:
+        return {**face, **{key: {k: round(v, decimals) for k, v in face[key].items()}
+                           for key in ("scores", "raw_scores") if face.get(key)}}
+
+    return {**record, "faces": [rounded_face(f) for f in record.get("faces") or []]}
 
 
 @dataclass

@@ -18,9 +18,10 @@ from edge_runtime.detection.detectors import (
     detect_scaled,
     make_detector,
 )
-from edge_runtime.model.card import ModelCard
+from edge_runtime.model.card import ModelCard, file_sha256
 from edge_runtime.model.classifier import ExpressionClassifier
 from edge_runtime.model.preprocessing import check_frame, crop_face, to_gray
+from edge_runtime.recognition.calibration import Calibration, Profile, ProfileError, load_profile
 from edge_runtime.results import Box, Detection, Expression, Face
 
 log = logging.getLogger(__name__)
@@ -68,13 +69,18 @@ class FaceRecognizer:
             runs per face); ``"none"`` runs the classifier once.
         align: rotate each face crop so the eyes are level, for detections with eye keypoints
             (BlazeFace; Haar's are cropped unrotated); see :mod:`edge_runtime.detection.alignment`.
+        profile: a personal profile (a file from ``fer-edge enrol``, or a loaded :class:`Profile`):
+            :meth:`recognize` re-scores the **largest** face of each frame against it (the enrolled
+            person, nearest the camera; other faces keep the model's scores), and
+            :meth:`classify_face` / :meth:`classify_faces` every crop they are given. See
+            :mod:`edge_runtime.recognition.calibration`.
     """
 
     def __init__(self, model_path: str | Path | None = None, *, card_path: str | Path | None = None,
                  detector: str | FaceDetector = DEFAULT_DETECTOR, detector_model: str | Path | None = None,
                  num_threads: int | None = None, margin: float | None = None,
                  min_confidence: float = 0.0, detect_max_side: int = 640, tta: str = DEFAULT_TTA,
-                 align: bool = DEFAULT_ALIGN) -> None:
+                 align: bool = DEFAULT_ALIGN, profile: str | Path | Profile | None = None) -> None:
         self.classifier = ExpressionClassifier(model_path, card_path, num_threads=num_threads,
                                                min_confidence=min_confidence, tta=tta)
         self.detector = make_detector(detector, detector_model, num_threads) \
@@ -90,6 +96,13 @@ class FaceRecognizer:
         if not isinstance(align, bool):
             raise ValueError(f"align must be True or False (got {align!r})")
         self.align = align
+        self.calibration: Calibration | None = None
+        if profile is not None:
+            loaded = profile if isinstance(profile, Profile) else load_profile(profile)
+            if loaded.tta != tta:
+                raise ProfileError(f"profile {loaded.name!r} was enrolled with --tta {loaded.tta}; run with --tta "
+                                   f"{loaded.tta}, or enrol again with --tta {tta}")
+            self.calibration = Calibration(loaded, self.card, file_sha256(self.classifier.model_path))
         log.info("recognizer: model %s (%s, labels %s), runtime %s, detector %s, margin %.2f, tta %s, align %s",
                  self.classifier.model_path, self.card.variant, ",".join(self.labels),
                  self.runtime_name, self.detector.name, self.margin, tta, align)
@@ -134,11 +147,17 @@ class FaceRecognizer:
 
         For callers with their own detector; :meth:`crop` frames a box like :meth:`recognize` does.
         """
-        return self.classifier.classify(crop)
+        return self._calibrated(self.classifier.classify(crop))
 
     def classify_faces(self, crops: Sequence[np.ndarray]) -> list[Expression]:
         """Expressions of several face crops (the same answers as one at a time)."""
-        return self.classifier.classify_many(crops)
+        return [self._calibrated(e) for e in self.classifier.classify_many(crops)]
+
+    def _calibrated(self, expression: Expression) -> Expression:
+        """``expression`` against the profile, when there is one."""
+        if self.calibration is None:
+            return expression
+        return self.calibration.expression(expression, self.min_confidence)
 
     def recognize(self, frame: np.ndarray, timings: dict[str, float] | None = None,
                   trace: RecognizeTrace | None = None, gray: np.ndarray | None = None) -> list[Face]:
@@ -159,6 +178,8 @@ class FaceRecognizer:
         faces = []
         crop_ns = 0
         height, width = gray.shape
+        largest = max(range(len(detections)), key=lambda i: detections[i].box[2] * detections[i].box[3],
+                      default=None)
         source = frame if self.card.input.channels == 3 else gray   # an RGB model gets colour crops
         for index, detection in enumerate(detections):
             c0 = clock()
@@ -170,8 +191,11 @@ class FaceRecognizer:
             if trace is not None:
                 trace.crops[index] = crop
             expression = self.classifier.classify(crop)
+            if index == largest:
+                expression = self._calibrated(expression)
             faces.append(Face(box=box, label=expression.label, scores=expression.scores,
-                              detector_score=detection.score, keypoints=detection.keypoints))
+                              detector_score=detection.score, keypoints=detection.keypoints,
+                              raw_scores=expression.raw_scores, profile=expression.profile))
         t3 = clock()
         if timings is not None:
             timings.update(preprocess=(t1 - t0) / 1e6, detect=(t2 - t1) / 1e6, classify=(t3 - t2) / 1e6)

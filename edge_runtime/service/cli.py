@@ -112,6 +112,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                         "default %(default)s)")
     p.add_argument("--align", action=argparse.BooleanOptionalAction, default=DEFAULT_ALIGN,
                    help="rotate each BlazeFace crop so the eyes are level (Haar: no effect; default: %(default)s)")
+    p.add_argument("--profile", metavar="FILE",
+                   help="a personal profile from `fer-edge enrol`: the largest face of each frame is read against "
+                        "that person's neutral face (its record carries profile and raw_scores; docs/calibration.md)")
     p.add_argument("--smoothing", type=float, default=0.5,
                    help="video: EMA weight of the newest frame's scores, 1 = none (default 0.5)")
     p.add_argument("--max-frames", type=int, help="stop after this many processed frames")
@@ -150,7 +153,7 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         recognizer=config.RecognizerOptions(
             model=args.model, card=args.card, detector=args.detector, detector_model=args.detector_model,
             threads=args.threads, margin=args.margin, min_confidence=args.min_confidence, tta=args.tta,
-            align=args.align, smoothing=args.smoothing, detect_max_side=args.detect_max_side),
+            align=args.align, smoothing=args.smoothing, detect_max_side=args.detect_max_side, profile=args.profile),
         output=config.OutputOptions(
             args.output, append=args.append, rotate_mb=args.rotate_mb, keep=args.keep, annotate=args.annotate),
         http=config.HttpOptions(

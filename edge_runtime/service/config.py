@@ -9,6 +9,7 @@ text to types. Errors are :class:`ConfigError`: one line that names the option a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -48,23 +49,25 @@ def _check(ok: bool, message: str) -> None:
 
 
 def _in_range(flag: str, value: float | None, low: float, high: float, *, low_open: bool = False,
-              requirement: str | None = None) -> None:
-    """``value`` (when given) is a finite number in ``[low, high]`` (``(low, high]`` with ``low_open``);
-    nan fails every comparison, so it is refused too."""
+              below: str | None = None) -> None:
+    """``value`` (when given) is a finite number in ``[low, high]`` (``(low, high]`` with ``low_open``).
+    ``below`` says what the value must be when it is too small (default: between low and high)."""
     if value is None:
         return
-    above = value > low if low_open else value >= low
-    if not (above and value <= high):
-        requirement = requirement or f"between {low:g} and {high:g}"
-        raise ConfigError(f"{flag} must be {requirement} (got {value:g})")
+    if math.isnan(value):
+        raise ConfigError(f"{flag} must be a number (got nan)")
+    if value > high:
+        raise ConfigError(f"{flag} must be at most {high:g} (got {value:g})")
+    if value < low or (low_open and value == low):
+        raise ConfigError(f"{flag} must be {below or f'between {low:g} and {high:g}'} (got {value:g})")
 
 
 def _positive(flag: str, value: float | None, high: float = NUMBER_LIMIT) -> None:
-    _in_range(flag, value, 0, high, low_open=True, requirement=f"> 0 and at most {high:g}")
+    _in_range(flag, value, 0, high, low_open=True, below="> 0")
 
 
 def _at_least_zero(flag: str, value: float | None, high: float = NUMBER_LIMIT) -> None:
-    _in_range(flag, value, 0, high, requirement=f"0 or more, at most {high:g}")
+    _in_range(flag, value, 0, high, below="0 or more")
 
 
 def _needs(flag: str, given: bool, other: str, present: bool) -> None:
@@ -119,6 +122,7 @@ class RecognizerOptions:
     align: bool = DEFAULT_ALIGN
     smoothing: float = 0.5
     detect_max_side: int = DEFAULT_DETECT_MAX_SIDE
+    profile: str | None = None  # a personal profile (fer-edge enrol), applied to the largest face
 
     def __post_init__(self) -> None:
         if self.model and Path(self.model).is_dir():

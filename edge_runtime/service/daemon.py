@@ -93,7 +93,7 @@ class Daemon:
                 rec_cfg.model, card_path=rec_cfg.card, detector=rec_cfg.detector,
                 detector_model=rec_cfg.detector_model, num_threads=rec_cfg.threads, margin=rec_cfg.margin,
                 min_confidence=rec_cfg.min_confidence, detect_max_side=rec_cfg.detect_max_side,
-                tta=rec_cfg.tta, align=rec_cfg.align)
+                tta=rec_cfg.tta, align=rec_cfg.align, profile=rec_cfg.profile)
         if hasattr(self.source, "color"):  # the Pi camera: colour only for a detector that uses it
             self.source.color = bool(getattr(self.recognizer.detector, "uses_color", True))
         rec = self.recognizer
