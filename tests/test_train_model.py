@@ -10,7 +10,7 @@ keras = pytest.importorskip("keras")
 from train.models import ARCHITECTURES, build_model, count_macs  # noqa: E402
 
 
-@pytest.mark.parametrize("arch", ["edge-small", "edge"])
+@pytest.mark.parametrize("arch", ["edge-small", "edge", "edge-sep"])
 def test_io_contract(arch):
     model = build_model(arch, 4)
     assert tuple(model.input_shape) == (None, 48, 48, 1)
@@ -47,6 +47,22 @@ def test_macs_and_sizes():
     assert 0.2 < count_macs(fast) / count_macs(edge) < 0.3
     with pytest.raises(ValueError, match="unknown --arch"):
         build_model("resnet", 4)
+
+
+def test_edge_sep_is_depthwise_separable():
+    """Every 3x3 filter after the stem is depthwise; its MACs are a third of edge's, counted layer by layer."""
+    sep, edge = build_model("edge-sep", 7), build_model("edge", 7)
+    depthwise = [layer for layer in sep.layers if isinstance(layer, keras.layers.DepthwiseConv2D)]
+    full = [layer for layer in sep.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [layer.name for layer in full if layer.kernel_size != (1, 1)] == ["stem_conv"]
+    assert len(depthwise) == 8 and all(layer.kernel_size == (3, 3) for layer in depthwise)
+    w = 48
+    blocks = ((48, w, w), (48, w, w), (24, w, 2 * w), (24, 2 * w, 2 * w), (12, 2 * w, 4 * w), (12, 4 * w, 4 * w),
+              (6, 4 * w, 8 * w), (6, 8 * w, 8 * w))                   # (side, channels in, channels out)
+    separable = sum(hw * hw * cin * (9 + cout) for hw, cin, cout in blocks)
+    assert count_macs(sep) == 48 * 48 * 9 * w + separable + 8 * w * 7
+    assert 0.3 < count_macs(sep) / count_macs(edge) < 0.4
+    assert sep.count_params() < edge.count_params() / 3
 
 
 def test_warm_start_slices_the_output_layer_by_label_name_and_records_its_source(tmp_path):
