@@ -1,0 +1,125 @@
+"""The fused ensemble graph (``convert.ensemble``): members on the face and its mirror, averaged inside one
+int8 file; the shipped ``fer4_accurate`` checked against its members on real faces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.model_support import convert_to, pinned_representative
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+ACCURATE = MODELS / "fer4_accurate_int8.tflite"
+
+
+def run_int8(path: Path, faces: np.ndarray) -> np.ndarray:
+    """Probabilities of an int8 .tflite for raw 48x48 uint8 faces, one face per invoke."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(str(path), num_threads=2)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    (in_scale, in_zero), (out_scale, out_zero) = inp["quantization"], out["quantization"]
+    rows = []
+    for face in faces:
+        q = np.round(face.astype(np.float32) / in_scale + in_zero).clip(-128, 127).astype(np.int8)
+        interpreter.set_tensor(inp["index"], q[None, :, :, None])
+        interpreter.invoke()
+        rows.append((interpreter.get_tensor(out["index"])[0].astype(np.float32) - out_zero) * out_scale)
+    return np.stack(rows)
+
+
+def half_face_model(side: str):
+    """A 3-class model that looks at one half of the face only, so the mirror image changes its answer."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((48, 48, 1))
+    x = layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = layers.Cropping2D(((0, 0), (0, 24) if side == "left" else (24, 0)))(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    dense = layers.Dense(3, activation="softmax")
+    model = keras.Model(inputs, dense(x))
+    dense.set_weights([np.array([[4.0, -4.0, 1.0]], np.float32), np.zeros(3, np.float32)])
+    return model
+
+
+def test_weight_grid_covers_the_simplex():
+    from convert.ensemble import weight_grid
+
+    grid = weight_grid(3, 0.05)
+    assert len(grid) == 231 and len(set(grid)) == 231                       # C(22, 2)
+    assert all(abs(sum(w) - 1) < 1e-9 and min(w) >= 0 for w in grid)
+    assert (1.0, 0.0, 0.0) in grid and (0.35, 0.4, 0.25) in grid
+
+
+def test_fused_graph_is_the_weighted_mean_of_both_views_in_int8(tmp_path):
+    """A fused graph of two tiny members, converted to int8, outputs the weighted (and class-biased) mean of
+    the members' outputs on the faces and their mirror images, which a single view does not give."""
+    from convert.ensemble_graph import blend, build_fused
+
+    members = [half_face_model("left"), half_face_model("right")]
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (40, 48, 48), dtype=np.uint8)
+    faces[:, :, :16] //= 4                                         # left side dark: mirroring changes the face
+    x = faces.astype(np.float32)[..., None]
+    views = [(m.predict(x, verbose=0), m.predict(x[:, :, ::-1], verbose=0)) for m in members]
+    weights, bias = (0.7, 0.3), (0.0, 0.5, -0.5)
+    expected = blend(views, weights, bias)
+    one_view = blend([(p, p) for p, _ in views], weights, bias)
+    assert np.abs(expected - one_view).mean() > 0.05               # the mirror view matters on these faces
+
+    fused = build_fused(members, weights, bias, "tiny_accurate")
+    np.testing.assert_allclose(fused.predict(x, verbose=0), expected, atol=1e-5)
+    int8 = convert_to(fused, tmp_path, ("int8",), pinned_representative(lambda: iter(faces[:30])))["int8"]
+    (tmp_path / "fused.tflite").write_bytes(int8)
+    got = run_int8(tmp_path / "fused.tflite", faces)
+    assert np.abs(got - expected).max() < 0.06 and np.abs(got - expected).mean() < 0.015
+    assert np.abs(got - expected).mean() < np.abs(got - one_view).mean() / 3
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=0.03)
+
+
+@pytest.fixture(scope="module")
+def accurate_card() -> dict:
+    if not ACCURATE.is_file():
+        pytest.skip(f"{ACCURATE} not built (python -m convert.ensemble)")
+    return json.loads(ACCURATE.with_suffix(".json").read_text())
+
+
+def test_the_card_lists_every_member_by_sha256_and_weight(accurate_card):
+    from edge_runtime.model.card import file_sha256
+
+    ensemble = accurate_card["training"]["ensemble"]
+    members = ensemble["members"]
+    assert [m["name"] for m in members] == ["fer4", "fer4_lite0", "fer4s"]
+    assert sum(m["weight"] for m in members) == pytest.approx(1.0)
+    for member in members:
+        assert file_sha256(ROOT / member["file"]) == member["sha256"], member["file"]
+    assert ensemble["chosen_on"] == "validation" and ensemble["command"].startswith("python -m convert.ensemble")
+    assert set(ensemble["class_bias"]) == set(accurate_card["labels"])
+
+
+def test_fer4_accurate_is_its_members_mean_on_real_faces(accurate_card, shared_dir):
+    """The shipped fused file against its members' own int8 files, each run on the faces and on the
+    mirrored faces and mixed by the card's weights and bias: equal within quantization error."""
+    from convert.ensemble_graph import blend
+    from edge_runtime.labelled_faces.loading import load_split
+
+    faces = load_split(shared_dir / "data" / "fer2013", "test", tuple(accurate_card["labels"])).images[::12]
+    ensemble = accurate_card["training"]["ensemble"]
+    views = [(run_int8(MODELS / f"{m['name']}_int8.tflite", faces),
+              run_int8(MODELS / f"{m['name']}_int8.tflite", faces[:, :, ::-1])) for m in ensemble["members"]]
+    weights = [m["weight"] for m in ensemble["members"]]
+    bias = [ensemble["class_bias"][c] for c in accurate_card["labels"]]
+    expected, one_view = blend(views, weights, bias), blend([(p, p) for p, _ in views], weights, bias)
+    got = run_int8(ACCURATE, faces)
+    error = np.abs(got - expected)
+    assert error.mean() < 0.01 and np.quantile(error, 0.99) < 0.05
+    assert (got.argmax(1) == expected.argmax(1)).mean() > 0.98
+    assert error.mean() < np.abs(got - one_view).mean() / 3           # the mirrored face is really used
+    mirrored = run_int8(ACCURATE, faces[:, :, ::-1])
+    assert np.abs(mirrored - got).mean() < 0.005                      # both views, equal weight: symmetric
