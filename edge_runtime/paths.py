@@ -56,8 +56,20 @@ def bundled_detector_file(kind: str) -> Path:
     return folder / "face_detection" / BLAZEFACE_FILES[kind]
 
 
-#: The expression model used when none is given.
-DEFAULT_MODEL = bundled_models_dir() / "fer4_int8.tflite"
+#: The file name of the expression model used when none is given.
+DEFAULT_MODEL_NAME = "fer4_int8.tflite"
+
+
+def default_model() -> Path:
+    """The expression model used when none is given (looked up on each call: ``$FER_MODELS`` may change)."""
+    return bundled_models_dir() / DEFAULT_MODEL_NAME
+
+
+def __getattr__(name: str) -> Path:
+    """``DEFAULT_MODEL``, computed on use rather than at import (PEP 562)."""
+    if name == "DEFAULT_MODEL":
+        return default_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def shared_dir() -> Path:

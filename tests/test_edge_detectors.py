@@ -174,3 +174,28 @@ def test_blazeface_boxes_and_keypoints_are_in_frame_pixels():
     assert len(a.keypoints) == 6
     eyes_y = (a.keypoints[0][1] + a.keypoints[1][1]) / 2
     assert a.box[1] < eyes_y < a.box[1] + a.box[3] / 2  # eyes in the upper half of the box
+
+
+def test_a_detector_of_your_own_must_say_whether_it_wants_colour(tiny_model):
+    from edge_runtime import FaceRecognizer
+
+    class NoColourSaid:
+        name = "mine"
+
+        def detect(self, frame):
+            return []
+
+    with pytest.raises(ValueError, match="NoColourSaid is not a face detector.*uses_color.*lacks uses_color"):
+        FaceRecognizer(tiny_model, detector=NoColourSaid())
+
+    class Grey(NoColourSaid):
+        uses_color = False
+        seen: list = []
+
+        def detect(self, frame):
+            self.seen.append(frame.ndim)
+            return []
+
+    grey = Grey()
+    FaceRecognizer(tiny_model, detector=grey).recognize(np.zeros((40, 60, 3), np.uint8))
+    assert grey.seen == [2], "a detector that does not use colour is given the grey frame, decided once"

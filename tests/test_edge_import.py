@@ -56,3 +56,29 @@ def test_public_api_names():
         assert hasattr(edge_runtime, name), name
         assert name in edge_runtime.__doc__, f"{name} is not documented in edge_runtime's docstring"
     assert edge_runtime.DEFAULT_MODEL == ROOT / "models" / "fer4_int8.tflite"
+
+
+LIGHT = """
+import sys
+import edge_runtime
+assert not [m for m in sys.modules if m.startswith("edge_runtime.")], "import edge_runtime loads nothing else"
+from edge_runtime import FaceRecognizer
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("prometheus_client", "paho", "http")
+               or m in ("edge_runtime.outputs.status_http", "edge_runtime.outputs.mqtt", "edge_runtime.service.daemon"))
+print(heavy)
+"""
+
+
+def test_the_library_face_loads_no_http_mqtt_or_prometheus_module():
+    done = subprocess.run([sys.executable, "-c", LIGHT], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_every_public_name_resolves_and_is_listed():
+    import edge_runtime
+
+    for name in edge_runtime.__all__:
+        assert getattr(edge_runtime, name) is not None, name
+    assert set(edge_runtime.__all__) <= set(dir(edge_runtime))
+    assert sorted(edge_runtime.__all__) == sorted(edge_runtime._EXPORTS)

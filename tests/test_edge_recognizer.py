@@ -152,7 +152,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
 
 
 def test_missing_default_model_tells_the_user_to_pass_model(monkeypatch, tmp_path):
-    monkeypatch.setattr("edge_runtime.model.classifier.DEFAULT_MODEL", tmp_path / "models" / "fer4_int8.tflite")
+    monkeypatch.setenv("FER_MODELS", str(tmp_path / "models"))  # the default model is looked up on use
     with pytest.raises(ModelError, match=r"fer4_int8.tflite does not exist yet.*pass --model"):
         ExpressionClassifier()
 

@@ -9,7 +9,8 @@ import json
 
 from edge_runtime import Daemon, DaemonConfig, FaceRecognizer
 from edge_runtime.outputs.metrics import Metrics
-from edge_runtime.outputs.sink import FrameResult, Sink, SinkBase
+from edge_runtime.outputs.sink import Sink, SinkBase
+from edge_runtime.results import FrameResult
 from edge_runtime.service.config import HttpOptions, MqttOptions, OutputOptions, SourceOptions
 from edge_runtime.service.sinks import build_sinks
 from edge_runtime.sources.capture import VideoSource
@@ -41,8 +42,8 @@ def test_the_built_outputs_are_sinks_started_in_order_with_the_results_file_last
     config = DaemonConfig(SourceOptions("0"), output=OutputOptions(str(tmp_path / "r.jsonl"),
                                                                    annotate=str(tmp_path / "ann")),
                           http=HttpOptions("0", live=True), mqtt=MqttOptions("mqtt://127.0.0.1:1"))
-    sinks = build_sinks(config, Metrics(), ("happy", "sad"))
-    assert [s.name for s in sinks] == ["live", "http", "mqtt", "annotate", "jsonl"]
+    sinks = build_sinks(config, Metrics(), ("happy", "sad")).start_order([Collecting()])
+    assert [s.name for s in sinks] == ["live", "http", "mqtt", "annotate", "collect", "jsonl"]
     assert all(isinstance(s, Sink) for s in sinks)
     assert not (tmp_path / "r.jsonl").exists(), "built, not started: nothing written yet"
 

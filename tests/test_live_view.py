@@ -59,7 +59,7 @@ class LiveServer:
         self.board.set_latest(json.dumps(record))
 
     def close(self) -> None:
-        self.hub.close()
+        self.hub.close(time.monotonic() + 1.0)
         self.status.close()
 
 

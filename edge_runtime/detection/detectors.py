@@ -46,6 +46,17 @@ class FaceDetector(Protocol):
         ...
 
 
+def check_detector(detector: object) -> FaceDetector:
+    """``detector`` if it has what the recognizer needs (``name``, a bool ``uses_color``, ``detect``);
+    else one :class:`ValueError` naming what is missing."""
+    missing = [a for a in ("name", "uses_color", "detect") if not hasattr(detector, a)]
+    if missing or not isinstance(detector.uses_color, bool) or not callable(detector.detect):
+        lacking = f"; it lacks {', '.join(missing)}" if missing else ""
+        raise ValueError(f"{type(detector).__name__} is not a face detector: it needs name, uses_color (True: give "
+                         f"it colour frames, False: grey) and detect(frame){lacking}")
+    return detector
+
+
 class HaarDetector:
     """OpenCV's Haar cascade (``haarcascade_frontalface_default.xml`` shipped with OpenCV).
 
@@ -104,7 +115,7 @@ class CombinedDetector:
     def __init__(self, name: str, primary: FaceDetector, secondary: FaceDetector) -> None:
         self.name = name
         self.primary, self.secondary = primary, secondary
-        self.uses_color = bool(getattr(primary, "uses_color", True) or getattr(secondary, "uses_color", True))
+        self.uses_color = primary.uses_color or secondary.uses_color
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """``primary``'s faces and the ones only ``secondary`` finds."""
@@ -116,9 +127,10 @@ class CombinedDetector:
 def detect_scaled(detector: FaceDetector, frame: np.ndarray, max_side: int = 640) -> list[Detection]:
     """Run ``detector`` on ``frame`` downscaled to ``max_side`` pixels (longer side) if larger.
 
-    Boxes are returned in ``frame``'s pixels. ``max_side`` 0 disables the downscaling.
+    ``frame`` is what the detector works on, colour or grey as its ``uses_color`` asks (the recognizer
+    decides that once). Boxes are returned in ``frame``'s pixels. ``max_side`` 0 disables the downscaling.
     """
-    frame = check_frame(frame) if getattr(detector, "uses_color", True) else to_gray(frame)
+    frame = check_frame(frame)
     height, width = frame.shape[:2]
     longest = max(height, width)
     if max_side and longest > max_side:

@@ -14,7 +14,7 @@ from edge_runtime.model.card import Quantization, dequantize, load_card
 from edge_runtime.model.contract import check_card
 from edge_runtime.model.litert import make_interpreter
 from edge_runtime.model.preprocessing import input_tensor
-from edge_runtime.paths import DEFAULT_MODEL
+from edge_runtime.paths import bundled_models_dir, default_model
 from edge_runtime.results import Expression
 
 log = logging.getLogger(__name__)
@@ -24,16 +24,20 @@ TTA_MODES = ("none", "flip")
 
 
 def resolve_model_path(model_path: str | Path | None) -> Path:
-    """The model file to load: ``model_path`` or the bundled default; a clear error when missing."""
+    """The model file to load: ``model_path``, the bundled ``<name>_int8.tflite`` when it is a bare name
+    (``fer4_accurate``), or the bundled default; a clear error when missing."""
     if model_path is None:
-        if not DEFAULT_MODEL.is_file():
-            raise ModelError(f"the bundled model {DEFAULT_MODEL} does not exist yet (it is made by "
+        default = default_model()
+        if not default.is_file():
+            raise ModelError(f"the bundled model {default} does not exist yet (it is made by "
                              "training and `python -m convert`); pass --model PATH/TO/model.tflite")
-        return DEFAULT_MODEL
+        return default
     path = Path(model_path)
+    if not path.is_file() and path.name == str(model_path) and not path.suffix:   # a bundled model's name
+        path = bundled_models_dir() / f"{model_path}_int8.tflite"
     if not path.is_file():
         raise ModelError(f"model file {path} not found; pass --model with the path of a .tflite "
-                         "file that has its model card (.json) beside it")
+                         "file that has its model card (.json) beside it, or a bundled model's name (fer4)")
     return path
 
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from edge_runtime.atomic_io import atomic_write_bytes
 from edge_runtime.errors import EdgeRuntimeError
-from edge_runtime.outputs.sink import FrameResult, SinkBase
-from edge_runtime.results import Face
+from edge_runtime.outputs.sink import SinkBase
+from edge_runtime.results import Face, FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class Annotator(SinkBase):
         """Write the result's frame with its faces drawn."""
         self.write(result.frame.image, list(result.faces), result.frame.index, result.frame.source)
 
-    def close(self, deadline: float | None = None) -> None:
+    def close(self, deadline: float) -> None:
         """Finish the video (moved into place only when complete)."""
         if self._writer is not None:
             self._writer.release()

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TextIO
 
 from edge_runtime.errors import EdgeRuntimeError
-from edge_runtime.outputs.sink import FrameResult, OutputClosed, SinkBase
+from edge_runtime.outputs.sink import OutputClosed, SinkBase
+from edge_runtime.results import FrameResult
 
 FILE_MODE = 0o640
 

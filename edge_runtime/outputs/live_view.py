@@ -24,8 +24,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from edge_runtime.outputs.annotate import draw_faces
 from edge_runtime.outputs.metrics import PREFIX
-from edge_runtime.outputs.sink import FrameResult, SinkBase
-from edge_runtime.results import Face
+from edge_runtime.outputs.sink import SinkBase
+from edge_runtime.results import Face, FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class FrameHub(SinkBase):
         """Offer the result's frame and faces (see :meth:`offer`)."""
         self.offer(result.frame.image, result.faces)
 
-    def close(self, deadline: float | None = None) -> None:
+    def close(self, deadline: float) -> None:
         """End every stream (their handlers return within a second)."""
         with self._cond:
             self.closed = True

@@ -30,8 +30,9 @@ from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.outputs.ha_discovery import DISCOVERY_PREFIX, default_device_name, discovery_configs, sanitize_name
 from edge_runtime.outputs.metrics import PREFIX
 from edge_runtime.outputs.mqtt_policy import DEFAULT_EVERY, DEFAULT_HEARTBEAT, PublishPolicy, largest_face
-from edge_runtime.outputs.sink import FrameResult, SinkBase
+from edge_runtime.outputs.sink import SinkBase
 from edge_runtime.redact import redact
+from edge_runtime.results import FrameResult
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
-"""One interface for every output: the daemon hands each :class:`FrameResult` to every :class:`Sink`.
+"""One interface for every output: the daemon hands each
+:class:`~edge_runtime.results.FrameResult` to every :class:`Sink`.
 
-A result carries the frame, its faces, the typed :class:`FrameRecord` and its JSON line, encoded once;
-its ``source`` is the frame source's name, which the sources keep free of credentials. A sink starts
+A result carries the frame, its faces, the typed record and its JSON line, encoded once; its
+``source`` is the frame source's name, which the sources keep free of credentials. A sink starts
 before the first frame, handles each result without blocking the loop, closes by a deadline, may hold a
 fatal :attr:`Sink.error` that ends the run, and yields its own metrics to the daemon's Prometheus
 registry. A new output is one class.
@@ -11,17 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Iterable, Iterator
+from typing import Protocol, runtime_checkable
 
 from prometheus_client import Metric
 
 from edge_runtime.errors import EdgeRuntimeError
-from edge_runtime.results import Face
-from edge_runtime.sources.frames import Frame
+from edge_runtime.results import FrameResult
 
 #: What to do about an output the system refuses to write, by errno.
 _OS_ERROR_FIXES = {
@@ -57,58 +54,6 @@ def output_errors(sink: Sink) -> Iterator[None]:
         raise OutputError(f"cannot write {what} ({exc.strerror or exc}): {fix}") from exc
 
 
-def iso_time(seconds: float) -> str:
-    """ISO 8601 UTC timestamp with milliseconds."""
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass(frozen=True)
-class FrameRecord:
-    """What is reported for one processed frame (one JSONL line; ``python -m edge_runtime --help``)."""
-
-    source: str
-    frame: int
-    reconnects: int
-    time: str
-    width: int
-    height: int
-    faces: tuple[dict[str, Any], ...]
-    latency_ms: dict[str, float]
-    video_time_ms: float | None = None  # video files only
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as JSON-ready data (``video_time_ms`` only when known)."""
-        data = asdict(self)
-        data["faces"] = list(self.faces)
-        if self.video_time_ms is None:
-            del data["video_time_ms"]
-        return data
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    """One processed frame: the frame, its faces, the record, its data and its JSON line."""
-
-    frame: Frame
-    faces: Sequence[Face]
-    record: FrameRecord
-    data: dict[str, Any]
-    line: str
-
-    @classmethod
-    def build(cls, frame: Frame, faces: Sequence[Face], reconnects: int,
-              latency_ms: dict[str, float]) -> FrameResult:
-        """The result of ``frame``; the record is built and encoded here, once."""
-        height, width = frame.image.shape[:2]
-        record = FrameRecord(
-            source=frame.source, frame=frame.index, reconnects=reconnects, time=iso_time(frame.time),
-            width=width, height=height, faces=tuple(f.to_dict() for f in faces),
-            latency_ms={k: round(v, 2) for k, v in latency_ms.items()},
-            video_time_ms=None if frame.pts_ms is None else round(frame.pts_ms, 1))
-        data = record.to_dict()
-        return cls(frame, faces, record, data, json.dumps(data, separators=(",", ":"), ensure_ascii=False))
-
-
 @runtime_checkable
 class Sink(Protocol):
     """An output of the daemon (see the module docstring)."""
@@ -125,7 +70,8 @@ class Sink(Protocol):
         """Reopen files (SIGHUP, after logrotate moved them); safe from a signal handler."""
 
     def close(self, deadline: float) -> None:
-        """Flush and release, finishing by ``deadline`` (``time.monotonic()`` seconds)."""
+        """Flush and release, finishing by ``deadline`` (``time.monotonic()`` seconds). Every sink has
+        this one signature; the daemon closes them in reverse start order under one shared deadline."""
 
     @property
     def error(self) -> BaseException | None:

@@ -23,7 +23,8 @@ from edge_runtime.errors import EdgeRuntimeError
 from edge_runtime.outputs import live_view
 from edge_runtime.outputs.live_view import FrameHub
 from edge_runtime.outputs.metrics import CONTENT_TYPE, Metrics
-from edge_runtime.outputs.sink import FrameResult, SinkBase
+from edge_runtime.outputs.sink import SinkBase
+from edge_runtime.results import FrameResult
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from edge_runtime.detection.detectors import (
     DEFAULT_DETECTOR,
     DEFAULT_MARGINS,
     FaceDetector,
+    check_detector,
     detect_scaled,
     make_detector,
 )
@@ -84,7 +85,9 @@ class FaceRecognizer:
         self.classifier = ExpressionClassifier(model_path, card_path, num_threads=num_threads,
                                                min_confidence=min_confidence, tta=tta)
         self.detector = make_detector(detector, detector_model, num_threads) \
-            if isinstance(detector, str) else detector
+            if isinstance(detector, str) else check_detector(detector)
+        #: Whether the detector is given colour frames (else grey): decided here, once, from the detector.
+        self.uses_color = self.detector.uses_color
         if margin is None:
             margin = self.card.face_crop.margin_for(self.detector.name)
         if margin is None:
@@ -173,7 +176,7 @@ class FaceRecognizer:
         frame = check_frame(frame)
         gray = to_gray(frame) if gray is None else gray
         t1 = clock()
-        detections = self.detect(frame if getattr(self.detector, "uses_color", True) else gray)
+        detections = self.detect(frame if self.uses_color else gray)
         t2 = clock()
         faces = []
         crop_ns = 0

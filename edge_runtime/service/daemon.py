@@ -16,10 +16,12 @@ import threading
 import time
 from collections.abc import Sequence
 
+from edge_runtime.detection.detectors import make_detector
 from edge_runtime.outputs.metrics import Metrics
-from edge_runtime.outputs.sink import FrameResult, OutputClosed, Sink, output_errors
+from edge_runtime.outputs.sink import OutputClosed, Sink, output_errors
 from edge_runtime.recognition.recognizer import FaceRecognizer
 from edge_runtime.recognition.tracking import IoUTracker
+from edge_runtime.results import FrameResult
 from edge_runtime.service.config import DaemonConfig
 from edge_runtime.service.sinks import build_sinks
 from edge_runtime.sources.capture import FrameSource, open_source
@@ -82,27 +84,27 @@ class Daemon:
     def _prepare(self) -> None:
         cfg = self.config
         rec_cfg, src_cfg = cfg.recognizer, cfg.source
-        if self.source is None:
+        detector = self.recognizer.detector if self.recognizer is not None else \
+            make_detector(rec_cfg.detector, rec_cfg.detector_model, rec_cfg.threads)
+        if self.source is None:  # a Pi camera delivers colour only to a detector that uses it
             self.source = open_source(src_cfg.spec, realtime=src_cfg.realtime, size=src_cfg.size,
-                                      fps=src_cfg.max_fps, loop=src_cfg.loop)
+                                      fps=src_cfg.max_fps, loop=src_cfg.loop, color=detector.uses_color)
         if not self.source.reconnect:  # a bad file is reported before the model is loaded
             self.source.open()
             self._source_open = True
         if self.recognizer is None:
             self.recognizer = FaceRecognizer(
-                rec_cfg.model, card_path=rec_cfg.card, detector=rec_cfg.detector,
-                detector_model=rec_cfg.detector_model, num_threads=rec_cfg.threads, margin=rec_cfg.margin,
-                min_confidence=rec_cfg.min_confidence, detect_max_side=rec_cfg.detect_max_side,
-                tta=rec_cfg.tta, align=rec_cfg.align, profile=rec_cfg.profile)
-        if hasattr(self.source, "color"):  # the Pi camera: colour only for a detector that uses it
-            self.source.color = bool(getattr(self.recognizer.detector, "uses_color", True))
+                rec_cfg.model, card_path=rec_cfg.card, detector=detector, num_threads=rec_cfg.threads,
+                margin=rec_cfg.margin, min_confidence=rec_cfg.min_confidence,
+                detect_max_side=rec_cfg.detect_max_side, tta=rec_cfg.tta, align=rec_cfg.align,
+                profile=rec_cfg.profile)
         rec = self.recognizer
         self.metrics = Metrics(info={"model": rec.classifier.model_path.name, "runtime": rec.runtime_name,
                                      "detector": rec.detector.name, "source": self.source.name})
-        built = build_sinks(cfg, self.metrics, tuple(rec.labels), source_fps=self.source.fps)
+        outputs = build_sinks(cfg, self.metrics, tuple(rec.labels), source_fps=self.source.fps)
         for sink in self.extra_sinks:
             self.metrics.register(sink)
-        for sink in [*built[:-1], *self.extra_sinks, built[-1]]:  # the results file last (build_sinks)
+        for sink in outputs.start_order(self.extra_sinks):  # the results file opens last
             with output_errors(sink):
                 sink.start()
             self.sinks.append(sink)  # only started outputs are closed

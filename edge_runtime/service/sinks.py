@@ -1,12 +1,16 @@
 """The daemon's outputs, built from its configuration in one place.
 
-:func:`build_sinks` returns them in start order: the live view (the HTTP output serves it), the HTTP
-endpoints, MQTT, the annotated output, and the JSONL results last, so an existing results file is
-replaced only once every other output came up. Adding an output is one class in
+:func:`build_sinks` returns them as :class:`Outputs`: the live view (the HTTP output serves it), the HTTP
+endpoints, MQTT and the annotated output in start order, and the JSONL results apart, because they
+**open last**: an existing results file is replaced only once every other output came up (a bad option
+or a taken port elsewhere leaves it as it was). Adding an output is one class in
 :mod:`edge_runtime.outputs` and one line here.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from edge_runtime.outputs.annotate import Annotator
 from edge_runtime.outputs.jsonl import JsonlSink, OutputConfig
@@ -21,8 +25,20 @@ from edge_runtime.service.config import DaemonConfig
 MQTT_CONNECT_WAIT = 2.0
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """The configured outputs: ``first`` in start order, then ``results``, the JSONL file, opened last."""
+
+    first: list[Sink]
+    results: JsonlSink
+
+    def start_order(self, extra: Sequence[Sink] = ()) -> list[Sink]:
+        """Every output in the order they start: ``first``, outputs of your own, the results file last."""
+        return [*self.first, *extra, self.results]
+
+
 def build_sinks(config: DaemonConfig, metrics: Metrics, labels: tuple[str, ...],
-                source_fps: float | None = None) -> list[Sink]:
+                source_fps: float | None = None) -> Outputs:
     """The outputs ``config`` asks for, constructed (not started); their metrics join ``metrics``.
 
     ``labels`` are the model's (MQTT announces them); ``source_fps`` sets the annotated video's rate
@@ -39,7 +55,7 @@ def build_sinks(config: DaemonConfig, metrics: Metrics, labels: tuple[str, ...],
     if config.output.annotate:
         sinks.append(Annotator(config.output.annotate, fps=config.source.max_fps or source_fps))
     out = config.output
-    sinks.append(JsonlSink(OutputConfig(out.target, out.append, out.rotate_bytes, out.kept)))
-    for sink in sinks:
+    results = JsonlSink(OutputConfig(out.target, out.append, out.rotate_bytes, out.kept))
+    for sink in [*sinks, results]:
         metrics.register(sink)
-    return sinks
+    return Outputs(sinks, results)

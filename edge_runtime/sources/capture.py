@@ -285,15 +285,16 @@ class LoopingSource(FrameSource):
 
 def open_source(spec: str | int, *, realtime: bool = False, size: tuple[int, int] | None = None,
                 fps: float | None = None, picamera2_class: type | None = None,
-                loop: bool = False) -> FrameSource:
+                loop: bool = False, color: bool = True) -> FrameSource:
     """The source for ``spec`` (not yet opened; use it in a ``with`` block).
 
     ``spec`` is ``picamera2`` (or ``picamera2:N``), a device index (``0``) or ``/dev/videoN``, an
     ``rtsp://``/``http://`` URL, a directory of images, an image file, or a video file. Files are
     told apart by their content, not their extension. ``realtime`` paces a video file like a camera;
-    ``loop`` replays a video file or a directory forever.
+    ``loop`` replays a video file or a directory forever. ``color=False``: the Pi camera hands out
+    its grey Y plane only (for a detector that works on grey; other sources decode colour anyway).
     """
-    source = _dispatch(spec, realtime, size, fps, picamera2_class)
+    source = _dispatch(spec, realtime, size, fps, picamera2_class, color)
     if loop:
         if isinstance(source, ImageSource):
             raise SourceError(f"--loop replays a video file or a directory; {source.name} is one image")
@@ -302,7 +303,7 @@ def open_source(spec: str | int, *, realtime: bool = False, size: tuple[int, int
 
 
 def _dispatch(spec: str | int, realtime: bool, size: tuple[int, int] | None, fps: float | None,
-              picamera2_class: type | None) -> FrameSource:
+              picamera2_class: type | None, color: bool = True) -> FrameSource:
     text = str(spec).strip()
     if not text:
         raise SourceError(f"--source is empty; {SOURCE_HELP}")
@@ -311,7 +312,7 @@ def _dispatch(spec: str | int, realtime: bool, size: tuple[int, int] | None, fps
         if num and not num.isdigit():
             raise SourceError(f"bad Pi camera number in {text!r}; use picamera2 or picamera2:N")
         return PiCameraSource(int(num or 0), size=size or (640, 480), fps=fps,
-                              picamera2_class=picamera2_class, name=text)
+                              picamera2_class=picamera2_class, name=text, color=color)
     if text.isdigit():
         return VideoSource(int(text), size=size, fps=fps)
     if text.startswith("/dev/") or urlparse(text).scheme in STREAM_SCHEMES:

@@ -1,28 +1,13 @@
-"""The frame-source interface: :class:`Frame` and :class:`FrameSource`."""
+"""The frame-source interface: :class:`FrameSource`, which yields :class:`~edge_runtime.results.Frame`."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-import numpy as np
+from edge_runtime.results import Frame
 
-
-@dataclass
-class Frame:
-    """One frame: the image (grayscale, BGR or BGRA uint8), its index, its source and capture time.
-
-    ``gray``: the frame's grayscale when the source has it for free (the Pi camera's Y plane); the
-    classifier then uses it while the detector sees the colour ``image``.
-    """
-
-    image: np.ndarray
-    index: int
-    source: str
-    time: float  # seconds since the epoch, when the frame was captured or read
-    pts_ms: float | None = None  # position in a video file
-    gray: np.ndarray | None = None
+__all__ = ["Frame", "FrameSource"]  # Frame is a result type (edge_runtime.results), re-exported for sources
 
 
 class FrameSource(ABC):
