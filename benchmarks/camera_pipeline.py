@@ -28,7 +28,8 @@ from edge_runtime.detection.detectors import DETECTORS
 from edge_runtime.errors import ModelError
 from edge_runtime.model.classifier import TTA_MODES
 from edge_runtime.paths import DEFAULT_MODEL, shared_dir
-from edge_runtime.recognition.recognizer import DEFAULT_TTA, RecognizeTrace
+from edge_runtime.recognition.options import DEFAULT_TTA
+from edge_runtime.recognition.recognizer import RecognizeTrace
 from edge_runtime.results import Face
 
 from .camera_pipeline_report import pipeline_markdown, plot_pipeline

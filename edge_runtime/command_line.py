@@ -55,6 +55,13 @@ def bounded_int(text: str) -> int:
 _CHECKED_TYPES: dict[Any, Callable[[str], Any]] = {float: finite_float, int: bounded_int}
 
 
+def _checked(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``add_argument`` keyword arguments with a plain float or int type replaced by its checked type."""
+    if kwargs.get("type") in _CHECKED_TYPES:
+        kwargs = {**kwargs, "type": _CHECKED_TYPES[kwargs["type"]]}
+    return kwargs
+
+
 class CommandParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, ``PROG: error: ... (see PROG --help)``, exit 2,
     with credentials redacted: no usage block, and ``prog`` is the command the user typed.
@@ -65,10 +72,13 @@ class CommandParser(argparse.ArgumentParser):
     """
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        kwargs["type"] = _CHECKED_TYPES.get(kwargs.get("type"), kwargs.get("type"))
-        if kwargs["type"] is None:
-            del kwargs["type"]
-        return super().add_argument(*args, **kwargs)
+        return super().add_argument(*args, **_checked(kwargs))
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        group = super().add_argument_group(*args, **kwargs)
+        add = group.add_argument
+        group.add_argument = lambda *a, **kw: add(*a, **_checked(kw))  # the same checks in every group
+        return group
 
     def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
         self._refuse_unknown_options(list(sys.argv[1:] if args is None else args))

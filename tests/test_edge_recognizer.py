@@ -200,5 +200,5 @@ def test_flip_tta_averages_the_face_and_its_mirror_image(tiny_model, photo):
 
 
 def test_unknown_tta_is_refused(tiny_model):
-    with pytest.raises(ValueError, match="tta must be one of none, flip"):
+    with pytest.raises(ValueError, match="tta 'rotate': choose one of none, flip"):
         FaceRecognizer(tiny_model, num_threads=1, tta="rotate")

@@ -23,11 +23,11 @@ from edge_runtime.model.card import ModelCard, file_sha256
 from edge_runtime.model.classifier import ExpressionClassifier
 from edge_runtime.model.preprocessing import check_frame, crop_face, to_gray
 from edge_runtime.recognition.calibration import Calibration, Profile, ProfileError, load_profile
+from edge_runtime.recognition.options import DEFAULT_DETECT_MAX_SIDE, DEFAULT_TTA, RecognizerOptions
 from edge_runtime.results import Box, Detection, Expression, Face
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TTA = "none"   # test-time augmentation of the recognizer, the daemon and the benchmark
 
 
 def clip_box(box: tuple[float, float, float, float], width: int, height: int) -> Box | None:
@@ -80,10 +80,14 @@ class FaceRecognizer:
     def __init__(self, model_path: str | Path | None = None, *, card_path: str | Path | None = None,
                  detector: str | FaceDetector = DEFAULT_DETECTOR, detector_model: str | Path | None = None,
                  num_threads: int | None = None, margin: float | None = None,
-                 min_confidence: float = 0.0, detect_max_side: int = 640, tta: str = DEFAULT_TTA,
+                 min_confidence: float = 0.0, detect_max_side: int = DEFAULT_DETECT_MAX_SIDE, tta: str = DEFAULT_TTA,
                  align: bool = DEFAULT_ALIGN, profile: str | Path | Profile | None = None) -> None:
+        checked = RecognizerOptions(  # the one validation of these settings (ConfigError, a ValueError)
+            detector=detector if isinstance(detector, str) else DEFAULT_DETECTOR,
+            **({} if num_threads is None else {"threads": num_threads}), margin=margin,
+            min_confidence=min_confidence, detect_max_side=detect_max_side, tta=tta, align=align)
         self.classifier = ExpressionClassifier(model_path, card_path, num_threads=num_threads,
-                                               min_confidence=min_confidence, tta=tta)
+                                               min_confidence=checked.min_confidence, tta=checked.tta)
         self.detector = make_detector(detector, detector_model, num_threads) \
             if isinstance(detector, str) else check_detector(detector)
         #: Whether the detector is given colour frames (else grey): decided here, once, from the detector.
@@ -92,12 +96,8 @@ class FaceRecognizer:
             margin = self.card.face_crop.margin_for(self.detector.name)
         if margin is None:
             margin = DEFAULT_MARGINS.get(self.detector.name, 0.0)
-        if margin < 0:
-            raise ValueError(f"margin must be >= 0 (got {margin})")
         self.margin = float(margin)
         self.detect_max_side = int(detect_max_side)
-        if not isinstance(align, bool):
-            raise ValueError(f"align must be True or False (got {align!r})")
         self.align = align
         self.calibration: Calibration | None = None
         if profile is not None:
@@ -109,6 +109,17 @@ class FaceRecognizer:
         log.info("recognizer: model %s (%s, labels %s), runtime %s, detector %s, margin %.2f, tta %s, align %s",
                  self.classifier.model_path, self.card.variant, ",".join(self.labels),
                  self.runtime_name, self.detector.name, self.margin, tta, align)
+
+    @classmethod
+    def create_from_options(cls, options: RecognizerOptions, *,
+                            detector: FaceDetector | None = None) -> FaceRecognizer:
+        """A recognizer as ``options`` (validated when they were built) describe it; ``detector``: one already
+        made from them (the daemon makes it first, to tell the source whether to deliver colour)."""
+        return cls(options.model, card_path=options.card,
+                   detector=detector if detector is not None else options.detector,
+                   detector_model=options.detector_model, num_threads=options.threads, margin=options.margin,
+                   min_confidence=options.min_confidence, detect_max_side=options.detect_max_side,
+                   tta=options.tta, align=options.align, profile=options.profile)
 
     @property
     def card(self) -> ModelCard:

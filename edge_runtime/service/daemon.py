@@ -24,7 +24,8 @@ from edge_runtime.recognition.tracking import IoUTracker
 from edge_runtime.results import FrameResult
 from edge_runtime.service.config import DaemonConfig
 from edge_runtime.service.sinks import build_sinks
-from edge_runtime.sources.capture import FrameSource, open_source
+from edge_runtime.sources.frames import FrameSource
+from edge_runtime.sources.options import open_source_from_options
 from edge_runtime.sources.reader import Delivery, FrameReader, ReaderConfig
 
 log = logging.getLogger(__name__)
@@ -87,17 +88,12 @@ class Daemon:
         detector = self.recognizer.detector if self.recognizer is not None else \
             make_detector(rec_cfg.detector, rec_cfg.detector_model, rec_cfg.threads)
         if self.source is None:  # a Pi camera delivers colour only to a detector that uses it
-            self.source = open_source(src_cfg.spec, realtime=src_cfg.realtime, size=src_cfg.size,
-                                      fps=src_cfg.max_fps, loop=src_cfg.loop, color=detector.uses_color)
+            self.source = open_source_from_options(src_cfg, color=detector.uses_color)
         if not self.source.reconnect:  # a bad file is reported before the model is loaded
             self.source.open()
             self._source_open = True
         if self.recognizer is None:
-            self.recognizer = FaceRecognizer(
-                rec_cfg.model, card_path=rec_cfg.card, detector=detector, num_threads=rec_cfg.threads,
-                margin=rec_cfg.margin, min_confidence=rec_cfg.min_confidence,
-                detect_max_side=rec_cfg.detect_max_side, tta=rec_cfg.tta, align=rec_cfg.align,
-                profile=rec_cfg.profile)
+            self.recognizer = FaceRecognizer.create_from_options(rec_cfg, detector=detector)
         rec = self.recognizer
         self.metrics = Metrics(info={"model": rec.classifier.model_path.name, "runtime": rec.runtime_name,
                                      "detector": rec.detector.name, "source": self.source.name})

@@ -30,7 +30,8 @@ from edge_runtime.recognition.calibration import (
     profile_summary,
     write_profile,
 )
-from edge_runtime.recognition.recognizer import DEFAULT_TTA, FaceRecognizer
+from edge_runtime.recognition.options import DEFAULT_TTA
+from edge_runtime.recognition.recognizer import FaceRecognizer
 from edge_runtime.results import Face
 from edge_runtime.sources.capture import SOURCE_HELP, open_source
 
