@@ -72,6 +72,22 @@ def print_written(out: Path, cards: list[ModelCard]) -> None:
               f"\t{m.accuracy_delta_pt:+.2f} pt vs float32")
 
 
+def add_neutral_references(out: Path, cards: list[ModelCard], data: str) -> None:
+    """Write the neutral reference (personal calibration) into every written card whose model has a neutral
+    label, when the FER+ votes are beside ``data``; else say why there is none."""
+    from .neutral_reference import NEUTRAL, neutral_faces, write_reference
+
+    if not cards or NEUTRAL not in cards[0].labels:
+        return
+    try:
+        faces = neutral_faces(out / cards[0].file, data, None)
+    except ConvertError as exc:
+        log.warning("no neutral reference in the cards, so profiles cannot be used with them (%s)", exc)
+        return
+    for card in cards:
+        write_reference(out / card.file, faces)
+
+
 def convert_models(args: argparse.Namespace) -> int:
     """Convert every ``--model``; an unexpected failure is one ``error:`` line and exit 1."""
     try:
@@ -81,6 +97,7 @@ def convert_models(args: argparse.Namespace) -> int:
         for model in args.model:
             out = Path(args.out or Path(model).parent)
             cards = convert_model(model, args.data, out, options)
+            add_neutral_references(out, cards, args.data)
             print_written(out, cards)
     except FerEdgeError:
         raise

@@ -24,6 +24,7 @@ import numpy as np
 
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.labelled_faces import scoring
+from edge_runtime.labelled_faces.errors import FaceDataError
 from edge_runtime.model.card import card_path_for, load_card, write_card
 from edge_runtime.model.card_schema import to_json
 from edge_runtime.model.classifier import ExpressionClassifier
@@ -45,8 +46,8 @@ def neutral_faces(card_path: Path, data: str, votes: str | None) -> np.ndarray:
         raise ConvertError(f"{card_path}: the model has no '{NEUTRAL}' label, so it has no neutral reference")
     try:
         faces = validation_faces(card, data, scoring.resolve_votes(data, votes, required=True))
-    except UserError as exc:
-        raise ConvertError(str(exc)) from exc
+    except (UserError, FaceDataError) as exc:
+        raise ConvertError(str(exc).replace("--labels ferplus needs", "the neutral reference needs")) from exc
     consensus = faces.label_sets().get("consensus")
     if consensus is None:
         raise ConvertError("the neutral reference needs the FER+ votes beside --data (ferplus/votes.csv)")

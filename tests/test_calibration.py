@@ -176,3 +176,25 @@ def test_a_face_that_does_not_read_neutral_is_enrolled_with_a_warning(tmp_path):
         assert done.stderr == ""
     else:
         assert f"reads as {reads_as}" in done.stderr and "not neutral" in done.stderr
+
+
+@pytest.mark.slow
+def test_the_shipped_neutral_reference_is_what_the_command_computes_and_nothing_else_changes(tmp_path):
+    data = need(ROOT.parent / "shared" / "data" / "fer2013")
+    model = tmp_path / "fer4s_int8.tflite"
+    shipped = ROOT / "models" / "fer4s_int8.tflite"
+    model.write_bytes(shipped.read_bytes())
+    raw = json.loads(shipped.with_suffix(".json").read_text())
+    stale = {k: v for k, v in raw.items() if k != "neutral_reference"}
+    model.with_suffix(".json").write_text(json.dumps(stale))
+    done = subprocess.run([sys.executable, "-m", "convert.neutral_reference", "--model", str(model), "--data",
+                           str(data), "--log-level", "warning"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    written = json.loads(model.with_suffix(".json").read_text())
+    assert {k: v for k, v in written.items() if k != "neutral_reference"} == stale
+    reference = written["neutral_reference"]
+    shipped_reference = raw["neutral_reference"]  # the shipped card is not stale
+    assert reference["log_scores"] == pytest.approx(shipped_reference["log_scores"], abs=1e-9)
+    assert reference["faces"] == shipped_reference["faces"]
+    assert max(reference["log_scores"], key=reference["log_scores"].get) == "neutral"
+    assert reference["floor"] == calibration.FLOOR and reference["split"] == "validation"
