@@ -62,12 +62,14 @@ def _default(f: Any) -> Any:
     return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
-def add_options(parser: argparse.ArgumentParser | Any, block: type, title: str | None = None) -> None:
-    """Add an argument for every :func:`option` field of ``block`` (in an argument group ``title``)."""
+def add_options(parser: argparse.ArgumentParser | Any, block: type, title: str | None = None,
+                exclude: tuple[str, ...] = ()) -> None:
+    """Add an argument for every :func:`option` field of ``block`` but the ``exclude`` d ones (in an
+    argument group ``title``)."""
     target = parser.add_argument_group(title) if title else parser
     for f in fields(block):
         spec: Flag | None = f.metadata.get(_CLI)
-        if spec is None:
+        if spec is None or f.name in exclude:
             continue
         default = _default(f)
         kwargs: dict[str, Any] = {"dest": spec.dest, "help": spec.help}
@@ -91,9 +93,10 @@ def add_options(parser: argparse.ArgumentParser | Any, block: type, title: str |
 
 
 def from_args(block: type, args: argparse.Namespace, **given: Any) -> Any:
-    """``block`` built from the parsed ``args`` (``given`` values win); it validates itself."""
+    """``block`` built from the parsed ``args`` (``given`` values win, and fields named in ``given`` are not
+    read from ``args``); it validates itself."""
     values = {f.name: getattr(args, f.metadata[_CLI].dest) for f in fields(block)
-              if _CLI in f.metadata and hasattr(args, f.metadata[_CLI].dest)}
+              if _CLI in f.metadata and f.name not in given and hasattr(args, f.metadata[_CLI].dest)}
     return block(**{**values, **given})
 
 

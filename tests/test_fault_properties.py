@@ -40,11 +40,12 @@ from edge_runtime.service.config import ConfigError
 from edge_runtime.sources.capture import open_source
 from tests.edge_support import ROOT, make_clip
 
-#: Every command line of the package: (module, parser builder).
-COMMANDS = ("edge_runtime.service.cli", "benchmarks.latency", "benchmarks.detectors", "benchmarks.camera_pipeline",
-            "benchmarks.crop_margin", "benchmarks.teachers", "benchmarks.mqtt_rate", "benchmarks.yuv_cost",
-            "benchmarks.alignment", "benchmarks.labels", "benchmarks.interpolation", "train.cli", "train.evaluate",
-            "convert.cli", "convert.mobile", "convert.metadata", "tools.arm64.__main__", "tools.arm64.probe")
+#: Every command line of the package: each module whose ``build_parser`` makes a CommandParser (the
+#: ``fer-edge`` dispatcher has no options of its own).
+COMMANDS = sorted(".".join(path.relative_to(ROOT).with_suffix("").parts)
+                  for folder in ("edge_runtime", "train", "convert", "benchmarks", "tools")
+                  for path in (ROOT / folder).rglob("*.py")
+                  if "def build_parser(" in (text := path.read_text()) and "CommandParser(" in text)
 NOT_FINITE = ("nan", "NaN", "inf", "-inf", "1e300", "-1e300", str(10**12))
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

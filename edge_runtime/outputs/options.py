@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_runtime.options import at_least_zero, check, needs, option, positive
+from edge_runtime.options import at_least_zero, check, in_range, needs, option, positive
 from edge_runtime.outputs.annotate import annotate_mode
 from edge_runtime.outputs.mqtt_policy import DEFAULT_EVERY, DEFAULT_HEARTBEAT
 from edge_runtime.outputs.status_http import STALE_AFTER, is_loopback
@@ -22,6 +22,7 @@ DEFAULT_LIVE_FPS = 5.0
 #: Upper bounds of options whose larger values only exhaust the device.
 MAX_KEEP = 1000
 MAX_ROTATE_MB = 1e6
+MIN_ROTATE_MB = 0.001  # about a kilobyte: a few lines per file, no less
 MAX_FPS = 1000.0
 
 
@@ -42,7 +43,7 @@ class OutputOptions:
                                        "image (rewritten each frame), or a folder path without a suffix")
 
     def __post_init__(self) -> None:
-        positive("--rotate-mb", self.rotate_mb, MAX_ROTATE_MB)
+        in_range("--rotate-mb", self.rotate_mb, MIN_ROTATE_MB, MAX_ROTATE_MB, below=f"at least {MIN_ROTATE_MB:g}")
         check(self.rotate_mb is None or self.target != "-",
               "--rotate-mb needs --output FILE (stdout cannot be rotated)")
         needs("--keep", self.keep is not None, "--rotate-mb MB", self.rotate_mb is not None)

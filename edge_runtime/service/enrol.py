@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
-from edge_runtime.detection.detectors import DEFAULT_DETECTOR, DETECTORS
 from edge_runtime.model.card import file_sha256
-from edge_runtime.model.classifier import TTA_MODES
+from edge_runtime.options import add_options, from_args
 from edge_runtime.recognition.calibration import (
     Calibration,
     ProfileError,
@@ -30,7 +29,7 @@ from edge_runtime.recognition.calibration import (
     profile_summary,
     write_profile,
 )
-from edge_runtime.recognition.options import DEFAULT_TTA
+from edge_runtime.recognition.options import RecognizerOptions
 from edge_runtime.recognition.recognizer import FaceRecognizer
 from edge_runtime.results import Face
 from edge_runtime.sources.capture import SOURCE_HELP, open_source
@@ -53,16 +52,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                                              "`fer-edge run --profile`.")
     p.add_argument("--source", required=True, help=f"where the face is; {SOURCE_HELP}")
     p.add_argument("--profile", required=True, metavar="FILE", help="the profile to write (JSON, mode 0600)")
-    p.add_argument("--model", help="the .tflite model the profile is for (default: models/fer4_int8.tflite)")
     p.add_argument("--name", help="the profile's name in every calibrated record (default: FILE's stem)")
     p.add_argument("--frames", type=int, metavar="N",
                    help=f"frames with a face to average (default: {DEFAULT_LIVE_FRAMES} from a camera, stream or "
                         "video; every image of a file or folder)")
-    p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
-                   help=f"face detector (default: {DEFAULT_DETECTOR})")
-    p.add_argument("--tta", choices=TTA_MODES, default=DEFAULT_TTA,
-                   help="use the same --tta as `fer-edge run` will (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default: %(default)s)")
+    add_options(p, RecognizerOptions, "recognition (as `fer-edge run` will use it)", exclude=("profile",))
     add_log_level(p, default="warning")
     return p
 
@@ -107,13 +101,12 @@ def enrol(args: argparse.Namespace) -> int:
     """Write the profile and print its summary as one JSON line."""
     if args.frames is not None and not 1 <= args.frames <= 10_000:
         raise ProfileError(f"--frames must be between 1 and 10000 (got {args.frames})")
-    if not 1 <= args.threads <= 64:
-        raise ProfileError(f"--threads must be between 1 and 64 (got {args.threads})")
+    options = from_args(RecognizerOptions, args, profile=None)
     target = Path(args.profile)
     if not target.parent.is_dir():
         raise ProfileError(f"cannot write --profile {target} (the folder {target.parent} does not exist; "
                            "create it first)")
-    recognizer = FaceRecognizer(args.model, detector=args.detector, num_threads=args.threads, tta=args.tta)
+    recognizer = FaceRecognizer.create_from_options(options)
     sha256 = file_sha256(recognizer.classifier.model_path)
     scores, read, moving = collect(recognizer, args.source, args.frames)
     if len(scores) == 0:
@@ -122,7 +115,7 @@ def enrol(args: argparse.Namespace) -> int:
     if len(scores) < needed:
         raise ProfileError(f"too few frames with a face in {args.source}: {len(scores)} of {read} read, "
                            f"{needed} needed; stay in view, facing the camera, or lower --frames")
-    profile = make_profile(scores, tuple(recognizer.labels), sha256, args.name or target.stem, tta=args.tta)
+    profile = make_profile(scores, tuple(recognizer.labels), sha256, args.name or target.stem, tta=options.tta)
     Calibration(profile, recognizer.card, sha256)  # the model can use it: its card has a neutral reference
     label, share = profile.reads_as
     if label != NEUTRAL:
