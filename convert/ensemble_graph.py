@@ -1,8 +1,9 @@
 """The fused ensemble graph: several trained models, each on the face and on its mirror image, averaged with
-fixed weights (and an optional per-class bias) inside one Keras model, so one int8 file carries it all.
+fixed weights inside one Keras model, so one int8 file carries it all.
 
-The bias acts as on log-probabilities, ``softmax(log(mean) + bias)``, computed as
-``mean * exp(bias) / sum(mean * exp(bias))``: multiplications, a sum and a division, which convert to int8.
+The optional per-class bias acts on each member's log-probabilities, ``softmax(logits + bias)``: it is folded
+into each member's output layer, so the graph needs no division (which older TFLite runtimes, such as the
+Task Library's, cannot run in int8) and every member's output still sums to 1.
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ class HalveBatch(keras.layers.Layer):
     """A ``2N`` batch as its two halves: the faces' outputs and the mirrored faces' outputs."""
 
     def call(self, x):
-        half = ops.shape(x)[0] // 2
-        return [x[:half], x[half:]]
+        return ops.split(x, 2, axis=0)             # a static split: no shape arithmetic in the graph
 
     def compute_output_shape(self, input_shape):
         return [tuple(input_shape), tuple(input_shape)]
@@ -39,59 +39,52 @@ class HalveBatch(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(PACKAGE)
 class WeightedMean(keras.layers.Layer):
-    """``sum_k coefficients[k] * branch_k`` over the branches' probabilities, renormalized when ``normalize``.
+    """``sum_k weights[k] * branch_k`` over the branches' probabilities (weights summing to 1)."""
 
-    ``coefficients`` is ``K x C``: branch k's weight times ``exp(bias_c)`` for class c."""
-
-    def __init__(self, coefficients: Sequence[Sequence[float]], normalize: bool, **kwargs):
+    def __init__(self, weights: Sequence[float], **kwargs):
         super().__init__(**kwargs)
-        self.coefficients = [list(map(float, row)) for row in coefficients]
-        self.normalize = bool(normalize)
+        self.branch_weights = [float(w) for w in weights]
 
     def call(self, branches):
         stacked = ops.stack(branches, axis=1)                          # N x K x C
-        mixed = ops.sum(stacked * np.asarray(self.coefficients, np.float32)[None], axis=1)
-        if self.normalize:
-            mixed = mixed / ops.sum(mixed, axis=-1, keepdims=True)
-        return mixed
+        return ops.sum(stacked * np.asarray(self.branch_weights, np.float32)[None, :, None], axis=1)
 
     def get_config(self):
-        return {**super().get_config(), "coefficients": self.coefficients, "normalize": self.normalize}
-
-
-def coefficients(weights: Sequence[float], bias: Sequence[float] | None, num_classes: int) -> np.ndarray:
-    """The ``2M x C`` coefficients of M members' weights, each split evenly between the face and its mirror
-    (branches in the order member 1 face, member 1 mirror, member 2 face, ...), times ``exp(bias)``."""
-    scale = np.exp(np.asarray(bias, np.float64)) if bias is not None else np.ones(num_classes)
-    per_branch = np.repeat(np.asarray(weights, np.float64) / 2, 2)
-    return per_branch[:, None] * scale[None, :]
+        return {**super().get_config(), "weights": self.branch_weights}
 
 
 def build_fused(members: Sequence[keras.Model], weights: Sequence[float], bias: Sequence[float] | None,
                 name: str) -> keras.Model:
-    """One model: every member on the face and on its mirror image, mixed by ``weights`` (summing to 1) and
-    ``bias`` (one value per class on the log-probabilities; ``None`` or zeros for none)."""
+    """One model: every member on the face and on its mirror image, mixed by ``weights`` (summing to 1), each
+    member's output shifted by ``bias`` (one value per class on the log-probabilities; ``None`` for none),
+    which is folded into the member (changed in place)."""
+    from train.selection import fold_class_bias
+
     if len(members) != len(weights):
         raise ValueError(f"{len(members)} members but {len(weights)} weights")
     height, width, channels = (int(v) for v in members[0].input_shape[1:])
-    num_classes = int(members[0].output_shape[-1])
     inputs = keras.Input((height, width, channels), name="pixels")
     both = FaceAndMirror(name="face_and_mirror")(inputs)               # 2N faces: the N faces, then mirrored
     branches = []
     for i, member in enumerate(members):
+        if bias is not None and np.any(np.asarray(bias) != 0):
+            fold_class_bias(member, np.asarray(bias, np.float32))
         member.name = f"member{i + 1}_{member.name}"                    # nested models need unique names
         branches += HalveBatch(name=f"member{i + 1}_views")(member(both))
-    has_bias = bias is not None and bool(np.any(np.asarray(bias) != 0))
-    outputs = WeightedMean(coefficients(weights, bias if has_bias else None, num_classes).tolist(),
-                           normalize=has_bias, name="probabilities")(branches)
+    branch_weights = np.repeat(np.asarray(weights, np.float64) / 2, 2)  # the two views of a member alike
+    outputs = WeightedMean(branch_weights.tolist(), name="probabilities")(branches)
     return keras.Model(inputs, outputs, name=name)
+
+
+def shifted(probs: np.ndarray, bias: Sequence[float] | None) -> np.ndarray:
+    """``softmax(log(probs) + bias)``: a member's probabilities with the bias folded in."""
+    if bias is None or not np.any(np.asarray(bias) != 0):
+        return probs
+    scaled = probs * np.exp(np.asarray(bias))
+    return scaled / scaled.sum(axis=1, keepdims=True)
 
 
 def blend(probs: Sequence[tuple[np.ndarray, np.ndarray]], weights: Sequence[float],
           bias: Sequence[float] | None = None) -> np.ndarray:
     """What :func:`build_fused` computes, from each member's ``(face, mirror)`` probabilities (numpy)."""
-    mixed = sum(w * (p + q) / 2 for w, (p, q) in zip(weights, probs, strict=True))
-    if bias is None or not np.any(np.asarray(bias) != 0):
-        return mixed
-    scaled = mixed * np.exp(np.asarray(bias))
-    return scaled / scaled.sum(axis=1, keepdims=True)
+    return sum(w * (shifted(p, bias) + shifted(q, bias)) / 2 for w, (p, q) in zip(weights, probs, strict=True))

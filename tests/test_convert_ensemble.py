@@ -42,7 +42,7 @@ def half_face_model(side: str):
     x = layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
     x = layers.Cropping2D(((0, 0), (0, 24) if side == "left" else (24, 0)))(x)
     x = layers.GlobalAveragePooling2D()(x)
-    dense = layers.Dense(3, activation="softmax")
+    dense = layers.Dense(3, activation="softmax", name="probabilities")
     model = keras.Model(inputs, dense(x))
     dense.set_weights([np.array([[4.0, -4.0, 1.0]], np.float32), np.zeros(3, np.float32)])
     return model
