@@ -7,37 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.atomic_io import atomic_write_json, atomic_write_with
+from edge_runtime.labelled_faces.scoring import classification_report
 from edge_runtime.model.card import CardMetrics
-
-
-def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> dict:
-    """Accuracy, balanced accuracy (mean recall over classes present), per-class precision/recall/F1/support,
-    macro F1 and the confusion matrix.
-
-    ``confusion[i][j]`` counts images of true class ``labels[i]`` predicted as ``labels[j]``.
-    """
-    n = len(labels)
-    confusion = np.zeros((n, n), np.int64)
-    np.add.at(confusion, (y_true, y_pred), 1)
-    per_class = {}
-    for i, name in enumerate(labels):
-        tp = confusion[i, i]
-        predicted, actual = confusion[:, i].sum(), confusion[i, :].sum()
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / actual if actual else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
-                           "f1": round(float(f1), 4), "support": int(actual)}
-    return {
-        "n": int(len(y_true)),
-        "accuracy": round(float((y_true == y_pred).mean()) if len(y_true) else 0.0, 4),
-        "balanced_accuracy": round(float(np.mean([c["recall"] for c in per_class.values() if c["support"]]
-                                                 or [0.0])), 4),
-        "macro_f1": round(float(np.mean([c["f1"] for c in per_class.values()])), 4),
-        "labels": list(labels),
-        "per_class": per_class,
-        "confusion": confusion.tolist(),
-    }
 
 
 def plot_confusion(report: dict, path: str | Path, title: str) -> None:
