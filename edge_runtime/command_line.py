@@ -68,7 +68,7 @@ class CommandParser(argparse.ArgumentParser):
 
     Every ``type=float`` option takes finite numbers only and every ``type=int`` option bounded ones
     (:func:`finite_float`, :func:`bounded_int`), so no command sees nan or inf; an unknown option is
-    reported by name (with the closest known one) before any missing required option.
+    reported by name (with the closest known one) rather than the required option it left missing.
     """
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
@@ -81,23 +81,24 @@ class CommandParser(argparse.ArgumentParser):
         return group
 
     def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
-        self._refuse_unknown_options(list(sys.argv[1:] if args is None else args))
+        self._argv = list(sys.argv[1:] if args is None else args)
         return super().parse_known_args(args, namespace)
 
-    def _refuse_unknown_options(self, args: list[str]) -> None:
-        """One line naming the first unknown ``--option`` (and the nearest known one), before argparse
-        would report a missing required option instead."""
+    def _unknown_option(self) -> str | None:
+        """The first ``--option`` of the arguments that this parser does not know (nor abbreviates)."""
         known = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
-        for arg in args:
+        for arg in getattr(self, "_argv", []):
             if arg == "--":
-                return
+                return None
             name = arg.split("=", 1)[0]
-            if not name.startswith("--") or any(k.startswith(name) for k in known):
-                continue  # known, or an abbreviation argparse resolves (or calls ambiguous)
-            close = difflib.get_close_matches(name, known, n=1)
-            self.error(f"unrecognized option {name}" + (f"; did you mean {close[0]}?" if close else ""))
+            if name.startswith("--") and not any(k.startswith(name) for k in known):
+                close = difflib.get_close_matches(name, known, n=1)
+                return f"unrecognized option {name}" + (f"; did you mean {close[0]}?" if close else "")
+        return None
 
     def error(self, message: str) -> NoReturn:  # argparse's signature
+        if message.startswith(("the following arguments are required", "unrecognized arguments")):
+            message = self._unknown_option() or message  # a typo, rather than what the typo left missing
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {redact(message)} (see {self.prog} --help)\n")
 
 
