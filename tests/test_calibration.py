@@ -198,3 +198,49 @@ def test_the_shipped_neutral_reference_is_what_the_command_computes_and_nothing_
     assert reference["faces"] == shipped_reference["faces"]
     assert max(reference["log_scores"], key=reference["log_scores"].get) == "neutral"
     assert reference["floor"] == calibration.FLOOR and reference["split"] == "validation"
+
+
+def test_http_latest_and_mqtt_carry_the_calibrated_face_and_discovery_keeps_its_shape(tmp_path):
+    pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed (pip install 'fer-edge[mqtt]')")
+    import shutil
+    import urllib.request
+
+    from tests.edge_stream_support import free_port, stop_process, wait_until
+    from tests.mqtt_support import Broker, Subscriber
+
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto not installed (apt-get install mosquitto)")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(need(PHOTOS) / "biden.jpg", photos / "biden.jpg")
+    profile = tmp_path / "joe.json"
+    assert fer_edge("enrol", "--source", str(photos), "--profile", str(profile)).returncode == 0
+    (tmp_path / "broker").mkdir()
+    broker = Broker(tmp_path / "broker")
+    broker.start()
+    sub = Subscriber(broker.port, ["fer-edge/#", "homeassistant/#"])
+    http = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime", "--source", str(photos), "--loop", "--max-fps",
+                             "5", "--profile", str(profile), "--http", f"127.0.0.1:{http}", "--mqtt",
+                             f"mqtt://127.0.0.1:{broker.port}", "--device-name", "desk", "--mqtt-every", "0",
+                             "--output", str(tmp_path / "r.jsonl")], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        sub.wait_for(lambda m: any(t == "fer-edge/desk/state" for t, _, _ in m), timeout=60)  # unchanged after
+        wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{http}/latest", timeout=5).status == 200, 30,
+                   "/latest")
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/latest", timeout=5) as answer:
+            latest = json.loads(answer.read())
+    finally:
+        stop_process(proc, __import__("signal").SIGTERM, timeout=10)
+        sub.close()
+        broker.stop()
+    (face,) = latest["faces"]
+    assert face["profile"] == "joe" and set(face["raw_scores"]) == set(LABELS)
+    state = json.loads([p for t, p, _ in sub.messages if t == "fer-edge/desk/state"][-1])
+    (published,) = state["faces"]
+    assert published["profile"] == "joe" and published["label"] == face["label"]
+    assert published["raw_scores"] == {k: round(v, 2) for k, v in face["raw_scores"].items()}
+    configs = sorted(t for t, _, _ in sub.messages if t.startswith("homeassistant/"))
+    assert configs == sorted(f"homeassistant/sensor/desk/{o}/config"
+                             for o in ["expression", "faces", *(f"score_{label}" for label in LABELS)])
