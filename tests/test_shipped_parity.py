@@ -16,8 +16,9 @@ FAMILIES = sorted(path.stem for path in MODELS_DIR.glob("*.keras"))
 PER_CLASS = 6
 # Against Keras: the largest and the mean probability difference allowed, and the least share of faces
 # with the same top class (int8 moves a probability by a few of its 1/256 steps per layer).
-TOLERANCE = {"float32": (1e-4, 1e-5, 1.0), "float16": (5e-3, 1e-3, 1.0), "dynamic": (0.05, 0.01, 0.95),
-             "int8": (0.15, 0.03, 0.9), "mobile": (0.15, 0.03, 0.9)}
+# The float16 and dynamic variants are not kept in models/ (docs/models.md); tests/test_convert.py checks
+# that python -m convert writes them, each card with the accuracy of its own file.
+TOLERANCE = {"float32": (1e-4, 1e-5, 1.0), "int8": (0.15, 0.03, 0.9), "mobile": (0.15, 0.03, 0.9)}
 
 
 def first_faces(shared: Path, labels: tuple[str, ...]) -> np.ndarray:
