@@ -68,7 +68,7 @@ def fit_bias(probs: list[tuple[np.ndarray, np.ndarray]], weights: tuple[float, .
     """One bias per class on every member's log-probabilities, by coordinate ascent on ``val`` as
     ``python -m train --class-bias`` chooses one (steps of 0.1 from -1 to +1, the first class at 0, a move
     must gain at least one face): the best mean of FER+ and FER2013 accuracy of the blend."""
-    from train.selection import BIAS_STEPS
+    from train.selection import ascend_bias
 
     from .ensemble_graph import blend
 
@@ -78,20 +78,7 @@ def fit_bias(probs: list[tuple[np.ndarray, np.ndarray]], weights: tuple[float, .
         scores = accuracies(blend(probs, weights, bias), val)
         return 0.5 * (scores["ferplus"] + scores["fer2013"]) / 100
 
-    bias = np.zeros(probs[0][0].shape[1])
-    best = key(bias)
-    for _ in range(4):
-        moved = False
-        for c in range(1, len(bias)):
-            for step in sorted(BIAS_STEPS, key=abs):
-                trial = bias.copy()
-                trial[c] = step
-                score = key(trial)
-                if score > best + one_face:
-                    best, bias, moved = score, trial, True
-        if not moved:
-            break
-    return bias
+    return ascend_bias(key, probs[0][0].shape[1], one_face)
 
 
 def choose(probs: list[tuple[np.ndarray, np.ndarray]], val: Any, step: float, class_bias: bool) -> Choice:

@@ -115,11 +115,18 @@ def fit_class_bias(probs: np.ndarray, faces: ScoredFaces, select: str, guard: Re
         shortfall = 0.0 if guard is None else guard.shortfall(consensus_recalls(predicted, faces))
         return selection_score(accuracies(predicted, faces), select) if shortfall == 0 else -shortfall
 
-    bias = np.zeros(logp.shape[1])
+    return ascend_bias(key, logp.shape[1], one_face, steps, rounds)
+
+
+def ascend_bias(key: Callable[[np.ndarray], float], classes: int, one_face: float,
+                steps: tuple[float, ...] = BIAS_STEPS, rounds: int = 4) -> np.ndarray:
+    """Coordinate ascent of one bias per class on ``key`` (higher is better): the first class stays at 0,
+    each step tried smallest first, and a move must gain more than ``one_face``."""
+    bias = np.zeros(classes)
     best = key(bias)
     for _ in range(rounds):
         moved = False
-        for c in range(1, len(bias)):
+        for c in range(1, classes):
             for step in sorted(steps, key=abs):
                 trial = bias.copy()
                 trial[c] = step
