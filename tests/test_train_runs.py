@@ -50,6 +50,40 @@ def test_runs_default_to_the_cache_folder(monkeypatch, tmp_path):
     assert run_dir_for("fer7_sep") == tmp_path / "runs" / "fer7_sep"
 
 
+HOLDER = """
+import sys, time
+from pathlib import Path
+from train.run_store import hold_run
+claim = hold_run(Path(sys.argv[1]))
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_run_in_training_is_claimed_and_listed_with_its_process(tmp_path, data):
+    runs = tmp_path / "runs"
+    run_dir = runs / "busy"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"name": "busy", "arch": "edge", "epochs": 5}))
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        listed = run_train(runs, "--list-runs")
+        assert listed.stdout.splitlines()[2].endswith(f"training (pid {holder.pid})"), listed.stdout
+        second = run_train(runs, "--data", str(data), "--classes", "happy,neutral", "--epochs", "1",
+                           "--name", "busy")
+        assert second.returncode == 2
+        errors = [line for line in second.stderr.splitlines() if line.strip()]
+        assert errors == [f"python -m train: error: run busy in {run_dir} is being trained by process "
+                          f"{holder.pid}; wait for it, stop it, or choose another --name or --out"]
+        assert json.loads((run_dir / "config.json").read_text())["epochs"] == 5     # untouched
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_train(runs, "--list-runs").stdout.splitlines()[2].endswith("stopped")    # the claim died with it
+
+
 def test_list_runs_shows_how_far_each_got(tmp_path):
     runs = tmp_path / "runs"
     stopped = runs / "fer7_sep"
@@ -68,11 +102,12 @@ def test_list_runs_shows_how_far_each_got(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"runs in {runs}"
-    assert len(lines) == 4                                    # heading, header, one line per run
+    assert len(lines) == 5                                    # heading, header, a line per run, the hint
     fer4 = next(line for line in lines if line.startswith("fer4 "))
     assert fer4.split()[1:3] == ["edge", "2/2"] and fer4.endswith("finished")
     sep = next(line for line in lines if line.startswith("fer7_sep"))
-    assert sep.split()[1:5] == ["edge-sep", "3/160", "73.42", "2"] and sep.endswith("stopped or running")
+    assert sep.split()[1:5] == ["edge-sep", "3/160", "73.42", "2"] and sep.endswith("stopped")
+    assert "--resume" in lines[-1]
 
     empty = run_train(tmp_path / "none", "--list-runs")
     assert empty.returncode == 0 and empty.stdout.strip() == f"no runs in {tmp_path / 'none'}"

@@ -22,7 +22,17 @@ from .errors import UserError
 from .label_sources import LABEL_SOURCES, SELECT_CHOICES
 from .labels import DEFAULT_CLASSES, FER2013_CLASSES, FERPLUS_ONLY_CLASSES, parse_classes
 from .pretrained import TRANSFER_ARCHITECTURES, transfer_config
-from .run_store import CONFIG_FILE, config_mismatch, epochs_done, format_runs, list_runs, run_dir_for, runs_root
+from .run_store import (
+    CONFIG_FILE,
+    LOCK_FILE,
+    config_mismatch,
+    epochs_done,
+    format_runs,
+    hold_run,
+    list_runs,
+    run_dir_for,
+    runs_root,
+)
 from .splits import DEFAULT_SPLIT_METHOD, SPLIT_METHODS, inherited_split
 from .workers import is_chief
 
@@ -264,12 +274,15 @@ def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, force: bool,
             stored.validate()
             atomic_write_json(config_path, stored.to_dict())
         return stored
-    seeded = {path.name for path in run_dir.iterdir()} <= {TEACHER_TARGETS_FILE, LOG_FILE} if run_dir.exists() else True
+    seeded = {path.name for path in run_dir.iterdir()} <= {TEACHER_TARGETS_FILE, LOG_FILE, LOCK_FILE} \
+        if run_dir.exists() else True
     if not seeded:
         if not force:
             raise UserError(f"{run_dir} already holds a run; use --resume to continue it, --force to "
                             "replace it, or choose another --out")
-        shutil.rmtree(run_dir)
+        for path in run_dir.iterdir():          # all but the lock this process holds
+            if path.name != LOCK_FILE:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(config_path, config.to_dict())
     return config
@@ -301,19 +314,22 @@ def run_training(args: argparse.Namespace) -> int:
     if not args.data:
         raise UserError("--data is required: the FER2013 folder (train/<class>/, test/<class>/) or fer2013.csv")
     config = make_config(args)
-    if args.out:
-        run_dir = Path(args.out)
-    else:
-        if args.resume:
-            raise UserError("--resume continues the run in --out; a named run (no --out) continues by itself")
-        run_dir = run_dir_for(config.name)
+    if args.resume and not args.out:
+        raise UserError("--resume continues the run in --out; a named run (no --out) continues by itself")
+    run_dir = Path(args.out) if args.out else run_dir_for(config.name)
+    claim = hold_run(run_dir) if is_chief(args.strategy) else None    # one process trains a run at a time
+    if not args.out:
         args.resume = continue_named_run(run_dir, config, args.force) if is_chief(args.strategy) else False
     if is_chief(args.strategy):     # other workers of a multiworker run never touch the run directory
         config = prepare_run_dir(run_dir, config, args.resume, args.force, args.epochs)
     check_source(config.data, ("train", "test"), tuple(config.split_classes or config.classes))
     from .training import run  # TensorFlow is imported only once the arguments are known good
 
-    run(config, run_dir, resume=args.resume)
+    try:
+        run(config, run_dir, resume=args.resume)
+    finally:
+        if claim is not None:
+            claim.close()
     return 0
 
 

@@ -10,6 +10,7 @@ survives a fresh checkout and continues with the same command.
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
 import tempfile
@@ -24,6 +25,8 @@ CONFIG_FILE = "config.json"
 BACKUP_DIR = "backup"
 METADATA_FILE = "training_metadata.json"
 HISTORY_FILE = "history.csv"
+#: held (``flock``) by the process training the run, for as long as it lives; holds that process's id
+LOCK_FILE = ".lock"
 #: settings that may differ when a run is continued: how it was invoked and its schedule length
 CONTINUE_MAY_CHANGE = ("command", "resumed_with", "epochs_changed", "epochs")
 
@@ -92,6 +95,46 @@ def trim_history(run_dir: Path, epochs: int) -> None:
     os.replace(tmp, path)
 
 
+def hold_run(run_dir: Path) -> Any:
+    """Claim ``run_dir`` for this process (created if need be) until the process ends: the open lock file,
+    to keep. One error line when another process is training the run; the OS drops the claim of a process
+    that dies, so a killed run never leaves a stale claim."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = (run_dir / LOCK_FILE).open("a+")
+    except OSError as exc:
+        raise UserError(f"cannot use {run_dir} as the run folder ({exc.strerror or exc}); "
+                        "choose another --out or --name") from exc
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pid = handle.read().strip() or "?"
+        handle.close()
+        raise UserError(f"run {run_dir.name} in {run_dir} is being trained by process {pid}; wait for it, stop "
+                        "it, or choose another --name or --out") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def training_pid(run_dir: Path) -> int | None:
+    """The id of the process training the run in ``run_dir``, or ``None`` when none is."""
+    try:
+        with (run_dir / LOCK_FILE).open() as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = handle.read().strip()
+                return int(text) if text.isdigit() else -1
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return None
+    except OSError:
+        return None
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """How far one run got: epochs done of those planned, its best validation score, when it last wrote."""
@@ -105,6 +148,14 @@ class RunSummary:
     best_epoch: int | None
     updated: datetime
     finished: bool
+    pid: int | None = None
+
+    @property
+    def state(self) -> str:
+        """``finished``, ``training (pid N)`` or ``stopped`` (continue it with the same command)."""
+        if self.finished:
+            return "finished"
+        return "stopped" if self.pid is None else f"training (pid {self.pid})"
 
 
 def summarize(run_dir: Path) -> RunSummary | None:
@@ -127,7 +178,7 @@ def summarize(run_dir: Path) -> RunSummary | None:
                       best_val_accuracy=None if best is None else scores[best],
                       best_epoch=None if best is None else best + 1,
                       updated=datetime.fromtimestamp(max(written), UTC),
-                      finished=(run_dir / f"{name}.keras").is_file())
+                      finished=(run_dir / f"{name}.keras").is_file(), pid=training_pid(run_dir))
 
 
 def list_runs(root: Path | None = None) -> list[RunSummary]:
@@ -149,5 +200,8 @@ def format_runs(runs: list[RunSummary], root: Path) -> str:
         best = "-" if run.best_val_accuracy is None else f"{100 * run.best_val_accuracy:.2f}"
         lines.append(f"{run.name:<24} {run.arch:<10} {f'{run.epochs_done}/{run.epochs_planned}':>9} {best:>9} "
                      f"{run.best_epoch or '-':>8}  {run.updated:%Y-%m-%d %H:%M:%S}  "
-                     f"{'finished' if run.finished else 'stopped or running'}")
+                     f"{run.state}")
+    if any(run.state == "stopped" for run in runs):
+        lines.append("a stopped run continues with the command it was started with (config.json, \"command\"); "
+                     "add --resume when it was started with --out")
     return "\n".join(lines)
