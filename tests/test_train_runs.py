@@ -173,3 +173,12 @@ def test_a_run_killed_after_an_epoch_continues_to_the_same_result(tmp_path, data
     probs_whole = keras.models.load_model(runs / "whole" / "whole.keras", compile=False).predict(test, verbose=0)
     probs_cut = keras.models.load_model(runs / "cut" / "cut.keras", compile=False).predict(test, verbose=0)
     np.testing.assert_allclose(probs_cut, probs_whole, atol=1e-3)
+
+
+def test_a_refused_start_leaves_no_run_folder(tmp_path, data):
+    missing = tmp_path / "typo"
+    result = run_train(tmp_path / "runs", "--data", str(data), "--classes", "happy,neutral", "--resume",
+                       "--out", str(missing))
+    assert result.returncode == 2
+    assert "holds no run to resume" in result.stderr
+    assert not missing.exists()

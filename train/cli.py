@@ -317,12 +317,18 @@ def run_training(args: argparse.Namespace) -> int:
     if args.resume and not args.out:
         raise UserError("--resume continues the run in --out; a named run (no --out) continues by itself")
     run_dir = Path(args.out) if args.out else run_dir_for(config.name)
+    existed = run_dir.exists()
     claim = hold_run(run_dir) if is_chief(args.strategy) else None    # one process trains a run at a time
-    if not args.out:
-        args.resume = continue_named_run(run_dir, config, args.force) if is_chief(args.strategy) else False
-    if is_chief(args.strategy):     # other workers of a multiworker run never touch the run directory
-        config = prepare_run_dir(run_dir, config, args.resume, args.force, args.epochs)
-    check_source(config.data, ("train", "test"), tuple(config.split_classes or config.classes))
+    try:
+        if not args.out:
+            args.resume = continue_named_run(run_dir, config, args.force) if is_chief(args.strategy) else False
+        if is_chief(args.strategy):     # other workers of a multiworker run never touch the run directory
+            config = prepare_run_dir(run_dir, config, args.resume, args.force, args.epochs)
+        check_source(config.data, ("train", "test"), tuple(config.split_classes or config.classes))
+    except UserError:
+        if claim is not None and not existed:       # refused before training: leave no folder behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     from .training import run  # TensorFlow is imported only once the arguments are known good
 
     try:
