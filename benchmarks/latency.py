@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
+from edge_runtime.labelled_faces.scoring import trained_on_test
 from edge_runtime.paths import bundled_models_dir
 
 from .accuracy import Scores, TestFaces, load_test_faces, scores
@@ -206,6 +207,12 @@ def label_source(model: Any) -> str:
     return config.get("labels", "fer2013")
 
 
+def seen_split(model: Any, split: str) -> bool:
+    """Whether ``model`` trained on ``split`` of the data (its card's ``training.config.train_on``)."""
+    card = getattr(model, "card", None)
+    return split == "test" and card is not None and trained_on_test(card.training_config)
+
+
 def measured_fields(measured: Scores, test: TestFaces, source: str) -> dict[str, Any]:
     """``accuracy`` (on the model's own label source), ``accuracy_<label set>`` with their face counts,
     ``balanced_accuracy_<label set>`` and ``recall_<label set>`` (per class). Unrounded: the reports format
@@ -233,7 +240,7 @@ def our_rows(model: CardModel, stats: dict[int, Any], acc: Scores | None, test: 
         accuracy_fields = {"accuracy": recorded.get("accuracy"),
                            "accuracy_source": "recorded" if recorded.get("accuracy") is not None else None,
                            "accuracy_labels": recorded.get("label_source", "fer2013"),
-                           "accuracy_n": recorded.get("n"),
+                           "accuracy_n": recorded.get("n"), "accuracy_split": recorded.get("split"),
                            "accuracy_delta_pt": recorded.get("accuracy_delta_pt"),
                            **{f"accuracy_{name}": recorded.get(f"accuracy_{name}") for name in ("fer2013", "ferplus")
                               if recorded.get(f"accuracy_{name}") is not None}}
@@ -297,6 +304,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for model, stats in zip(models, latencies, strict=False):
         test = tests.get(model.labels)
+        if test is not None and seen_split(model, args.split):
+            log.warning("%s trained on the %s split: its accuracy is its card's, on %s", model.name, args.split,
+                        model.recorded_metrics().get("split", "validation"))
+            test = None
         acc = None if test is None else measured_accuracy(model, test, max(threads), args.batch_size)
         rows.extend(our_rows(model, stats, acc, test, latency_inputs))
     if peer is not None:

@@ -25,7 +25,10 @@ def _accuracy_cell(row: dict[str, Any]) -> str | None:
     if row.get("accuracy") is None:
         return None
     text = f"{row['accuracy'] * 100:.2f}"
-    return text + " (recorded)" if row["accuracy_source"] == "recorded" else text
+    if row["accuracy_source"] != "recorded":
+        return text
+    split = row.get("accuracy_split")
+    return text + (f" (recorded, {split})" if split not in (None, "test") else " (recorded)")
 
 
 def _label_set_cells(row: dict[str, Any]) -> list[str | None]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.atomic_io import atomic_write_bytes
+from edge_runtime.labelled_faces.scoring import held_out_split, trained_on_test
 from edge_runtime.model.card import (
     ModelCard,
     ModelCardError,
@@ -207,6 +208,7 @@ class Converter:
         self.reference: tuple[np.ndarray, float] | None = None
         self.holdout = holdout                 # validation images: int8 calibration is tuned on them
         self.holdout_reference: float | None = None
+        self.report_split = held_out_split(keras_card.training_config)   # what the cards' figures are on
 
     def file_name(self, variant: str) -> str:
         return f"{self.stem}_{variant}.tflite"
@@ -230,7 +232,7 @@ class Converter:
         mask = test.mask
         metrics = verify.metrics(predicted[mask], test.labels[mask], self.labels,
                                  None if ref_pred is None else ref_pred[mask], ref_acc)
-        metrics = replace(metrics, label_source=eval_faces.label_source(self.keras_card),
+        metrics = replace(metrics, split=self.report_split, label_source=eval_faces.label_source(self.keras_card),
                           extra=test.by_label_set(predicted))
         if variant == "float32":
             metrics = replace(metrics, float32_accuracy=metrics.accuracy, accuracy_delta_pt=0.0,
@@ -259,8 +261,8 @@ class Converter:
             self.holdout_reference = converted.holdout_accuracy
             keras_accuracy = self.keras_card.metrics.accuracy
             if keras_accuracy is not None and abs(keras_accuracy - accuracy) > 0.002:
-                log.warning("float32 .tflite test accuracy %.4f differs from the Keras card's %.4f: "
-                            "different test data, or a conversion problem", accuracy, keras_accuracy)
+                log.warning("float32 .tflite %s accuracy %.4f differs from the Keras card's %.4f: "
+                            "different data, or a conversion problem", self.report_split, accuracy, keras_accuracy)
         return converted
 
     def convert_int8(self, saved_model: Path, train, test) -> Converted:
@@ -297,7 +299,7 @@ class Converter:
                 break
         assert converted is not None
         card, last = converted.card, attempts[-1]
-        for split, delta in (("validation", last.validation_delta_pt), ("test", last.accuracy_delta_pt)):
+        for split, delta in (("validation", last.validation_delta_pt), (self.report_split, last.accuracy_delta_pt)):
             if delta is not None and delta < -opts.max_int8_drop_pt:
                 raise ConvertError(f"{self.file_name('int8')} loses {-delta:.2f} pt of {split} accuracy against "
                                 f"float32 (allowed: {opts.max_int8_drop_pt} pt) even with "
@@ -369,7 +371,12 @@ def convert_model(model_path: str | Path, data: str | Path, out_dir: str | Path,
     fit, holdout = split_holdout(train, test, keras_card, options.seed, data)
     train = eval_faces.calibration_pool(fit, keras_card, votes)
     holdout = eval_faces.eval_faces(holdout, keras_card, votes)
-    test = eval_faces.eval_faces(test, keras_card, votes)
+    if trained_on_test(keras_card.training_config):
+        log.info("%s trained on the test split: its cards report the %d validation faces", model_path.name,
+                 len(holdout.images))
+        test = holdout
+    else:
+        test = eval_faces.eval_faces(test, keras_card, votes)
     model = load_keras_model(model_path, keras_card)
 
     with tempfile.TemporaryDirectory(prefix="convert-") as tmp:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
+from edge_runtime.labelled_faces.scoring import trained_on_test
 from edge_runtime.model.card import ModelCard, card_path_for, file_sha256, load_card
 from edge_runtime.model.card_schema import to_json
 from edge_runtime.paths import shared_dir
@@ -143,6 +144,8 @@ def fused_card(path: Path, members: list[ModelCard], paths: list[str], choice: C
     config = {key: value for key, value in members[0].training_config.items()
               if key in (*SPLIT_KEYS, "data", "classes", "labels", "votes", "name")}
     config.update(name=path.stem, command=command)
+    if any(trained_on_test(c.training_config) for c in members):
+        config["train_on"] = "train+test"       # the fused model has seen what any member saw
     ensemble = {
         "members": [{"file": p, "name": c.name, "sha256": file_sha256(p), "architecture": c.architecture,
                      "weight": w} for p, c, w in zip(paths, members, choice.weights, strict=True)],
@@ -171,15 +174,18 @@ def build(args: argparse.Namespace) -> int:
 
     members = read_members(args.member)
     votes = scoring.resolve_votes(args.data, None, required=True)
-    faces = {"val": validation_faces(members[0], args.data, votes),
-             "test": scoring.load_scored_split(args.data, "test", tuple(members[0].labels), votes)}
+    split = "validation" if any(trained_on_test(c.training_config) for c in members) else "test"
+    faces = {"val": validation_faces(members[0], args.data, votes)}
+    if split == "test":                     # a member that fitted test is reported on validation
+        faces["test"] = scoring.load_scored_split(args.data, "test", tuple(members[0].labels), votes)
     models, probs = member_probabilities(args.member, faces)
     choice = choose(probs["val"], faces["val"], args.step, args.class_bias)
     log.info("chosen on %d validation faces: weights %s, class bias %s; validation %s", len(faces["val"]),
              choice.weights, choice.bias, choice.validation)
     fused = build_fused(models, choice.weights, choice.bias, args.name)
-    report = reports.label_set_report(blend(probs["test"], choice.weights, choice.bias), faces["test"], "ferplus")
-    report.update(split="test")
+    held_out = "test" if split == "test" else "val"
+    report = reports.label_set_report(blend(probs[held_out], choice.weights, choice.bias), faces[held_out], "ferplus")
+    report.update(split=split)
     command = "python -m convert.ensemble " + " ".join(sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="ensemble-") as tmp:
         path = Path(tmp) / f"{args.name}.keras"

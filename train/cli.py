@@ -12,7 +12,7 @@ from pathlib import Path
 from edge_runtime.atomic_io import atomic_write_json
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.labelled_faces.loading import check_source
-from edge_runtime.labelled_faces.scoring import FOLDER_CLASSES, resolve_votes
+from edge_runtime.labelled_faces.scoring import FOLDER_CLASSES, TRAIN_ON_CHOICES, resolve_votes, trained_on_test
 
 from .config import RunConfig, card_config
 from .config_rules import ARCHITECTURE_NAMES, CLASS_WEIGHTS, PRECISIONS, STRATEGIES, TEACHER_TARGETS
@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the same whatever the class set) or shuffle (a seeded shuffle, as the first shipped "
                         "models were trained). With --init-from the source's split is used instead "
                         "(default: %(default)s)")
+    p.add_argument("--train-on", choices=TRAIN_ON_CHOICES, default="train",
+                   help="fit the training split (less validation), or also the test split's faces once the "
+                        "recipe is fixed; such a model reports on its validation faces (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
                    help="mixup: blend pairs of training faces and their labels with a Beta(ALPHA, ALPHA) weight "
@@ -163,7 +166,8 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         "batch_size": args.batch_size,
         "lr": args.lr, "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing,
         "mixup": args.mixup, "class_weight": args.class_weight, "drop": list(drop), "val_fraction": args.val_fraction,
-        "split_method": args.split_method, "seed": args.seed, "precision": args.precision, "strategy": args.strategy,
+        "split_method": args.split_method, **({"train_on": args.train_on} if args.train_on != "train" else {}),
+        "seed": args.seed, "precision": args.precision, "strategy": args.strategy,
         "cpu_devices": args.cpu_devices, "init_from": args.init_from,
         "teachers": list(args.teacher or []), "teacher_weight": args.teacher_weight if args.teacher else 0.0,
         **({"teacher_flip": True} if args.teacher_flip else {}),
@@ -195,7 +199,21 @@ def make_config(args: argparse.Namespace) -> RunConfig:
             config.update(inherited_weights_source(args.init_from, config.get("weights_source") or {}))
     if args.labels == "ferplus" or args.votes:
         resolve_votes(args.data, args.votes, required=True)  # a votes file that does not fit fails here
+    check_test_unseen(config)
     return RunConfig.from_dict(config)
+
+
+def check_test_unseen(config: dict) -> None:
+    """A run reported on test must not start from, or distil, a model that fitted the test faces."""
+    from edge_runtime.model.card import load_card
+
+    if trained_on_test(config):
+        return
+    sources = [("--init-from", config["init_from"]), *(("--teacher", path) for path in config["teachers"])]
+    for option_name, path in sources:
+        if path and trained_on_test(load_card(path).training_config):
+            raise UserError(f"{option_name} {path} trained on the test split, so a model made from it has seen "
+                            "test; add --train-on train+test (the model then reports on validation)")
 
 
 AUTO_PRIOR_TAUS = tuple(i / 8 for i in range(13))     # 0, 0.125, ..., 1.5

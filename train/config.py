@@ -42,6 +42,8 @@ class RunConfig:
     drop: list[str] = field(default_factory=list)
     val_fraction: float = 0.1
     split_method: str = LEGACY_SPLIT_METHOD
+    #: ``train+test``: the test faces (less any equal to a validation face) are fitted too; figures on validation
+    train_on: str = "train"
     seed: int = 1
     precision: str = "float32"
     strategy: str = "default"

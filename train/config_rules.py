@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from functools import cache
 from typing import TYPE_CHECKING, Any, Union
 
+from edge_runtime.labelled_faces.scoring import TRAIN_ON_CHOICES
+
 from .data_checks import DROP_CHOICES
 from .label_sources import LABEL_SOURCES, SELECT_CHOICES
 from .labels import FER2013_CLASSES, FERPLUS_ONLY_CLASSES
@@ -79,6 +81,7 @@ RULES = (
     Rule("drop", lambda c: _names(c.drop, DROP_CHOICES), f"must list distinct names of {', '.join(DROP_CHOICES)}"),
     Rule("val_fraction", lambda c: 0 < c.val_fraction < 1, "must be between 0 and 1"),
     _choice("split_method", SPLIT_METHODS),
+    _choice("train_on", TRAIN_ON_CHOICES),
     Rule("seed", lambda c: c.seed >= 0, "must be 0 or more"),
     _choice("precision", PRECISIONS),
     _choice("strategy", STRATEGIES),

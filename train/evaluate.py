@@ -22,6 +22,7 @@ from edge_runtime.labelled_faces.loading import load_split
 from edge_runtime.model.card import ModelCard, load_card
 
 from .errors import UserError
+from .splits import seen_split_error
 
 
 def evaluate(model_path: Path, data: str, split: str, out_dir: Path, votes: str | None = None) -> dict:
@@ -30,6 +31,8 @@ def evaluate(model_path: Path, data: str, split: str, out_dir: Path, votes: str 
         raise UserError(f"--model {model_path} not found")
     card = load_card(model_path)
     config = card.training_config
+    if split == "test" and scoring.trained_on_test(config):
+        raise UserError(seen_split_error(f"--model {model_path}"))
     label_source = config.get("labels", "fer2013")
     vote_table = scoring.resolve_votes(data, votes or config.get("votes"), required=label_source == "ferplus")
     if split == "validation":

@@ -70,6 +70,25 @@ def carve_training_split(train_all: FaceSet, test: FaceSet, drop: tuple[str, ...
     return kept.subset(train_idx), kept.subset(val_idx), report
 
 
+def seen_split_error(model: str, split: str = "test") -> str:
+    """The one-line refusal to score a model on the faces it trained on."""
+    return (f"{model} trained on the {split} split (training.config.train_on train+test), so its {split} figures "
+            "would flatter it; score it on --split validation")
+
+
+def with_test_faces(train: FaceSet, val: FaceSet, test: FaceSet) -> tuple[FaceSet, dict]:
+    """``train`` plus the ``test`` faces (in ``train``'s classes) whose pixels are not a validation face's,
+    and the data report's count of both. A test face equal to a validation face would let the run
+    choose its epoch on a face it fits."""
+    test = test.restrict(train.classes)
+    in_val = set(data_checks.pixel_hashes(val.images))
+    keep = np.array([h not in in_val for h in data_checks.pixel_hashes(test.images)], dtype=bool)
+    added = test.subset(np.flatnonzero(keep))
+    merged = FaceSet(np.concatenate([train.images, added.images]), np.concatenate([train.labels, added.labels]),
+                     train.ids + added.ids, train.classes, train.skipped, train.converted)
+    return merged, {"added": len(added), "dropped_as_validation_faces": int((~keep).sum())}
+
+
 # The config entries without which a run's validation split cannot be re-carved.
 SPLIT_KEYS = ("drop", "val_fraction", "seed")
 

@@ -114,12 +114,18 @@ def init_weights_from(model: keras.Model, source_path: str, labels: tuple[str, .
 
 @dataclass
 class RunData:
-    """A run's data: what it fits, the faces it validates and tests on, and the data report."""
+    """A run's data: what it fits, the faces it validates and tests on, and the data report. ``test`` is
+    ``None`` for a run that fits the test faces (``--train-on train+test``): it reports on validation."""
 
     train: label_sources.TrainingSet
     val: scoring.ScoredFaces
-    test: scoring.ScoredFaces
+    test: scoring.ScoredFaces | None
     report: dict
+
+    @property
+    def held_out(self) -> tuple[str, scoring.ScoredFaces]:
+        """The split the run's figures are reported on, and its faces."""
+        return ("test", self.test) if self.test is not None else ("validation", self.val)
 
 
 @dataclass
@@ -136,7 +142,8 @@ class FitInputs:
 
 
 def run(config: RunConfig, run_dir: Path, resume: bool) -> dict:
-    """Train per ``config`` into ``run_dir``; return the test report. Resumable per epoch."""
+    """Train per ``config`` into ``run_dir``; return the report on test (validation when it fitted test).
+    Resumable per epoch."""
     strategy, config, run_dir = setup(config, run_dir)
 
     data = load_data(config)
@@ -146,9 +153,9 @@ def run(config: RunConfig, run_dir: Path, resume: bool) -> dict:
     keras.mixed_precision.set_global_policy(config.precision)
     with strategy.scope():
         model = compile_model(config, int(np.ceil(len(data.train) / config.batch_size)), run_dir, resume)
-    log.info("model %s: %d parameters, %.1fM MACs per face; %d train / %d val / %d test images",
+    log.info("model %s: %d parameters, %.1fM MACs per face; %d train / %d val / %s test images",
              config.arch, model.count_params(), models.count_macs(model) / 1e6, len(data.train),
-             len(data.val), len(data.test))
+             len(data.val), "no" if data.test is None else len(data.test))
 
     train_seconds = fit(model, config, run_dir, data.val, inputs, resume)
     if not workers.is_chief(config.strategy):
@@ -181,12 +188,15 @@ def load_data(config: RunConfig) -> RunData:
     test_all = load_split(config.data, "test", split_classes)
     carve_config = {**raw, "classes": list(split_classes)} if config.labels == "ferplus" else raw
     train, val, report = splits.carve_run_split(carve_config, train_all, test_all)
+    test_faces = None
+    if scoring.trained_on_test(raw):
+        train, report["split"]["from_test"] = splits.with_test_faces(train, val, test_all)
+    else:   # scored like `python -m train.evaluate`: every folder when votes are given, whatever the split's classes
+        test_faces = scoring.load_scored_split(config.data, "test", classes, votes)
     train_set, kept = label_sources.training_set(train, classes, votes, config.labels, config.label_blend)
     report["split"]["train_targets"] = kept
     val_faces = scoring.scored_faces(val, classes, votes)
-    # scored like `python -m train.evaluate`: every folder when votes are given, whatever the split's classes
-    test_faces = scoring.load_scored_split(config.data, "test", classes, votes)
-    report["split"].update(validation=len(val_faces), test=len(test_faces))
+    report["split"].update(validation=len(val_faces), test=None if test_faces is None else len(test_faces))
     if votes is not None:
         report["ferplus"] = label_sources.coverage(train_all, test_all, votes)
     for line in data_checks.summary_lines(report, report["applied"]):
@@ -327,17 +337,20 @@ def best_model(model: keras.Model, config: RunConfig, run_dir: Path, inputs: Fit
 
 def publish(final: keras.Model, config: RunConfig, run_dir: Path, data: RunData, history: dict,
             record: TrainingRecord) -> dict:
-    """Evaluate the final model on validation and test, write it with its card, report and plots."""
+    """Evaluate the final model on validation and test (validation only when it fitted test), write it with
+    its card, report and plots."""
     labels = config.class_names
     name = config.name
     reports.plot_history(history, run_dir / "history.png")
-    report = reports.label_set_report(reports.predict_probabilities(final, data.test.images), data.test,
-                                         config.labels)
-    report.update({"split": "test", "data": str(config.data), "model": f"{name}.keras"})
     val_report = reports.label_set_report(reports.predict_probabilities(final, data.val.images), data.val,
                                              config.labels)
+    split, faces = data.held_out
+    report = (dict(val_report) if faces is data.val else
+              reports.label_set_report(reports.predict_probabilities(final, faces.images), faces, config.labels))
+    report.update({"split": split, "data": str(config.data), "model": f"{name}.keras"})
     atomic_write_with(run_dir / f"{name}.keras", final.save)
-    reports.write_reports(report, run_dir, name, f"{name} (Keras float32) on the test split")
+    reports.write_reports(report, run_dir, name if split == "test" else f"{name}.{split}",
+                          f"{name} (Keras float32) on the {split} split")
     record = replace(record, config=config.to_dict(),
                      data_report={k: data.report[k] for k in ("applied", "split") if k in data.report},
                      best_val_accuracy=round(val_report["accuracy"], 4),
@@ -345,7 +358,7 @@ def publish(final: keras.Model, config: RunConfig, run_dir: Path, data: RunData,
                      epochs_run=len(history.get("loss", [])),
                      **model_card.learned_from(run_dir, bool(config.teachers)))
     write_card(model_card.keras_card(run_dir / f"{name}.json", labels, final, record, reports.card_metrics(report)))
-    log.info("test accuracy %s (n=%d); wrote %s", reports.accuracy_summary(report), report["n"],
+    log.info("%s accuracy %s (n=%d); wrote %s", split, reports.accuracy_summary(report), report["n"],
              run_dir / f"{name}.keras")
     return report
 

@@ -8,8 +8,10 @@ A face counts for a label set when its label in that set is one of the model's c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +20,9 @@ from edge_runtime.labelled_faces.errors import FaceDataError
 from edge_runtime.labelled_faces.loading import FER2013_CLASSES, FaceSet, load_split
 
 FOLDER_CLASSES = tuple(sorted(FER2013_CLASSES))
+# What a training run fits (``python -m train --train-on``): the training split less validation, or that
+# plus the test split's faces. A model that fitted test is scored on its validation faces instead.
+TRAIN_ON_CHOICES = ("train", "train+test")
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,16 @@ class ScoredFaces:
             sets["ferplus"] = self.ferplus
             sets["consensus"] = np.where(self.ferplus == self.fer2013, self.fer2013, -1)
         return sets
+
+
+def trained_on_test(config: Mapping[str, Any]) -> bool:
+    """Whether the run of ``config`` (a run config, or a card's ``training.config``) fitted the test faces."""
+    return config.get("train_on", "train") == "train+test"
+
+
+def held_out_split(config: Mapping[str, Any]) -> str:
+    """The split a model's figures are reported on: ``test``, or ``validation`` when it fitted test."""
+    return "validation" if trained_on_test(config) else "test"
 
 
 def resolve_votes(data: str | Path, votes: str | Path | None, required: bool) -> ferplus.Votes | None:
