@@ -172,6 +172,8 @@ def build(args: argparse.Namespace) -> int:
     from . import conversion, mobile
     from .ensemble_graph import blend, build_fused
 
+    if args.max_int8_drop < 0:
+        raise ConvertError(f"--max-int8-drop must be 0 or more points (got {args.max_int8_drop})")
     members = read_members(args.member)
     votes = scoring.resolve_votes(args.data, None, required=True)
     split = "validation" if any(trained_on_test(c.training_config) for c in members) else "test"
@@ -194,7 +196,7 @@ def build(args: argparse.Namespace) -> int:
         card_path_for(path).write_text(json.dumps(fused_card(path, members, args.member, choice, metrics, fused,
                                                              command), indent=1))
         options = conversion.Options(variants=("int8",), max_int8_bytes=int(args.max_int8_mb * 1024 * 1024),
-                                     calibration_samples=args.calibration_samples)
+                                     calibration_samples=args.calibration_samples, max_int8_drop_pt=args.max_int8_drop)
         for card in conversion.convert_model(path, args.data, args.out, options):
             print(f"{Path(args.out) / card.file}\t{card.size_bytes} bytes\taccuracy {card.metrics.accuracy:.4f}")
         if args.mobile:
@@ -218,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mobile", action="store_true", help="also write NAME_mobile.tflite (convert.mobile)")
     p.add_argument("--calibration-samples", type=int, default=500, metavar="N")
     p.add_argument("--max-int8-mb", type=float, default=8.0, help="largest int8 file, MiB (default: %(default)s)")
+    p.add_argument("--max-int8-drop", type=float, default=0.5, metavar="POINTS",
+                   help="largest accuracy loss of int8 against float32, in percentage points, as python -m convert "
+                        "checks it (default: %(default)s)")
     add_log_level(p)
     return p
 

@@ -107,3 +107,21 @@ def test_its_converted_cards_and_benchmark_report_validation(run, data, tmp_path
     assert row["accuracy"] == int8["accuracy"]
     assert "(recorded, validation)" in (bench / "latency.md").read_text()
 
+
+
+
+def test_an_ensemble_with_a_member_that_fitted_test_reports_on_validation(run, data, tmp_path):
+    control = tmp_path / "control"       # the same recipe on Training alone: the same validation faces
+    result = run_cli("--data", str(data), *TINY, "--out", str(control))
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "fused"
+    result = run_cli("--member", str(run / "fer4.keras"), str(control / "fer4.keras"), "--name", "fused",
+                     "--data", str(data), "--out", str(out), "--step", "0.5", "--calibration-samples", "32",
+                     "--max-int8-drop", "100", module="convert.ensemble")
+    assert result.returncode == 0, result.stderr
+    card = json.loads((out / "fused_int8.json").read_text())
+    assert card["training"]["config"]["train_on"] == "train+test"
+    assert card["metrics"]["split"] == "validation"
+    assert json.loads((control / "fer4.json").read_text())["metrics"]["split"] == "test"
+    n_val = json.loads((run / "fer4.json").read_text())["metrics"]["n_ferplus"]      # its validation faces
+    assert card["metrics"]["n_ferplus"] == n_val

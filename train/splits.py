@@ -70,9 +70,9 @@ def carve_training_split(train_all: FaceSet, test: FaceSet, drop: tuple[str, ...
     return kept.subset(train_idx), kept.subset(val_idx), report
 
 
-def seen_split_error(model: str, split: str = "test") -> str:
-    """The one-line refusal to score a model on the faces it trained on."""
-    return (f"{model} trained on the {split} split (training.config.train_on train+test), so its {split} figures "
+def seen_split_error(model: str) -> str:
+    """The one-line refusal to score a model on the test faces it trained on."""
+    return (f"{model} trained on the test split (training.config.train_on train+test), so its test figures "
             "would flatter it; score it on --split validation")
 
 
