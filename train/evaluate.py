@@ -22,7 +22,6 @@ from edge_runtime.labelled_faces.loading import load_split
 from edge_runtime.model.card import ModelCard, load_card
 
 from .errors import UserError
-from .splits import seen_split_error
 
 
 def evaluate(model_path: Path, data: str, split: str, out_dir: Path, votes: str | None = None) -> dict:
@@ -32,7 +31,8 @@ def evaluate(model_path: Path, data: str, split: str, out_dir: Path, votes: str 
     card = load_card(model_path)
     config = card.training_config
     if split == "test" and scoring.trained_on_test(config):
-        raise UserError(seen_split_error(f"--model {model_path}"))
+        raise UserError(f"--model {model_path} trained on the test split (training.config.train_on train+test), "
+                        "so its test figures would flatter it; score it on --split validation")
     label_source = config.get("labels", "fer2013")
     vote_table = scoring.resolve_votes(data, votes or config.get("votes"), required=label_source == "ferplus")
     if split == "validation":
@@ -50,8 +50,7 @@ def evaluate(model_path: Path, data: str, split: str, out_dir: Path, votes: str 
         raise UserError(f"--model {model_path} is not a readable Keras model: {exc}") from exc
     report = reports.label_set_report(reports.predict_probabilities(model, faces.images), faces, label_source)
     report.update({"split": split, "data": str(data), "model": model_path.name})
-    stem = model_path.stem if split == "test" else f"{model_path.stem}.{split}"
-    reports.write_reports(report, out_dir, stem, f"{model_path.stem} on the {split} split")
+    reports.write_reports(report, out_dir, model_path.stem, f"{model_path.stem} on the {split} split")
     return report
 
 

@@ -107,12 +107,14 @@ def write_report(report: dict, out_dir: str | Path, stem: str, title: str) -> tu
     return json_path, png_path
 
 
-def write_reports(report: dict, out_dir: str | Path, stem: str, title: str) -> list[Path]:
-    """``write_report``, plus ``<stem>.confusion.<label set>.png`` for every label set of the report."""
+def write_reports(report: dict, out_dir: str | Path, name: str, title: str) -> list[Path]:
+    """``write_report``, plus ``<stem>.confusion.<label set>.png`` for every label set of the report. The stem
+    is the model's ``name`` for the test split, ``<name>.<split>`` for any other (``report["split"]``)."""
+    stem = name if report.get("split", "test") == "test" else f"{name}.{report['split']}"
     paths = list(write_report(report, out_dir, stem, f"{title}, {report.get('label_source', 'fer2013')} labels"))
-    for name, sub in (report.get("label_sets") or {}).items():
-        path = Path(out_dir) / f"{stem}.confusion.{name}.png"
-        plot_confusion(sub, path, f"{title}\n{LABEL_SET_TITLES.get(name, name)}")
+    for label_set, sub in (report.get("label_sets") or {}).items():
+        path = Path(out_dir) / f"{stem}.confusion.{label_set}.png"
+        plot_confusion(sub, path, f"{title}\n{LABEL_SET_TITLES.get(label_set, label_set)}")
         paths.append(path)
     return paths
 

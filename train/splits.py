@@ -70,12 +70,6 @@ def carve_training_split(train_all: FaceSet, test: FaceSet, drop: tuple[str, ...
     return kept.subset(train_idx), kept.subset(val_idx), report
 
 
-def seen_split_error(model: str) -> str:
-    """The one-line refusal to score a model on the test faces it trained on."""
-    return (f"{model} trained on the test split (training.config.train_on train+test), so its test figures "
-            "would flatter it; score it on --split validation")
-
-
 def with_test_faces(train: FaceSet, val: FaceSet, test: FaceSet) -> tuple[FaceSet, dict]:
     """``train`` plus the ``test`` faces (in ``train``'s classes) whose pixels are not a validation face's,
     and the data report's count of both. A test face equal to a validation face would let the run

@@ -345,12 +345,11 @@ def publish(final: keras.Model, config: RunConfig, run_dir: Path, data: RunData,
     val_report = reports.label_set_report(reports.predict_probabilities(final, data.val.images), data.val,
                                              config.labels)
     split, faces = data.held_out
-    report = (dict(val_report) if faces is data.val else
-              reports.label_set_report(reports.predict_probabilities(final, faces.images), faces, config.labels))
-    report.update({"split": split, "data": str(config.data), "model": f"{name}.keras"})
+    report = val_report if faces is data.val else reports.label_set_report(
+        reports.predict_probabilities(final, faces.images), faces, config.labels)
+    report = {**report, "split": split, "data": str(config.data), "model": f"{name}.keras"}
     atomic_write_with(run_dir / f"{name}.keras", final.save)
-    reports.write_reports(report, run_dir, name if split == "test" else f"{name}.{split}",
-                          f"{name} (Keras float32) on the {split} split")
+    reports.write_reports(report, run_dir, name, f"{name} (Keras float32) on the {split} split")
     record = replace(record, config=config.to_dict(),
                      data_report={k: data.report[k] for k in ("applied", "split") if k in data.report},
                      best_val_accuracy=round(val_report["accuracy"], 4),
