@@ -42,6 +42,15 @@ class TestFaces:
         return {name: int((labels >= 0).sum()) for name, labels in self.label_sets.items()}
 
 
+def refuse_fitted_test(card: Any, what: str) -> None:
+    """One error line when ``card``'s model fitted the test faces (``--train-on train+test``): a benchmark
+    that reports on test would score it on faces it trained on. ``what`` names the model, e.g. ``--model X``."""
+    if card is not None and scoring.trained_on_test(card.training_config):
+        raise BenchmarkError(f"{what} fitted the test faces (trained with --train-on train+test), and this "
+                             "benchmark reports on test; give a model trained with --train-on train (its card's "
+                             "figures are on validation)")
+
+
 def load_test_faces(data: str | Path, split: str, labels: Sequence[str], limit: int | None = None,
                     seed: int = 0, votes: str | Path | None = None) -> TestFaces:
     """The ``split`` of ``data`` (``DIR/<split>/<class>/*`` or fer2013.csv) scored for ``labels``.

@@ -40,7 +40,7 @@ from edge_runtime.model.preprocessing import crop_face, to_gray
 from edge_runtime.paths import shared_dir
 from edge_runtime.results import Detection
 
-from .accuracy import TestFaces, load_test_faces
+from .accuracy import TestFaces, load_test_faces, refuse_fitted_test
 from .crop_margin import BORDERS, canvas_for, pick_face
 from .detectors import frames_of
 from .errors import BenchmarkError
@@ -258,6 +258,7 @@ def measure_alignment(args: argparse.Namespace) -> int:
         recognizer = FaceRecognizer(args.model, card_path=args.card, detector="blazeface",
                                     detector_model=DETECTOR_MODELS[name], num_threads=args.threads)
         if test is None:
+            refuse_fitted_test(recognizer.card, f"--model {args.model}")
             test = load_test_faces(data, "test", recognizer.labels, args.limit, votes=args.votes)
         accuracy += accuracy_rows(recognizer, name, test, args.angles, args.pad, args.upscale,
                                   BORDERS[args.border])

@@ -32,6 +32,7 @@ from edge_runtime.labelled_faces import scoring
 from edge_runtime.model.classifier import ExpressionClassifier
 from edge_runtime.recognition import calibration
 
+from .accuracy import refuse_fitted_test
 from .device import device_facts
 from .errors import BenchmarkError
 from .report import markdown_table, run_and_report, run_benchmark_command
@@ -114,6 +115,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     classifier = ExpressionClassifier(args.model, tta="none")
     card, labels = classifier.card, tuple(classifier.labels)
+    refuse_fitted_test(card, f"--model {args.model}")
     if "neutral" not in labels:
         raise BenchmarkError(f"{args.model} has no neutral label to enrol")
     votes = scoring.resolve_votes(args.data, args.votes, required=True)

@@ -13,7 +13,7 @@ trained on those validation faces.
 Rule: among the mixes that keep the guard (all, without one), the highest validation mean of FER+ and FER2013
 accuracy; within 0.1 point, the higher FER2013 validation accuracy, then no flip. Writes
 ``interpolation.json``, ``interpolation.md`` and ``interpolation.png`` into ``--out``; the test split is only
-reported.
+reported, and not at all when an end fitted it (``--train-on train+test``): its cells read ``fitted``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.command_line import CommandParser, add_log_level
+from edge_runtime.labelled_faces.scoring import trained_on_test
 from edge_runtime.model.card import file_sha256
 
 from .device import device_facts
@@ -39,6 +40,8 @@ from .report import fmt, markdown_table, new_figure, run_and_report, run_benchma
 from .teachers import (
     TIE_PT,
     face_counts,
+    fitted_note,
+    percent,
     read_card,
     recall_guard,
     recall_text,
@@ -141,7 +144,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise BenchmarkError(f"{option} {path} trained on {'unknown' if seen is None else seen} of the "
                                  f"{len(validation):,} validation faces of {split_from}; give models that never "
                                  f"trained on them (its split's models, or --split-from another model)")
-        ends.append({"option": option, "file": str(path), "name": card.name, "sha256": file_sha256(path)})
+        ends.append({"option": option, "file": str(path), "name": card.name, "sha256": file_sha256(path),
+                     "fitted_test": trained_on_test(card.training_config)})
     import keras
 
     try:
@@ -151,6 +155,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     weights = (cut_weights(start, tuple(cards["--start"].labels), labels), end.get_weights())
     check_same_architecture(*weights, (args.start, args.end))
     guard = None if args.guard is None else recall_guard(args.guard, labels, faces["val"], args.guard_margin)
+    fitted = any(e["fitted_test"] for e in ends)
     rows = []
     for alpha in alphas:
         end.set_weights(mix(*weights, alpha))
@@ -162,7 +167,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 probs = {split: shift_probabilities(p, bias) for split, p in probs.items()}
                 row["bias"] = dict(zip(labels, np.round(bias, 2).tolist(), strict=True))
             for split, scored in faces.items():
-                row[split] = scores(probs[split], scored)
+                row[split] = None if split == "test" and fitted else scores(probs[split], scored)
             if guard is not None:
                 recalls = selection.consensus_recalls(probs["val"].argmax(1), faces["val"])
                 row["guard_shortfall"] = round(guard.shortfall(recalls), 4)
@@ -191,8 +196,7 @@ def markdown(result: dict[str, Any]) -> str:
              + [fmt(100 * r["val"].get("accuracy_ferplus", np.nan)), fmt(100 * r["val"]["accuracy_fer2013"]),
                 fmt(100 * r["val"]["mean"]), recall_text(r, "val")]
              + ([fmt(100 * r["guard_shortfall"])] if guard else [])
-             + [fmt(100 * r["test"].get("accuracy_ferplus", np.nan)), fmt(100 * r["test"]["accuracy_fer2013"]),
-                fmt(100 * r["test"].get("accuracy_consensus", np.nan))]
+             + [percent(r, "test", "ferplus"), percent(r, "test", "fer2013"), percent(r, "test", "consensus")]
              for r in result["mixes"]]
     table = markdown_table(["alpha (0 = --start, 1 = --end)", "flip"] + (["class bias"] if biased else [])
                            + ["val FER+ %", "val FER2013 %", "val mean %", "val consensus recall %"]
@@ -204,7 +208,7 @@ def markdown(result: dict[str, Any]) -> str:
     return (f"# Weight interpolation for a student of {result['split_from']} ({', '.join(result['labels'])})\n\n"
             f"`{result['command']}`\n\nRule: {result['rule']}. Validation: the {result['n_validation']:,} "
             f"validation faces of {result['split_from']}; consensus recall in the order "
-            f"{' / '.join(result['labels'])}.{notes}\n\n{ends}\n\n{table}\n")
+            f"{' / '.join(result['labels'])}.{notes}\n\n{ends}\n\n{table}\n" + fitted_note(result["ends"]))
 
 
 def plot(result: dict[str, Any], path: Path) -> None:

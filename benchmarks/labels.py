@@ -23,7 +23,7 @@ from edge_runtime.command_line import CommandParser, add_log_level
 from edge_runtime.model.card import ModelCardError, load_card
 from train.records import TrainingRecord, training_record
 
-from .accuracy import accuracies, load_test_faces
+from .accuracy import accuracies, load_test_faces, refuse_fitted_test
 from .device import device_facts
 from .errors import BenchmarkError
 from .peer import PEER_LABELS, PeerModel, default_peer_path
@@ -39,6 +39,7 @@ def model_point(path: Path) -> dict[str, Any]:
         card = load_card(path)
     except ModelCardError as exc:
         raise BenchmarkError(f"--model {path}: {exc}") from exc
+    refuse_fitted_test(card, f"--model {path}")
     training = training_record(card)
     config = training.config
     metrics = card.metrics

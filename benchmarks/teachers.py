@@ -15,7 +15,8 @@ members, then no flip (the cheapest to cache). With ``--guard``, each ensemble's
 guard's per-class consensus recall is shown (the student keeps the guard, not the teacher). With
 ``--teacher-bias``, each ensemble is scored after one bias per class chosen on the validation faces under the
 guard, the targets ``python -m train --teacher-bias`` distils. Writes
-``teachers.json``, ``teachers.md`` and ``teachers.png`` into ``--out``; the test split is only reported.
+``teachers.json``, ``teachers.md`` and ``teachers.png`` into ``--out``; the test split is only reported, and not
+at all for an ensemble with a member that fitted it (``--train-on train+test``): its cells read ``fitted``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_runtime.command_line import CommandParser, add_log_level
+from edge_runtime.labelled_faces.scoring import trained_on_test
 from edge_runtime.model.card import ModelCard, ModelCardError, file_sha256, load_card
 
 from .device import device_facts
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("benchmarks.teachers")
 TIE_PT = 0.1
+FITTED = "fitted"       # a test cell of a row whose model trained on the test faces
 SETS = ("ferplus", "fer2013", "consensus")
 
 
@@ -177,7 +180,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise BenchmarkError(str(exc).replace("--teacher", "--model")) from exc
         seen = seen_faces(card, str(args.data), validation, cache)
         members.append({"file": str(path), "name": card.name, "sha256": file_sha256(path),
-                        "seen_validation_faces": seen, "probs": probs})
+                        "seen_validation_faces": seen, "fitted_test": trained_on_test(card.training_config),
+                        "probs": probs})
         log.info("%s: %s of %d validation faces in its training split", path, "unknown" if seen is None else seen,
                  len(validation))
     guard = None if args.guard is None else recall_guard(args.guard, labels, faces["val"], args.guard_margin)
@@ -193,8 +197,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     bias = selection.fit_class_bias(probs["val"], faces["val"], "mean", guard)
                     probs = {split: shift_probabilities(p, bias) for split, p in probs.items()}
                     row["bias"] = dict(zip(labels, np.round(bias, 2).tolist(), strict=True))
+                fitted = any(members[i]["fitted_test"] for i in combo)
                 for split, scored in faces.items():
-                    row[split] = scores(probs[split], scored)
+                    row[split] = None if split == "test" and fitted else scores(probs[split], scored)
                     if split == "val" and guard is not None:
                         recalls = selection.consensus_recalls(probs[split].argmax(1), scored)
                         row["guard_shortfall"] = round(guard.shortfall(recalls), 4)
@@ -236,7 +241,10 @@ def ensemble_name(row: dict[str, Any]) -> str:
 
 
 def percent(row: dict[str, Any], split: str, name: str) -> str | None:
-    """One accuracy of a row in percent (``None`` when the label set is absent)."""
+    """One accuracy of a row in percent (``None`` when the label set is absent; ``fitted`` when a member
+    trained on the test faces, so they score nothing)."""
+    if row[split] is None:
+        return FITTED
     value = row[split].get(f"accuracy_{name}")
     return None if value is None else fmt(100 * value)
 
@@ -276,7 +284,15 @@ def markdown(result: dict[str, Any]) -> str:
             f"`{result['command']}`\n\nRule: {result['rule']}. Validation: the {result['n_validation']:,} "
             f"validation faces of {result['split_from']}; consensus recall in the order "
             f"{' / '.join(result['labels'])}.{guard_text}\n\n{members}\n\n{table}\n\n"
-            f"{left_out} ensemble(s) with a member that trained on these validation faces are left out.\n")
+            f"{left_out} ensemble(s) with a member that trained on these validation faces are left out.\n"
+            + fitted_note(result["members"]))
+
+
+def fitted_note(members: list[dict[str, Any]]) -> str:
+    """The sentence under a table whose test cells read ``fitted`` (empty when no model fitted test)."""
+    fitted = [m["file"] for m in members if m.get("fitted_test")]
+    return (f"\n{', '.join(fitted)} fitted the test faces (--train-on train+test): test cells of the rows with "
+            f"it read `{FITTED}`.\n" if fitted else "")
 
 
 def scoring_notes(result: dict[str, Any], bias: str | None) -> str:

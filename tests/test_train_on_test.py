@@ -57,6 +57,25 @@ def run(data, tmp_path_factory):
     return run_dir
 
 
+@pytest.fixture(scope="module")
+def control(data, tmp_path_factory):
+    """The same recipe on Training alone: the same validation faces, test held out."""
+    run_dir = tmp_path_factory.mktemp("runs") / "control"
+    result = run_cli("--data", str(data), *TINY, "--out", str(run_dir))
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def int8(run, data, tmp_path_factory):
+    """The run's int8 conversion."""
+    out = tmp_path_factory.mktemp("tflite")
+    result = run_cli("--model", str(run / "fer4.keras"), "--data", str(data), "--out", str(out),
+                     "--variants", "int8", "--calibration-samples", "32", "--max-int8-drop", "100", module="convert")
+    assert result.returncode == 0, result.stderr
+    return out / "fer4_int8.tflite"
+
+
 def test_the_run_fits_the_test_faces_and_reports_on_validation(run):
     split = json.loads((run / "data_report.json").read_text())["split"]
     # 7 folders x 4 test faces, plus the 12 copies; the copies of the 3 surprise validation faces stay out
@@ -88,32 +107,54 @@ def test_a_model_made_from_it_must_fit_test_too(run, data, tmp_path, option):
     assert "--train-on train+test" in result.stderr and not (tmp_path / "made").exists()
 
 
-def test_its_converted_cards_and_benchmark_report_validation(run, data, tmp_path):
+def test_its_converted_cards_and_benchmark_report_validation(run, data, int8, tmp_path):
     from benchmarks.latency import main as latency_main
 
-    out = tmp_path / "tflite"
-    result = run_cli("--model", str(run / "fer4.keras"), "--data", str(data), "--out", str(out),
-                     "--variants", "int8", "--calibration-samples", "32", "--max-int8-drop", "100", module="convert")
-    assert result.returncode == 0, result.stderr
     keras_metrics = json.loads((run / "fer4.json").read_text())["metrics"]
-    int8 = json.loads((out / "fer4_int8.json").read_text())["metrics"]
-    assert int8["split"] == "validation"
-    assert (int8["n_ferplus"], int8["n_fer2013"]) == (keras_metrics["n_ferplus"], keras_metrics["n_fer2013"])
+    metrics = json.loads(int8.with_suffix(".json").read_text())["metrics"]
+    assert metrics["split"] == "validation"
+    assert (metrics["n_ferplus"], metrics["n_fer2013"]) == (keras_metrics["n_ferplus"], keras_metrics["n_fer2013"])
     bench = tmp_path / "bench"
-    assert latency_main(["--model", str(out / "fer4_int8.tflite"), "--data", str(data), "--no-peer", "--tta", "none",
+    assert latency_main(["--model", str(int8), "--data", str(data), "--no-peer", "--tta", "none",
                          "--runs", "5", "--warmup", "1", "--threads", "1", "--out", str(bench)]) == 0
     row = json.loads((bench / "latency.json").read_text())["rows"][0]
     assert (row["accuracy_source"], row["accuracy_split"]) == ("recorded", "validation")
-    assert row["accuracy"] == int8["accuracy"]
+    assert row["accuracy"] == metrics["accuracy"]
     assert "(recorded, validation)" in (bench / "latency.md").read_text()
 
 
+@pytest.mark.parametrize("module", ["calibration", "alignment", "labels"])
+def test_benchmarks_that_report_on_test_refuse_it(run, data, int8, module, capsys):
+    import importlib
+
+    model = run / "fer4.json" if module == "labels" else int8
+    extra = ["--no-media"] if module == "alignment" else []
+    code = importlib.import_module(f"benchmarks.{module}").main(["--model", str(model), "--data", str(data), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"--model {model} fitted the test faces" in err and "--train-on train" in err
 
 
-def test_an_ensemble_with_a_member_that_fitted_test_reports_on_validation(run, data, tmp_path):
-    control = tmp_path / "control"       # the same recipe on Training alone: the same validation faces
-    result = run_cli("--data", str(data), *TINY, "--out", str(control))
-    assert result.returncode == 0, result.stderr
+def test_teacher_and_interpolation_tables_score_no_test_face_it_fitted(run, control, data, tmp_path):
+    from benchmarks.interpolation import main as interpolation_main
+    from benchmarks.teachers import main as teachers_main
+
+    seen, held_out = str(run / "fer4.keras"), str(control / "fer4.keras")
+    assert teachers_main(["--model", seen, held_out, "--split-from", held_out, "--data", str(data),
+                          "--out", str(tmp_path / "teachers")]) == 0
+    rows = json.loads((tmp_path / "teachers" / "teachers.json").read_text())["ensembles"]
+    assert {(tuple(r["members"]), r["flip"]): r["test"] is None for r in rows} == {
+        ((seen,), False): True, ((seen,), True): True, ((held_out,), False): False, ((held_out,), True): False,
+        ((seen, held_out), False): True, ((seen, held_out), True): True}
+    table = (tmp_path / "teachers" / "teachers.md").read_text()
+    assert f"{seen} fitted the test faces" in table and "| fitted |" in table
+    assert interpolation_main(["--start", held_out, "--end", seen, "--alphas", "0,1", "--split-from", held_out,
+                               "--data", str(data), "--out", str(tmp_path / "mix")]) == 0
+    mixes = json.loads((tmp_path / "mix" / "interpolation.json").read_text())["mixes"]
+    assert len(mixes) == 4 and all(m["test"] is None and m["val"]["accuracy_fer2013"] >= 0 for m in mixes)
+
+
+def test_an_ensemble_with_a_member_that_fitted_test_reports_on_validation(run, control, data, tmp_path):
     out = tmp_path / "fused"
     result = run_cli("--member", str(run / "fer4.keras"), str(control / "fer4.keras"), "--name", "fused",
                      "--data", str(data), "--out", str(out), "--step", "0.5", "--calibration-samples", "32",
