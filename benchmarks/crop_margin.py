@@ -30,6 +30,8 @@ from edge_runtime.labelled_faces.loading import load_folder_split
 from edge_runtime.model.preprocessing import crop_face
 from edge_runtime.paths import shared_dir
 
+from .accuracy import refuse_fitted_test
+
 BORDERS = {"replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT_101}
 
 
@@ -126,6 +128,7 @@ def compare_margins(args: argparse.Namespace) -> int:
     results = []
     for name in args.detector:
         recognizer = FaceRecognizer(args.model, card_path=args.card, detector=name, num_threads=args.threads)
+        refuse_fitted_test(recognizer.card, f"--model {args.model}")
         items = load_split(data, recognizer.labels, args.limit)
         results.append(measure(recognizer, items, margins, args.pad, args.upscale, BORDERS[args.border]))
     print_table(recognizer, results, margins, args)

@@ -123,16 +123,17 @@ def test_its_converted_cards_and_benchmark_report_validation(run, data, int8, tm
     assert "(recorded, validation)" in (bench / "latency.md").read_text()
 
 
-@pytest.mark.parametrize("module", ["calibration", "alignment", "labels"])
+@pytest.mark.parametrize("module", ["calibration", "alignment", "crop_margin", "labels"])
 def test_benchmarks_that_report_on_test_refuse_it(run, data, int8, module, capsys):
     import importlib
 
     model = run / "fer4.json" if module == "labels" else int8
     extra = ["--no-media"] if module == "alignment" else []
-    code = importlib.import_module(f"benchmarks.{module}").main(["--model", str(model), "--data", str(data), *extra])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1, err
-    assert f"--model {model} fitted the test faces" in err and "--train-on train" in err
+    folder = data / "test" if module == "crop_margin" else data
+    code = importlib.import_module(f"benchmarks.{module}").main(["--model", str(model), "--data", str(folder), *extra])
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert code == 2 and len(errors) == 1, errors
+    assert f"--model {model} fitted the test faces" in errors[0] and "--train-on train" in errors[0]
 
 
 def test_teacher_and_interpolation_tables_score_no_test_face_it_fitted(run, control, data, tmp_path):
