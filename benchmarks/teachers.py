@@ -241,8 +241,8 @@ def ensemble_name(row: dict[str, Any]) -> str:
 
 
 def percent(row: dict[str, Any], split: str, name: str) -> str | None:
-    """One accuracy of a row in percent (``None`` when the label set is absent; ``fitted`` when a member
-    trained on the test faces, so they score nothing)."""
+    """One accuracy of a row in percent (``None`` when the label set is absent; ``fitted`` when the row has no
+    test scores because a model in it trained on the test faces)."""
     if row[split] is None:
         return FITTED
     value = row[split].get(f"accuracy_{name}")
