@@ -65,6 +65,25 @@ def test_edge_sep_is_depthwise_separable():
     assert sep.count_params() < edge.count_params() / 3
 
 
+def test_warm_start_from_another_architecture_is_one_error_naming_its_arch(tmp_path):
+    """--init-from an edge-sep model into the default edge model shares no layer: an error naming the fix,
+    not a run that silently starts from scratch."""
+    from edge_runtime.model.card import write_card
+    from train.errors import UserError
+    from train.labels import FER2013_CLASSES
+    from train.model_card import keras_card
+    from train.records import TrainingRecord
+    from train.training import init_weights_from
+
+    source = build_model("edge-sep", 7)
+    path = tmp_path / "fer7_sep.keras"
+    source.save(path)
+    config = {"data": "fer2013", "classes": list(FER2013_CLASSES), "name": "fer7_sep", "arch": "edge-sep"}
+    write_card(keras_card(tmp_path / "fer7_sep.json", FER2013_CLASSES, source, TrainingRecord(config=config)))
+    with pytest.raises(UserError, match=r"none of its layers fit .*'edge-sep' model: add --arch edge-sep"):
+        init_weights_from(build_model("edge", 4), str(path), ("happy", "neutral", "sad", "surprise"))
+
+
 def test_warm_start_slices_the_output_layer_by_label_name_and_records_its_source(tmp_path):
     """--init-from: a 7-class model starts a 2-class one; every layer is copied and the output
     columns are picked by name (happy is column 3 of 7, surprise column 6), not by position."""

@@ -82,7 +82,8 @@ def init_weights_from(model: keras.Model, source_path: str, labels: tuple[str, .
     """Copy weights layer by layer (by name) from a saved model; the output layer is sliced to ``labels``.
 
     The source's card must list labels that include ours: a 7-class model warm-starts a
-    4-class one with the 4 matching output columns. Returns the number of layers copied.
+    4-class one with the 4 matching output columns. Returns the number of layers copied; a source whose
+    layers all differ (another ``--arch``) is a :class:`UserError`, not a silent start from scratch.
     """
     from edge_runtime.model.card import ModelCardError, load_card
 
@@ -109,6 +110,10 @@ def init_weights_from(model: keras.Model, source_path: str, labels: tuple[str, .
         if [w.shape for w in weights] == [w.shape for w in layer.get_weights()]:
             layer.set_weights(weights)
             copied += 1
+    if not copied:
+        arch = load_card(source_path).architecture
+        fix = f"it is an {arch!r} model: add --arch {arch}" if arch else "give the --arch it was trained with"
+        raise UserError(f"--init-from {source_path}: none of its layers fit the model this run builds; {fix}")
     return copied
 
 
