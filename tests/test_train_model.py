@@ -80,7 +80,7 @@ def test_warm_start_from_another_architecture_is_one_error_naming_its_arch(tmp_p
     source.save(path)
     config = {"data": "fer2013", "classes": list(FER2013_CLASSES), "name": "fer7_sep", "arch": "edge-sep"}
     write_card(keras_card(tmp_path / "fer7_sep.json", FER2013_CLASSES, source, TrainingRecord(config=config)))
-    with pytest.raises(UserError, match=r"none of its layers fit .*'edge-sep' model: add --arch edge-sep"):
+    with pytest.raises(UserError, match=r"none of its layers fit .*trained with --arch edge-sep: give --arch edge-sep"):
         init_weights_from(build_model("edge", 4), str(path), ("happy", "neutral", "sad", "surprise"))
 
 

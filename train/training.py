@@ -112,7 +112,7 @@ def init_weights_from(model: keras.Model, source_path: str, labels: tuple[str, .
             copied += 1
     if not copied:
         arch = load_card(source_path).architecture
-        fix = f"it is an {arch!r} model: add --arch {arch}" if arch else "give the --arch it was trained with"
+        fix = f"it was trained with --arch {arch}: give --arch {arch}" if arch else "give its --arch"
         raise UserError(f"--init-from {source_path}: none of its layers fit the model this run builds; {fix}")
     return copied
 
