@@ -89,7 +89,7 @@ def init_weights_from(model: keras.Model, source_path: str, labels: tuple[str, .
 
     try:
         source = keras.models.load_model(source_path, compile=False)
-        source_labels = load_card(source_path).labels
+        card = load_card(source_path)
     except (OSError, ValueError, ModelCardError) as exc:
         raise UserError(f"--init-from {source_path}: {exc}") from exc
     copied = 0
@@ -102,16 +102,16 @@ def init_weights_from(model: keras.Model, source_path: str, labels: tuple[str, .
         if not weights:                        # input, pooling, dropout...: nothing to copy
             continue
         if layer.name == "probabilities":
-            missing = [name for name in labels if name not in source_labels]
+            missing = [name for name in labels if name not in card.labels]
             if missing:
                 raise UserError(f"--init-from model has no output for {', '.join(missing)}")
-            cols = [source_labels.index(name) for name in labels]
+            cols = [card.labels.index(name) for name in labels]
             weights = [w[..., cols] for w in weights]
         if [w.shape for w in weights] == [w.shape for w in layer.get_weights()]:
             layer.set_weights(weights)
             copied += 1
     if not copied:
-        arch = load_card(source_path).architecture
+        arch = card.architecture
         fix = f"it was trained with --arch {arch}: give --arch {arch}" if arch else "give its --arch"
         raise UserError(f"--init-from {source_path}: none of its layers fit the model this run builds; {fix}")
     return copied
