@@ -122,13 +122,14 @@ def variant_order(variant: str) -> int:
 
 
 def with_tta(models: Sequence[CardModel], tta: str) -> list[CardModel]:
-    """``models``, plus each int8 model once more under ``tta`` (``"flip"``), right after it."""
+    """``models``, plus each int8 model once more under ``tta`` (``"flip"``), right after it; not an ensemble,
+    which averages the mirror image inside its graph (the runtime runs it once under ``--tta flip``)."""
     if tta == "none":
         return list(models)
     out: list[CardModel] = []
     for model in models:
         out.append(model)
-        if model.card.variant == "int8":
+        if model.card.variant == "int8" and model.card.architecture != "ensemble":
             out.append(replace(model, tta=tta))
     return out
 

@@ -1,5 +1,6 @@
-"""The fused ensemble graph: several trained models, each on the face and on its mirror image, averaged with
-fixed weights inside one Keras model, so one int8 file carries it all.
+"""The fused ensemble graph: several trained models, each on the face and on its mirror image (and, with a
+zoom, on the face's enlarged centre and its mirror), averaged with fixed weights inside one Keras model, so
+one int8 file carries it all.
 
 The optional per-class bias acts on each member's log-probabilities, ``softmax(logits + bias)``: it is folded
 into each member's output layer, so the graph needs no division (which older TFLite runtimes, such as the
@@ -17,24 +18,68 @@ from keras import ops
 PACKAGE = "fer_edge_ensemble"
 
 
-@keras.saving.register_keras_serializable(PACKAGE)
-class FaceAndMirror(keras.layers.Layer):
-    """``N`` faces followed by the same faces mirrored left to right (``2N x H x W x C``): each member then
-    runs once, on both views, and its weights are stored once."""
-
-    def call(self, x):
-        return ops.concatenate([x, ops.flip(x, axis=2)], axis=0)
+def zoom_crop(size: int, zoom: float) -> tuple[int, int]:
+    """``(offset, side)`` of the centre square that, enlarged ``zoom`` times, fills a ``size``-pixel face."""
+    side = round(size / zoom)
+    return (size - side) // 2, side
 
 
 @keras.saving.register_keras_serializable(PACKAGE)
-class HalveBatch(keras.layers.Layer):
-    """A ``2N`` batch as its two halves: the faces' outputs and the mirrored faces' outputs."""
+class FaceViews(keras.layers.Layer):
+    """``N`` faces as one batch of every view: the faces, then mirrored left to right; with ``zoom``, then
+    their centre enlarged ``zoom`` times (bilinear), then that mirrored (``V*N x H x W x C``). Each member
+    runs once, on every view, and its weights are stored once."""
+
+    def __init__(self, zoom: float | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.zoom = None if zoom is None else float(zoom)
+
+    @property
+    def count(self) -> int:
+        """How many views each face gets."""
+        return 2 if self.zoom is None else 4
 
     def call(self, x):
-        return ops.split(x, 2, axis=0)             # a static split: no shape arithmetic in the graph
+        views = [x, ops.flip(x, axis=2)]
+        if self.zoom is not None:
+            height, width = int(x.shape[1]), int(x.shape[2])
+            top, rows = zoom_crop(height, self.zoom)
+            left, cols = zoom_crop(width, self.zoom)
+            centre = ops.image.resize(x[:, top:top + rows, left:left + cols, :], (height, width),
+                                      interpolation="bilinear")
+            views += [centre, ops.flip(centre, axis=2)]
+        return ops.concatenate(views, axis=0)
 
     def compute_output_shape(self, input_shape):
-        return [tuple(input_shape), tuple(input_shape)]
+        batch = None if input_shape[0] is None else input_shape[0] * self.count
+        return (batch, *input_shape[1:])
+
+    def get_config(self):
+        return {**super().get_config(), "zoom": self.zoom}
+
+
+@keras.saving.register_keras_serializable(PACKAGE)
+class SplitViews(keras.layers.Layer):
+    """A ``V*N`` batch as its ``V`` views' outputs, in :class:`FaceViews`' order."""
+
+    def __init__(self, count: int, **kwargs):
+        super().__init__(**kwargs)
+        self.count = int(count)
+
+    def call(self, x):
+        return ops.split(x, self.count, axis=0)    # a static split: no shape arithmetic in the graph
+
+    def compute_output_shape(self, input_shape):
+        return [tuple(input_shape)] * self.count
+
+    def get_config(self):
+        return {**super().get_config(), "count": self.count}
+
+
+def view_images(faces: np.ndarray, zoom: float | None) -> list[np.ndarray]:
+    """Every view :class:`FaceViews` gives ``faces`` (``N x H x W``, any dtype), as float32 ``N x H x W``."""
+    x = faces.astype(np.float32)[..., None]
+    return [np.asarray(v)[..., 0] for v in np.split(np.asarray(FaceViews(zoom)(x)), 2 if zoom is None else 4)]
 
 
 @keras.saving.register_keras_serializable(PACKAGE)
@@ -54,24 +99,26 @@ class WeightedMean(keras.layers.Layer):
 
 
 def build_fused(members: Sequence[keras.Model], weights: Sequence[float], bias: Sequence[float] | None,
-                name: str) -> keras.Model:
-    """One model: every member on the face and on its mirror image, mixed by ``weights`` (summing to 1), each
-    member's output shifted by ``bias`` (one value per class on the log-probabilities; ``None`` for none),
-    which is folded into the member (changed in place)."""
+                name: str, zoom: float | None = None) -> keras.Model:
+    """One model: every member on every view of :class:`FaceViews` (the face and its mirror image; with
+    ``zoom``, also the enlarged centre and its mirror), its views averaged, mixed by ``weights`` (summing to
+    1), each member's output shifted by ``bias`` (one value per class on the log-probabilities; ``None`` for
+    none), which is folded into the member (changed in place)."""
     from train.selection import fold_class_bias
 
     if len(members) != len(weights):
         raise ValueError(f"{len(members)} members but {len(weights)} weights")
     height, width, channels = (int(v) for v in members[0].input_shape[1:])
     inputs = keras.Input((height, width, channels), name="pixels")
-    both = FaceAndMirror(name="face_and_mirror")(inputs)               # 2N faces: the N faces, then mirrored
+    views = FaceViews(zoom, name="face_views")
+    every_view = views(inputs)                                         # V*N faces, view after view
     branches = []
     for i, member in enumerate(members):
         if bias is not None and np.any(np.asarray(bias) != 0):
             fold_class_bias(member, np.asarray(bias, np.float32))
         member.name = f"member{i + 1}_{member.name}"                    # nested models need unique names
-        branches += HalveBatch(name=f"member{i + 1}_views")(member(both))
-    branch_weights = np.repeat(np.asarray(weights, np.float64) / 2, 2)  # the two views of a member alike
+        branches += SplitViews(views.count, name=f"member{i + 1}_views")(member(every_view))
+    branch_weights = np.repeat(np.asarray(weights, np.float64) / views.count, views.count)  # views alike
     outputs = WeightedMean(branch_weights.tolist(), name="probabilities")(branches)
     return keras.Model(inputs, outputs, name=name)
 
@@ -84,7 +131,8 @@ def shifted(probs: np.ndarray, bias: Sequence[float] | None) -> np.ndarray:
     return scaled / scaled.sum(axis=1, keepdims=True)
 
 
-def blend(probs: Sequence[tuple[np.ndarray, np.ndarray]], weights: Sequence[float],
+def blend(probs: Sequence[Sequence[np.ndarray]], weights: Sequence[float],
           bias: Sequence[float] | None = None) -> np.ndarray:
-    """What :func:`build_fused` computes, from each member's ``(face, mirror)`` probabilities (numpy)."""
-    return sum(w * (shifted(p, bias) + shifted(q, bias)) / 2 for w, (p, q) in zip(weights, probs, strict=True))
+    """What :func:`build_fused` computes, from each member's probabilities on each view (numpy)."""
+    return sum(w * np.mean([shifted(p, bias) for p in views], axis=0)
+               for w, views in zip(weights, probs, strict=True))

@@ -270,6 +270,15 @@ def test_every_row_is_scored_on_both_label_sets(bench_setup, tmp_path):
     assert ours["accuracy_ferplus_vs_peer_pt"] == pytest.approx((ours["accuracy_ferplus"] - 7 / 44) * 100, abs=1e-3)
 
 
+def test_an_ensemble_gets_no_flip_row():
+    """fer4_accurate has the mirror image inside its graph, and the runtime runs it once under --tta flip."""
+    from benchmarks.tflite_model import with_tta
+
+    models = [CardModel.from_path(ROOT / "models" / f) for f in ("fer4_int8.tflite", "fer4_accurate_int8.tflite")]
+    assert [(m.name, m.variant) for m in with_tta(models, "flip")] == [
+        ("fer4", "int8"), ("fer4", "int8+flip"), ("fer4_accurate", "int8")]
+
+
 def test_flip_rows_score_the_mean_of_each_face_and_its_mirror(bench_setup, tmp_path):
     from benchmarks.tflite_model import with_tta
 

@@ -1,5 +1,5 @@
 """The fused ensemble graph (``convert.ensemble``): members on the face and its mirror, averaged inside one
-int8 file; the shipped ``fer4_accurate`` checked against its members on real faces."""
+int8 file; each shipped ``*_accurate`` preset checked against its members on real faces."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.model_support import convert_to, pinned_representative
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
-ACCURATE = MODELS / "fer4_accurate_int8.tflite"
+PRESETS = sorted(MODELS.glob("*_accurate_int8.tflite"))
 
 
 def run_int8(path: Path, faces: np.ndarray) -> np.ndarray:
@@ -57,23 +57,56 @@ def test_weight_grid_covers_the_simplex():
     assert (1.0, 0.0, 0.0) in grid and (0.35, 0.4, 0.25) in grid
 
 
-def test_fused_graph_is_the_weighted_mean_of_both_views_in_int8(tmp_path):
+def test_the_zoomed_view_is_the_enlarged_centre():
+    """``--zoom 1.09`` on a 48 px face: its centre 44 px, enlarged bilinearly as OpenCV does it."""
+    import cv2
+
+    from convert.ensemble_graph import view_images
+
+    faces = np.random.default_rng(1).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    face, mirror, centre, centre_mirror = view_images(faces, 1.09)
+    np.testing.assert_array_equal(face, faces)
+    np.testing.assert_array_equal(mirror, faces[:, :, ::-1])
+    opencv = np.stack([cv2.resize(f[2:46, 2:46], (48, 48), interpolation=cv2.INTER_LINEAR) for f in faces])
+    assert np.abs(centre - opencv).max() <= 1.0                     # OpenCV rounds to uint8
+    np.testing.assert_allclose(centre_mirror, centre[:, :, ::-1])
+    assert len(view_images(faces, None)) == 2
+
+
+@pytest.mark.parametrize("zoom", ["1", "0.9", "3"])  # nan: the parser refuses every non-finite number
+def test_a_zoom_outside_1_to_2_is_one_error_line(zoom, tmp_path, capsys):
+    from convert.ensemble import main
+
+    assert main(["--member", "models/fer4.keras", "--name", "x", "--zoom", zoom, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("python -m convert.ensemble: error: --zoom"), err
+    assert "above 1 and at most 2" in err[0]
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("zoom", [None, 1.09])
+def test_fused_graph_is_the_weighted_mean_of_every_view_in_int8(tmp_path, zoom):
     """A fused graph of two tiny members, converted to int8, outputs the weighted (and class-biased) mean of
-    the members' outputs on the faces and their mirror images, which a single view does not give."""
-    from convert.ensemble_graph import blend, build_fused
+    the members' outputs on every view of the faces (mirror; with a zoom, the enlarged centre and its mirror),
+    which the face alone does not give."""
+    from convert.ensemble_graph import blend, build_fused, view_images
 
     members = [half_face_model("left"), half_face_model("right")]
     rng = np.random.default_rng(0)
     faces = rng.integers(0, 256, (40, 48, 48), dtype=np.uint8)
     faces[:, :, :16] //= 4                                         # left side dark: mirroring changes the face
+    faces[:, 12:36, 12:36] = 255                                   # a bright centre: enlarging it changes the face
     x = faces.astype(np.float32)[..., None]
-    views = [(m.predict(x, verbose=0), m.predict(x[:, :, ::-1], verbose=0)) for m in members]
+    views = [tuple(m.predict(v[..., None], verbose=0) for v in view_images(faces, zoom)) for m in members]
     weights, bias = (0.7, 0.3), (0.0, 0.5, -0.5)
     expected = blend(views, weights, bias)
-    one_view = blend([(p, p) for p, _ in views], weights, bias)
-    assert np.abs(expected - one_view).mean() > 0.05               # the mirror view matters on these faces
+    one_view = blend([(v[0],) for v in views], weights, bias)
+    assert np.abs(expected - one_view).mean() > 0.05               # the other views matter on these faces
+    if zoom is not None:
+        face_and_mirror = blend([v[:2] for v in views], weights, bias)
+        assert np.abs(expected - face_and_mirror).mean() > 0.005   # and the enlarged centre too
 
-    fused = build_fused(members, weights, bias, "tiny_accurate")
+    fused = build_fused(members, weights, bias, "tiny_accurate", zoom)
     np.testing.assert_allclose(fused.predict(x, verbose=0), expected, atol=1e-5)
     int8 = convert_to(fused, tmp_path, ("int8",), pinned_representative(lambda: iter(faces[:30])))["int8"]
     (tmp_path / "fused.tflite").write_bytes(int8)
@@ -83,19 +116,24 @@ def test_fused_graph_is_the_weighted_mean_of_both_views_in_int8(tmp_path):
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=0.03)
 
 
-@pytest.fixture(scope="module")
-def accurate_card() -> dict:
-    if not ACCURATE.is_file():
-        pytest.skip(f"{ACCURATE} not built (python -m convert.ensemble)")
-    return json.loads(ACCURATE.with_suffix(".json").read_text())
+def test_fer4_accurate_ships():
+    """Scripts load it by this name (``--model fer4_accurate``)."""
+    assert MODELS / "fer4_accurate_int8.tflite" in PRESETS
 
 
-def test_the_card_lists_every_member_by_sha256_and_weight(accurate_card):
+@pytest.fixture(scope="module", params=PRESETS, ids=lambda p: p.name.removesuffix("_int8.tflite"))
+def accurate(request) -> tuple[Path, dict]:
+    """A shipped preset and its card."""
+    return request.param, json.loads(request.param.with_suffix(".json").read_text())
+
+
+def test_the_card_lists_every_member_by_sha256_and_weight(accurate):
     from edge_runtime.model.card import file_sha256
 
+    path, accurate_card = accurate
     ensemble = accurate_card["training"]["ensemble"]
     members = ensemble["members"]
-    assert [m["name"] for m in members] == ["fer4", "fer4_lite0", "fer4s"]
+    assert len(members) >= 2 and all((MODELS / f"{m['name']}_int8.tflite").is_file() for m in members)
     assert sum(m["weight"] for m in members) == pytest.approx(1.0)
     for member in members:
         assert file_sha256(ROOT / member["file"]) == member["sha256"], member["file"]
@@ -103,23 +141,24 @@ def test_the_card_lists_every_member_by_sha256_and_weight(accurate_card):
     assert set(ensemble["class_bias"]) == set(accurate_card["labels"])
 
 
-def test_fer4_accurate_is_its_members_mean_on_real_faces(accurate_card, shared_dir):
-    """The shipped fused file against its members' own int8 files, each run on the faces and on the
+def test_each_preset_is_its_members_mean_on_real_faces(accurate, shared_dir):
+    """A shipped fused file against its members' own int8 files, each run on the faces and on the
     mirrored faces and mixed by the card's weights and bias: equal within quantization error."""
-    from convert.ensemble_graph import blend
+    from convert.ensemble_graph import blend, view_images
     from edge_runtime.labelled_faces.loading import load_split
 
+    path, accurate_card = accurate
     faces = load_split(shared_dir / "data" / "fer2013", "test", tuple(accurate_card["labels"])).images[::12]
     ensemble = accurate_card["training"]["ensemble"]
-    views = [(run_int8(MODELS / f"{m['name']}_int8.tflite", faces),
-              run_int8(MODELS / f"{m['name']}_int8.tflite", faces[:, :, ::-1])) for m in ensemble["members"]]
+    views = [tuple(run_int8(MODELS / f"{m['name']}_int8.tflite", v) for v in view_images(faces, ensemble.get("zoom")))
+             for m in ensemble["members"]]
     weights = [m["weight"] for m in ensemble["members"]]
     bias = [ensemble["class_bias"][c] for c in accurate_card["labels"]]
-    expected, one_view = blend(views, weights, bias), blend([(p, p) for p, _ in views], weights, bias)
-    got = run_int8(ACCURATE, faces)
+    expected, one_view = blend(views, weights, bias), blend([v[:1] for v in views], weights, bias)
+    got = run_int8(path, faces)
     error = np.abs(got - expected)
     assert error.mean() < 0.01 and np.quantile(error, 0.99) < 0.05
     assert (got.argmax(1) == expected.argmax(1)).mean() > 0.98
-    assert error.mean() < np.abs(got - one_view).mean() / 3           # the mirrored face is really used
-    mirrored = run_int8(ACCURATE, faces[:, :, ::-1])
+    assert error.mean() < np.abs(got - one_view).mean() / 3           # the other views are really used
+    mirrored = run_int8(path, faces[:, :, ::-1])
     assert np.abs(mirrored - got).mean() < 0.005                      # both views, equal weight: symmetric

@@ -199,6 +199,19 @@ def test_flip_tta_averages_the_face_and_its_mirror_image(tiny_model, photo):
         np.testing.assert_allclose(list(mirrored.scores.values()), list(face.scores.values()), atol=1e-6)
 
 
+def test_flip_tta_on_an_ensemble_runs_each_face_once(photo, caplog):
+    """fer4_accurate averages the mirror image inside its graph: a second run would change nothing."""
+    from edge_runtime.model.classifier import ExpressionClassifier
+
+    once = ExpressionClassifier("fer4_accurate", num_threads=1)
+    flipping = ExpressionClassifier("fer4_accurate", num_threads=1, tta="flip")
+    assert flipping.tta == "none" and "already averages each face with its mirror image" in caplog.text
+    crop = cv2.resize(photo[:200, :200], (48, 48), interpolation=cv2.INTER_AREA)
+    flipped = (once.probabilities(crop) + once.probabilities(np.ascontiguousarray(crop[:, ::-1]))) / 2
+    np.testing.assert_allclose(flipping.probabilities(crop), flipped, atol=0.02)   # what a second run would give
+    assert ExpressionClassifier(tta="flip").tta == "flip"               # a single model still flips
+
+
 def test_unknown_tta_is_refused(tiny_model):
     with pytest.raises(ValueError, match="tta 'rotate': choose one of none, flip"):
         FaceRecognizer(tiny_model, num_threads=1, tta="rotate")

@@ -47,7 +47,8 @@ class ExpressionClassifier:
     Each crop is one ``invoke`` (the model's batch dimension is 1), so a face gets the same answer
     alone or among others. Calls are serialised with a lock, so one instance may be shared by threads.
     With ``tta="flip"`` each face is also classified mirrored (a second ``invoke``) and the two
-    probability vectors are averaged.
+    probability vectors are averaged; an ensemble (``fer4_accurate``) already does so inside its graph,
+    so it runs once, with a warning.
     """
 
     def __init__(self, model_path: str | Path | None = None, card_path: str | Path | None = None,
@@ -57,6 +58,11 @@ class ExpressionClassifier:
         self.tta = tta
         self.model_path = resolve_model_path(model_path)
         self.card = load_card(card_path or self.model_path)
+        if tta == "flip" and self.card.architecture == "ensemble":
+            log.warning("%s already averages each face with its mirror image inside its graph; flip test-time "
+                        "augmentation would only double the time per face: each face runs once (drop --tta flip)",
+                        self.model_path.name)
+            self.tta = "none"
         try:
             self.interpreter = make_interpreter(str(self.model_path), num_threads=num_threads)
         except (ValueError, RuntimeError) as exc:
