@@ -148,7 +148,7 @@ def views_record(zoom: float | None, size: int) -> dict[str, Any]:
     """The card's description of the views every member scores."""
     if zoom is None:
         return {"views": "each member on the face and on its mirror image, equal weight", "zoom": None}
-    from .ensemble_graph import zoom_crop
+    from train.views import zoom_crop
 
     side = zoom_crop(size, zoom)[1]
     return {"views": f"each member on the face, its mirror image, its centre enlarged {zoom:g} times (the centre "

@@ -15,13 +15,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from train.views import face_views
+
 PACKAGE = "fer_edge_ensemble"
-
-
-def zoom_crop(size: int, zoom: float) -> tuple[int, int]:
-    """``(offset, side)`` of the centre square that, enlarged ``zoom`` times, fills a ``size``-pixel face."""
-    side = round(size / zoom)
-    return (size - side) // 2, side
 
 
 @keras.saving.register_keras_serializable(PACKAGE)
@@ -40,15 +36,7 @@ class FaceViews(keras.layers.Layer):
         return 2 if self.zoom is None else 4
 
     def call(self, x):
-        views = [x, ops.flip(x, axis=2)]
-        if self.zoom is not None:
-            height, width = int(x.shape[1]), int(x.shape[2])
-            top, rows = zoom_crop(height, self.zoom)
-            left, cols = zoom_crop(width, self.zoom)
-            centre = ops.image.resize(x[:, top:top + rows, left:left + cols, :], (height, width),
-                                      interpolation="bilinear")
-            views += [centre, ops.flip(centre, axis=2)]
-        return ops.concatenate(views, axis=0)
+        return ops.concatenate(face_views(x, self.zoom), axis=0)
 
     def compute_output_shape(self, input_shape):
         batch = None if input_shape[0] is None else input_shape[0] * self.count

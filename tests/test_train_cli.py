@@ -149,8 +149,8 @@ def test_train_interrupt_resume_and_evaluate(tmp_path, data):
     cached = tmp_path / "cached"
     result = run_cli("--data", str(data), "--init-from", str(run_dir / "fer4.keras"), "--classes", "happy,sad",
                      "--arch", "edge-small", "--batch-size", "16", "--epochs", "1", "--teacher",
-                     str(run_dir / "fer4.keras"), "--teacher-flip", "--teacher-targets", "cached", "--class-bias",
-                     "--teacher-bias", "--out", str(cached))
+                     str(run_dir / "fer4.keras"), "--teacher-flip", "--teacher-zoom", "1.09", "--teacher-targets",
+                     "cached", "--class-bias", "--teacher-bias", "--out", str(cached))
     assert result.returncode == 0, result.stderr
     assert "teacher targets for" in result.stderr and (cached / "teacher_targets.npz").is_file()
     training = json.loads((cached / "fer2.json").read_text())["training"]
@@ -158,6 +158,7 @@ def test_train_interrupt_resume_and_evaluate(tmp_path, data):
     assert list(training["teacher_bias"]) == ["happy", "sad"] and training["teacher_bias"]["happy"] == 0.0
     assert training["config"]["teacher_bias"] is True and "teacher bias chosen on validation" in result.stderr
     assert training["config"]["teacher_targets"] == "cached" and training["config"]["teacher_flip"] is True
+    assert training["config"]["teacher_zoom"] == 1.09 and "centres enlarged 1.09 times" in result.stderr
     # A warm start needs a source trained on every one of its classes: one error line.
     result = run_cli("--data", str(data), "--init-from", str(run_dir / "fer4.keras"), "--classes", "happy,angry",
                      "--out", str(tmp_path / "wider"))

@@ -123,6 +123,28 @@ def test_a_flipping_teacher_averages_each_face_with_its_mirror_image(tmp_path):
     np.testing.assert_allclose(np.asarray(load_teachers([str(path)], STUDENT, flip=True)(mirrored)), got, atol=1e-5)
 
 
+def test_a_zooming_teacher_also_averages_the_enlarged_centre(tmp_path):
+    """--teacher-zoom 1.09: the centre 44 px of a 48 px face, enlarged as OpenCV's bilinear resize does it."""
+    import cv2
+
+    from train.distillation import load_teachers
+
+    model, path = save_with_card(tmp_path, "fer4", STUDENT, seed=4)
+    faces = np.random.default_rng(5).uniform(0, 255, (6, 48, 48, 1)).astype(np.float32)
+    centre = np.stack([cv2.resize(f[2:46, 2:46, 0], (48, 48), interpolation=cv2.INTER_LINEAR) for f in faces])
+    centre = centre[..., None]
+
+    def probs(x):
+        return np.asarray(model(np.ascontiguousarray(x), training=False))
+
+    got = np.asarray(load_teachers([str(path)], STUDENT, flip=True, zoom=1.09)(faces))
+    views = [faces, faces[:, :, ::-1], centre, centre[:, :, ::-1]]
+    np.testing.assert_allclose(got, np.mean([probs(v) for v in views], axis=0), atol=1e-4)
+    assert not np.allclose(probs(faces), probs(centre), atol=1e-3)   # the enlarged centre is another view
+    alone = np.asarray(load_teachers([str(path)], STUDENT, zoom=1.09)(faces))
+    np.testing.assert_allclose(alone, (probs(faces) + probs(centre)) / 2, atol=1e-4)
+
+
 def test_cached_teacher_targets_score_every_face_once_and_are_reused_only_for_the_same_faces(tmp_path):
     from train.distillation import cached_probabilities, load_teachers
 
@@ -148,9 +170,20 @@ def test_cached_teacher_targets_score_every_face_once_and_are_reused_only_for_th
     np.testing.assert_allclose(again, got[::-1], atol=1e-5)
 
 
-def test_teacher_options_need_a_teacher(tmp_path):
+@pytest.mark.parametrize("option", [["--teacher-flip"], ["--teacher-zoom", "1.09"]])
+def test_teacher_options_need_a_teacher(tmp_path, option):
     from train.cli import build_parser, make_config
 
-    args = build_parser().parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "run"), "--teacher-flip"])
+    args = build_parser().parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "run"), *option])
     with pytest.raises(UserError, match="add --teacher MODEL.keras"):
+        make_config(args)
+
+
+@pytest.mark.parametrize("zoom", ["1", "0.5", "2.5"])
+def test_a_teacher_zoom_outside_1_to_2_is_refused(tmp_path, zoom):
+    from train.cli import build_parser, make_config
+
+    args = build_parser().parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "run"),
+                                      "--teacher", "t.keras", "--teacher-zoom", zoom])
+    with pytest.raises(UserError, match=r"--teacher-zoom.*must be above 1 and at most 2"):
         make_config(args)

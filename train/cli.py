@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-flip", action="store_true",
                    help="with --teacher: each teacher also scores the mirrored face, and the soft target is "
                         "the mean over teachers and both views")
+    p.add_argument("--teacher-zoom", type=float, default=None, metavar="Z",
+                   help="with --teacher: each teacher also scores the face's centre enlarged Z times (and its "
+                        "mirror with --teacher-flip), as python -m convert.ensemble --zoom does, e.g. 1.09")
     p.add_argument("--teacher-bias", action="store_true",
                    help="with --teacher: shift the teachers' output by one bias per class, chosen on validation "
                         "like --class-bias (keeping the --guard), before it enters the targets")
@@ -171,6 +174,7 @@ def make_config(args: argparse.Namespace) -> RunConfig:
         "cpu_devices": args.cpu_devices, "init_from": args.init_from,
         "teachers": list(args.teacher or []), "teacher_weight": args.teacher_weight if args.teacher else 0.0,
         **({"teacher_flip": True} if args.teacher_flip else {}),
+        **({"teacher_zoom": args.teacher_zoom} if args.teacher_zoom is not None else {}),
         **({"teacher_bias": True} if args.teacher_bias else {}),
         **({"class_bias": True} if args.class_bias else {}),
         **({"teacher_targets": args.teacher_targets} if args.teacher_targets != "online" else {}),

@@ -53,6 +53,8 @@ class RunConfig:
     teacher_weight: float = 0.0
     #: each teacher also scores the mirrored face; the soft target is the mean of both views
     teacher_flip: bool = False
+    #: each teacher also scores the face's centre enlarged this many times (and its mirror, with teacher_flip)
+    teacher_zoom: float | None = None
     #: ``online``: the teachers score every augmented batch; ``cached``: each training face once, before training
     teacher_targets: str = "online"
     #: the teachers' output shifted by one bias per class, chosen on validation under the guard

@@ -5,7 +5,8 @@ With ``--teacher A.keras [B.keras ...] --teacher-weight W``, every training targ
 augmentation and mixup). With cross-entropy this is Hinton et al.'s distillation loss at
 temperature 1. Several teachers are averaged (an ensemble); a teacher with more classes than
 the student (a fer7 teaching a fer4) has its outputs cut to the student's labels and renormalized.
-With ``--teacher-flip`` each teacher also scores the mirrored face and the two views are averaged.
+With ``--teacher-flip`` each teacher also scores the mirrored face and the two views are averaged; with
+``--teacher-zoom Z`` also the face's centre enlarged ``Z`` times (and, with ``--teacher-flip``, its mirror).
 With ``--teacher-targets cached`` the teachers score each training face once, un-augmented, before
 training; the blended targets then travel with their faces through augmentation and mixup.
 """
@@ -25,6 +26,7 @@ from edge_runtime.atomic_io import atomic_write_with
 from edge_runtime.labelled_faces.loading import IMAGE_SIZE
 
 from .errors import UserError
+from .views import face_views
 
 if TYPE_CHECKING:
     from edge_runtime.labelled_faces.scoring import ScoredFaces
@@ -67,11 +69,13 @@ def check_teachers(paths: Sequence[str], labels: Sequence[str]) -> list[ModelCar
     return cards
 
 
-def load_teachers(paths: Sequence[str], labels: Sequence[str], flip: bool = False) -> Callable:
+def load_teachers(paths: Sequence[str], labels: Sequence[str], flip: bool = False,
+                  zoom: float | None = None) -> Callable:
     """A function ``faces (B, 48, 48, 1) float 0..255 -> (B, len(labels))`` probabilities.
 
     Each teacher's outputs are cut to ``labels`` (by name, from its card) and renormalized;
-    the teachers are averaged, over both the face and its mirror image when ``flip``.
+    the teachers are averaged, over both the face and its mirror image when ``flip``, and also over the
+    face's centre enlarged ``zoom`` times (and its mirror image) with a ``zoom`` (:func:`train.views.face_views`).
     Load before setting a mixed-precision policy: teachers run in float32.
     """
     import keras
@@ -81,7 +85,7 @@ def load_teachers(paths: Sequence[str], labels: Sequence[str], flip: bool = Fals
                 for path, card in zip(paths, check_teachers(paths, labels), strict=True)]
 
     def teacher_probabilities(faces: tf.Tensor) -> tf.Tensor:
-        views = [faces, tf.reverse(faces, axis=[2])] if flip else [faces]
+        views = face_views(faces, zoom, mirror=flip)
         total = 0.0
         for model, columns in teachers:
             for view in views:
@@ -156,7 +160,7 @@ def teaching(config: RunConfig, images: np.ndarray, targets: np.ndarray, run_dir
     teacher runs per batch)."""
     if not config.teachers:
         return targets, None, None
-    teacher = load_teachers(config.teachers, config.class_names, flip=config.teacher_flip)
+    teacher = load_teachers(config.teachers, config.class_names, flip=config.teacher_flip, zoom=config.teacher_zoom)
     bias = None
     if config.teacher_bias:
         bias = fit_teacher_bias(teacher, val, config.select, guard)

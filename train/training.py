@@ -216,7 +216,8 @@ def fit_inputs(config: RunConfig, data: RunData, run_dir: Path, resume: bool) ->
     if teachers:
         model_card.record_teachers(run_dir, teachers, resume)
         log.info("distilling from %s (teacher weight %g%s)", ", ".join(teachers), config.teacher_weight,
-                 ", faces and their mirror images" if config.teacher_flip else "")
+                 (", faces and their mirror images" if config.teacher_flip else "")
+                 + (f", and their centres enlarged {config.teacher_zoom:g} times" if config.teacher_zoom else ""))
     guard = recall_guard(config, data.val)
     targets, teacher, teacher_bias = distillation.teaching(config, data.train.images, data.train.targets, run_dir,
                                                            data.val, guard)
