@@ -66,8 +66,9 @@ class SplitViews(keras.layers.Layer):
 
 def view_images(faces: np.ndarray, zoom: float | None) -> list[np.ndarray]:
     """Every view :class:`FaceViews` gives ``faces`` (``N x H x W``, any dtype), as float32 ``N x H x W``."""
-    x = faces.astype(np.float32)[..., None]
-    return [np.asarray(v)[..., 0] for v in np.split(np.asarray(FaceViews(zoom)(x)), 2 if zoom is None else 4)]
+    layer = FaceViews(zoom)
+    views = np.asarray(layer(faces.astype(np.float32)[..., None]))
+    return [v[..., 0] for v in np.split(views, layer.count)]
 
 
 @keras.saving.register_keras_serializable(PACKAGE)
