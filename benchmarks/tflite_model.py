@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.model.card import VARIANTS, ModelCard, dequantize, load_card
+from edge_runtime.model.card import ENSEMBLE_ARCHITECTURE, VARIANTS, ModelCard, dequantize, load_card
 from edge_runtime.model.card_schema import to_json
 from edge_runtime.model.contract import check_card, run_batched
 from edge_runtime.model.litert import make_interpreter
@@ -129,7 +129,7 @@ def with_tta(models: Sequence[CardModel], tta: str) -> list[CardModel]:
     out: list[CardModel] = []
     for model in models:
         out.append(model)
-        if model.card.variant == "int8" and model.card.architecture != "ensemble":
+        if model.card.variant == "int8" and model.card.architecture != ENSEMBLE_ARCHITECTURE:
             out.append(replace(model, tta=tta))
     return out
 

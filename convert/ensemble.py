@@ -2,8 +2,7 @@
 verified int8 .tflite (and its mobile variant) with a card.
 
 With ``--zoom Z`` each member also scores the face's centre enlarged ``Z`` times and its mirror image (four
-views, equal weight): the training augmentation zooms faces in as well as out, and the held-out faces are
-framed alike, so the enlarged view adds an answer the face alone does not give, at twice the cost.
+views, equal weight, at twice the cost): a view the training augmentation, which zooms faces in and out, taught.
 
 The members' weights (a grid over the simplex, step ``--step``) and, with ``--class-bias``, one bias per
 class on every member's log-probabilities are chosen on the members' shared validation split, never on test: the
@@ -27,9 +26,10 @@ import numpy as np
 
 from edge_runtime.command_line import CommandParser, add_log_level, run_command
 from edge_runtime.labelled_faces.scoring import trained_on_test
-from edge_runtime.model.card import ModelCard, card_path_for, file_sha256, load_card
+from edge_runtime.model.card import ENSEMBLE_ARCHITECTURE, ModelCard, card_path_for, file_sha256, load_card
 from edge_runtime.model.card_schema import to_json
 from edge_runtime.paths import shared_dir
+from train.views import ZOOM_REQUIREMENT, valid_zoom, view_count, zoom_crop
 
 from .errors import ConvertError
 
@@ -148,8 +148,6 @@ def views_record(zoom: float | None, size: int) -> dict[str, Any]:
     """The card's description of the views every member scores."""
     if zoom is None:
         return {"views": "each member on the face and on its mirror image, equal weight", "zoom": None}
-    from train.views import zoom_crop
-
     side = zoom_crop(size, zoom)[1]
     return {"views": f"each member on the face, its mirror image, its centre enlarged {zoom:g} times (the centre "
                      f"{side} of {size} px, bilinear) and that mirrored, equal weight", "zoom": zoom}
@@ -174,9 +172,9 @@ def fused_card(path: Path, members: list[ModelCard], paths: list[str], choice: C
                                            f"validation faces; within {TIE_PT} point, the higher FER2013",
         "validation_accuracy": choice.validation, "command": command,
     }
-    return {**first, "name": path.stem, "file": path.name, "architecture": "ensemble",
+    return {**first, "name": path.stem, "file": path.name, "architecture": ENSEMBLE_ARCHITECTURE,
             "parameters": int(model.count_params()),
-            "macs_per_face": (2 if zoom is None else 4) * sum(c.macs_per_face or 0 for c in members),
+            "macs_per_face": view_count(zoom) * sum(c.macs_per_face or 0 for c in members),
             "training": {"config": config, "ensemble": ensemble}, "metrics": metrics,
             "backbone": None}
 
@@ -192,9 +190,8 @@ def build(args: argparse.Namespace) -> int:
 
     if not args.max_int8_drop >= 0:
         raise ConvertError(f"--max-int8-drop must be 0 or more points (got {args.max_int8_drop})")
-    if args.zoom is not None and not 1 < args.zoom <= 2:
-        raise ConvertError(f"--zoom {args.zoom}: give a factor above 1 and at most 2 (1.09 enlarges a 48 px "
-                           "face's centre 44 px), or leave it out for the face and its mirror only")
+    if args.zoom is not None and not valid_zoom(args.zoom):
+        raise ConvertError(f"--zoom {args.zoom}: {ZOOM_REQUIREMENT}, or leave it out for the face and its mirror only")
     members = read_members(args.member)
     votes = scoring.resolve_votes(args.data, None, required=True)
     split = "validation" if any(trained_on_test(c.training_config) for c in members) else "test"

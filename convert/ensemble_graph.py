@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from train.views import face_views
+from train.views import face_views, view_count
 
 PACKAGE = "fer_edge_ensemble"
 
@@ -33,7 +33,7 @@ class FaceViews(keras.layers.Layer):
     @property
     def count(self) -> int:
         """How many views each face gets."""
-        return 2 if self.zoom is None else 4
+        return view_count(self.zoom)
 
     def call(self, x):
         return ops.concatenate(face_views(x, self.zoom), axis=0)

@@ -20,6 +20,7 @@ from .label_sources import LABEL_SOURCES, SELECT_CHOICES
 from .labels import FER2013_CLASSES, FERPLUS_ONLY_CLASSES
 from .pretrained import TRANSFER_ARCHITECTURES
 from .splits import SPLIT_METHODS
+from .views import ZOOM_REQUIREMENT, valid_zoom
 
 if TYPE_CHECKING:
     from .config import RunConfig
@@ -94,8 +95,7 @@ RULES = (
          "scores faces with the teachers: add {teachers} MODEL.keras"),
     Rule("teacher_zoom", lambda c: c.teacher_zoom is None or bool(c.teachers),
          "scores faces with the teachers: add {teachers} MODEL.keras"),
-    Rule("teacher_zoom", lambda c: c.teacher_zoom is None or 1 < c.teacher_zoom <= 2,
-         "must be above 1 and at most 2 (1.09 enlarges a 48 px face's centre 44 px)"),
+    Rule("teacher_zoom", lambda c: c.teacher_zoom is None or valid_zoom(c.teacher_zoom), ZOOM_REQUIREMENT),
     Rule("teacher_bias", lambda c: not c.teacher_bias or bool(c.teachers),
          "shifts the teachers' output: add {teachers} MODEL.keras"),
     _choice("teacher_targets", TEACHER_TARGETS),

@@ -8,6 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
+#: what a zoom must be, as an error line says it
+ZOOM_REQUIREMENT = "give a factor above 1 and at most 2 (1.09 enlarges a 48 px face's centre 44 px)"
+
+
+def valid_zoom(zoom: float) -> bool:
+    """Whether ``zoom`` enlarges the face's centre by a usable factor (NaN is not one)."""
+    return 1 < zoom <= 2
+
+
+def view_count(zoom: float | None, mirror: bool = True) -> int:
+    """How many views :func:`face_views` gives each face."""
+    return (1 if zoom is None else 2) * (2 if mirror else 1)
+
 
 def zoom_crop(size: int, zoom: float) -> tuple[int, int]:
     """``(offset, side)`` of the centre square that, enlarged ``zoom`` times, fills a ``size``-pixel face."""

@@ -68,6 +68,8 @@ SHIPPED_TFLITE_VARIANTS = (*TFLITE_VARIANTS, MOBILE_VARIANT)
 #: Every variant a card may describe: the Keras model and its .tflite variants.
 VARIANTS = ("keras", *SHIPPED_TFLITE_VARIANTS)
 OUTPUT_KINDS = ("probabilities", "logits")
+#: the ``architecture`` of a fused ensemble (``python -m convert.ensemble``): it averages the mirror image inside
+ENSEMBLE_ARCHITECTURE = "ensemble"
 #: The input layouts a card may state: (channels, color).
 COLOR_CHANNELS = ((1, "grayscale"), (3, "rgb"))
 RECREATE = "re-create it with `python -m convert` (a .tflite card) or `python -m train` (a .keras card)"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.errors import ModelError
-from edge_runtime.model.card import Quantization, dequantize, load_card
+from edge_runtime.model.card import ENSEMBLE_ARCHITECTURE, Quantization, dequantize, load_card
 from edge_runtime.model.contract import check_card
 from edge_runtime.model.litert import make_interpreter
 from edge_runtime.model.preprocessing import input_tensor
@@ -58,7 +58,7 @@ class ExpressionClassifier:
         self.tta = tta
         self.model_path = resolve_model_path(model_path)
         self.card = load_card(card_path or self.model_path)
-        if tta == "flip" and self.card.architecture == "ensemble":
+        if tta == "flip" and self.card.architecture == ENSEMBLE_ARCHITECTURE:
             log.warning("%s already averages each face with its mirror image inside its graph; flip test-time "
                         "augmentation would only double the time per face: each face runs once (drop --tta flip)",
                         self.model_path.name)
