@@ -2,7 +2,7 @@
 verified int8 .tflite (and its mobile variant) with a card.
 
 With ``--zoom Z`` each member also scores the face's centre enlarged ``Z`` times and its mirror image (four
-views, equal weight, at twice the cost): a view the training augmentation, which zooms faces in and out, taught.
+views, equal weight, at twice the cost); the training augmentation zooms faces in and out, so members know it.
 
 The members' weights (a grid over the simplex, step ``--step``) and, with ``--class-bias``, one bias per
 class on every member's log-probabilities are chosen on the members' shared validation split, never on test: the
