@@ -2,16 +2,17 @@
 
 Every combination of up to ``--max-members`` of the ``--model`` files (trained ``.keras`` models with cards),
 with and without the mirrored face (``flip``: each member also scores the mirror image and the two are
-averaged, as ``python -m train --teacher-flip`` does), is scored on the validation faces of ``--split-from``
-(the model the student warm-starts from: a warm start keeps its source's split) and on the test split,
-against FER+ majority labels, FER2013's folder labels and the consensus faces. The ensemble's output is
-the mean of its members' probabilities, each cut to the student's classes and renormalized (the soft
-target ``python -m train --teacher`` distils).
+averaged, as ``python -m train --teacher-flip`` does; with ``--zoom Z`` also on the four views of
+``--teacher-flip --teacher-zoom Z``, which ``python -m convert.ensemble --zoom Z`` fuses), is scored on the
+validation faces of ``--split-from`` (the model the student warm-starts from: a warm start keeps its source's
+split) and on the test split, against FER+ majority labels, FER2013's folder labels and the consensus faces.
+The ensemble's output is the mean of its members' probabilities, each cut to the student's classes and
+renormalized (the soft target ``python -m train --teacher`` distils).
 
 A member whose own training split holds some of those validation faces would look better on them than
 it is: it is flagged and its combinations are left out of the choice. Rule: the highest validation mean
 of FER+ and FER2013 accuracy; within 0.1 point, the higher FER2013 validation accuracy, then the fewest
-members, then no flip (the cheapest to cache). With ``--guard``, each ensemble's shortfall against the
+members, then the fewest views (the cheapest to cache). With ``--guard``, each ensemble's shortfall against the
 guard's per-class consensus recall is shown (the student keeps the guard, not the teacher). With
 ``--teacher-bias``, each ensemble is scored after one bias per class chosen on the validation faces under the
 guard, the targets ``python -m train --teacher-bias`` distils. Writes
@@ -37,6 +38,7 @@ import numpy as np
 from edge_runtime.command_line import CommandParser, add_log_level
 from edge_runtime.labelled_faces.scoring import trained_on_test
 from edge_runtime.model.card import ModelCard, ModelCardError, file_sha256, load_card
+from train.views import ZOOM_REQUIREMENT, valid_zoom
 
 from .device import device_facts
 from .errors import BenchmarkError
@@ -52,18 +54,34 @@ SETS = ("ferplus", "fer2013", "consensus")
 
 
 def member_probabilities(path: Path, labels: tuple[str, ...], faces: dict[str, np.ndarray],
-                         batch: int = 512) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{split: (probabilities, mirrored-face probabilities)}`` of one trained model, cut to ``labels``."""
+                         zoom: float | None = None, batch: int = 512) -> dict[str, np.ndarray]:
+    """``{split: probabilities (views x faces x labels)}`` of one trained model, cut to ``labels``, on the views
+    of :func:`train.views.face_views` in its order: the face, its mirror and, with ``zoom``, the enlarged
+    centre and its mirror."""
     from train.distillation import load_teachers
+    from train.views import face_views
 
     teacher = load_teachers([str(path)], labels)
     out = {}
     for split, images in faces.items():
-        x = images.astype(np.float32)[..., None]
-        views = [np.concatenate([np.asarray(teacher(view[i:i + batch])) for i in range(0, len(view), batch)])
-                 for view in (x, x[:, :, ::-1])]
-        out[split] = (views[0], views[1])
+        views = [np.asarray(view) for view in face_views(images.astype(np.float32)[..., None], zoom)]
+        out[split] = np.stack([np.concatenate([np.asarray(teacher(view[i:i + batch]))
+                                               for i in range(0, len(view), batch)]) for view in views])
     return out
+
+
+def view_options(zoom: float | None) -> list[tuple[bool, float | None]]:
+    """The ``(flip, zoom)`` views every ensemble is scored on: the face; with its mirror; with ``zoom``, also
+    on the enlarged centre and its mirror."""
+    return [(False, None), (True, None)] + ([(True, zoom)] if zoom is not None else [])
+
+
+def averaged_views(probs: np.ndarray, flip: bool, zoom: float | None) -> np.ndarray:
+    """The mean of the first views of ``probs`` (as :func:`member_probabilities` orders them) that ``flip`` and
+    ``zoom`` take."""
+    from train.views import view_count
+
+    return np.mean(probs[:view_count(zoom) if flip else 1], 0)
 
 
 def student_faces(student: ModelCard, data: Path, votes: Path | None) -> tuple[dict[str, Any], set[str]]:
@@ -142,7 +160,7 @@ def scores(probs: np.ndarray, faces) -> dict[str, Any]:
 def choose(rows: Sequence[dict[str, Any]], keep_guard: bool = False) -> dict[str, Any]:
     """The rule: among ensembles of unseen members (with ``keep_guard``, those within the guard when any is),
     the highest validation mean; within ``TIE_PT`` points the higher FER2013 validation accuracy, then the
-    fewest members, then no flip."""
+    fewest members, then the fewest views."""
     eligible = [r for r in rows if r["eligible"]]
     if keep_guard:
         eligible = [r for r in eligible if r.get("guard_shortfall") == 0] or eligible
@@ -151,7 +169,8 @@ def choose(rows: Sequence[dict[str, Any]], keep_guard: bool = False) -> dict[str
                              "records no split); add models trained on its split (python -m train --init-from it)")
     best = max(r["val"]["mean"] for r in eligible)
     close = [r for r in eligible if (best - r["val"]["mean"]) * 100 <= TIE_PT + 1e-9]
-    return max(close, key=lambda r: (r["val"]["accuracy_fer2013"], -len(r["members"]), not r["flip"]))
+    return max(close, key=lambda r: (r["val"]["accuracy_fer2013"], -len(r["members"]), not r["flip"],
+                                     r.get("zoom") is None))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -164,6 +183,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.max_members < 1:
         raise BenchmarkError(f"--max-members {args.max_members}: give 1 or more")
+    if args.zoom is not None and not valid_zoom(args.zoom):
+        raise BenchmarkError(f"--zoom {args.zoom}: {ZOOM_REQUIREMENT}")
     paths = [Path(p) for p in args.model]
     student = read_card(args.split_from, "--split-from")
     cards = [read_card(p, "--model") for p in paths]
@@ -175,7 +196,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     members = []
     for path, card in zip(paths, cards, strict=True):
         try:
-            probs = member_probabilities(path, labels, {k: f.images for k, f in faces.items()})
+            probs = member_probabilities(path, labels, {k: f.images for k, f in faces.items()}, args.zoom)
         except UserError as exc:
             raise BenchmarkError(str(exc).replace("--teacher", "--model")) from exc
         seen = seen_faces(card, str(args.data), validation, cache)
@@ -188,11 +209,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for size in range(1, min(args.max_members, len(members)) + 1):
         for combo in itertools.combinations(range(len(members)), size):
-            for flip in (False, True):
-                row: dict[str, Any] = {"members": [members[i]["file"] for i in combo], "flip": flip,
+            for flip, zoom in view_options(args.zoom):
+                row: dict[str, Any] = {"members": [members[i]["file"] for i in combo], "flip": flip, "zoom": zoom,
                                        "eligible": all(members[i]["seen_validation_faces"] == 0 for i in combo)}
-                probs = {split: np.mean([np.mean(members[i]["probs"][split], 0) if flip
-                                         else members[i]["probs"][split][0] for i in combo], 0) for split in faces}
+                probs = {split: np.mean([averaged_views(members[i]["probs"][split], flip, zoom) for i in combo], 0)
+                         for split in faces}
                 if args.teacher_bias:
                     bias = selection.fit_class_bias(probs["val"], faces["val"], "mean", guard)
                     probs = {split: shift_probabilities(p, bias) for split, p in probs.items()}
@@ -214,8 +235,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     + (" (and, when any does, that keep the guard with their bias)" if keep_guard else "")
                     + ", the highest validation "
                     f"mean of FER+ and FER2013 accuracy; within {TIE_PT} pt, the higher FER2013 validation accuracy, "
-                    f"then the fewest members, then no flip",
-            "labels": list(labels), "split_from": str(args.split_from),
+                    f"then the fewest members, then the fewest views",
+            "labels": list(labels), "split_from": str(args.split_from), "zoom": args.zoom,
             **face_counts(args, faces), "teacher_bias": args.teacher_bias,
             "members": [{k: v for k, v in m.items() if k != "probs"} for m in members], "ensembles": rows,
             "top": args.top,
@@ -235,9 +256,10 @@ def read_card(path: Path, option: str) -> ModelCard:
 
 
 def ensemble_name(row: dict[str, Any]) -> str:
-    """``a + b`` (file stems with their folder), ``, flip`` when mirrored faces are averaged in."""
+    """``a + b`` (file stems with their folder), ``, flip`` when mirrored faces are averaged in, ``, zoom Z``
+    when the enlarged centres are too."""
     names = " + ".join(f"{Path(m).parent.name}/{Path(m).stem}" for m in row["members"])
-    return names + (", flip" if row["flip"] else "")
+    return names + (", flip" if row["flip"] else "") + (f", zoom {row['zoom']:g}" if row.get("zoom") else "")
 
 
 def percent(row: dict[str, Any], split: str, name: str) -> str | None:
@@ -312,11 +334,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig, axes = new_figure()
     ax = axes[0]
     eligible = [r for r in result["ensembles"] if r["eligible"] and "accuracy_ferplus" in r["val"]]
-    for flip, marker in ((False, "o"), (True, "s")):
-        group = [r for r in eligible if r["flip"] == flip]
+    for flip, zoom, marker, name in ((False, False, "o", "no flip"), (True, False, "s", "flip"),
+                                     (True, True, "^", "flip, zoom")):
+        group = [r for r in eligible if r["flip"] == flip and bool(r.get("zoom")) == zoom]
         xs = [100 * r["val"]["accuracy_fer2013"] for r in group]
-        ax.plot(xs, [100 * r["val"]["accuracy_ferplus"] for r in group], marker, alpha=0.6,
-                label="flip" if flip else "no flip")
+        if group:
+            ax.plot(xs, [100 * r["val"]["accuracy_ferplus"] for r in group], marker, alpha=0.6, label=name)
     for r in eligible:
         if len(r["members"]) == 1 and not r["flip"] or r["chosen"]:
             ax.annotate(ensemble_name(r) + (" *" if r["chosen"] else ""),
@@ -344,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-bias", action="store_true",
                    help="score each ensemble after one bias per class chosen on the validation faces under --guard "
                         "(what python -m train --teacher-bias distils)")
+    p.add_argument("--zoom", type=float, metavar="Z",
+                   help="also score each ensemble on the four views of python -m train --teacher-flip --teacher-zoom "
+                        "Z (the face's centre enlarged Z times, and the mirror of both), as convert.ensemble --zoom "
+                        "fuses them")
     p.add_argument("--top", type=int, default=15, help="ensembles listed in the table (default: %(default)s)")
     p.add_argument("--out", type=Path, help="write teachers.json, teachers.md, teachers.png here")
     add_log_level(p)

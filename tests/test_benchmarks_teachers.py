@@ -143,3 +143,44 @@ def test_teacher_bias_scores_the_shifted_ensembles_and_keeps_the_guard(tmp_path,
     chosen = [r for r in result["ensembles"] if r["chosen"]]
     assert len(chosen) == 1 and chosen[0]["guard_shortfall"] == 0.0 and chosen[0]["val"]["mean"] == 1.0
     assert "| teacher bias |" in (out / "teachers.md").read_text()
+
+
+def test_member_views_are_the_face_its_mirror_and_the_enlarged_centre(models):
+    import cv2
+
+    from benchmarks.teachers import member_probabilities
+
+    faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48)).astype(np.uint8)
+    probs = member_probabilities(models["reader"], CLASSES, {"val": faces}, zoom=1.09)["val"]
+    # 1.09 enlarges the central 44 of 48 px, bilinear as OpenCV resizes
+    centre = np.stack([cv2.resize(f[2:46, 2:46].astype(np.float32), (48, 48), interpolation=cv2.INTER_LINEAR)
+                       for f in faces])
+    model = keras.models.load_model(models["reader"], compile=False)
+    assert probs.shape == (4, 3, len(CLASSES))
+    for got, view in zip(probs, [faces, faces[:, :, ::-1], centre, centre[:, :, ::-1]], strict=True):
+        expected = model.predict(view[..., None].astype(np.float32), verbose=0)
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_zoom_adds_the_four_view_ensembles_and_the_fewest_views_win_a_tie(tmp_path, data, models):
+    out = tmp_path / "out"
+    out.mkdir()
+    reader, happy = str(models["reader"]), str(models["happy"])
+    assert main(["--model", happy, reader, "--split-from", reader, "--data", str(data), "--zoom", "1.09",
+                 "--out", str(out)]) == 0
+    result = json.loads((out / "teachers.json").read_text())
+    rows = {(tuple(r["members"]), r["flip"], r["zoom"]): r for r in result["ensembles"]}
+    assert len(rows) == 9                                # 3 combinations of 2 members, on 1, 2 and 4 views
+    assert rows[((reader,), True, 1.09)]["val"]["mean"] == 1.0
+    assert rows[((happy,), True, 1.09)]["val"]["mean"] == 0.25
+    assert [r for r in result["ensembles"] if r["chosen"]] == [rows[((reader,), False, None)]]
+    assert "reader/fer4, flip, zoom 1.09 |" in (out / "teachers.md").read_text()
+
+
+@pytest.mark.parametrize("zoom", ["0.9", "2.5"])
+def test_a_zoom_that_enlarges_nothing_is_one_error_line(data, models, capsys, zoom):
+    code = main(["--model", str(models["reader"]), "--split-from", str(models["reader"]), "--data", str(data),
+                 "--zoom", zoom])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len([line for line in err if "error:" in line]) == 1
+    assert f"--zoom {zoom}: give a factor above 1" in err[-1]
