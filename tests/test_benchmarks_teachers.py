@@ -184,3 +184,13 @@ def test_a_zoom_that_enlarges_nothing_is_one_error_line(data, models, capsys, zo
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len([line for line in err if "error:" in line]) == 1
     assert f"--zoom {zoom}: give a factor above 1" in err[-1]
+
+
+def test_each_row_averages_the_views_it_names():
+    from benchmarks.teachers import averaged_views, view_options
+
+    # view k of every face answers k: the face 0, its mirror 1, the enlarged centre 2, that mirrored 3
+    probs = np.arange(4, dtype=np.float32)[:, None, None] * np.ones((4, 5, 2), np.float32)
+    means = {options: float(averaged_views(probs, *options)[0, 0]) for options in view_options(1.09)}
+    assert means == {(False, None): 0.0, (True, None): 0.5, (True, 1.09): 1.5}
+    assert view_options(None) == [(False, None), (True, None)]
