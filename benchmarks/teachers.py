@@ -38,7 +38,7 @@ import numpy as np
 from edge_runtime.command_line import CommandParser, add_log_level
 from edge_runtime.labelled_faces.scoring import trained_on_test
 from edge_runtime.model.card import ModelCard, ModelCardError, file_sha256, load_card
-from train.views import ZOOM_REQUIREMENT, valid_zoom
+from train.views import ZOOM_REQUIREMENT, face_views, valid_zoom, view_count
 
 from .device import device_facts
 from .errors import BenchmarkError
@@ -59,7 +59,6 @@ def member_probabilities(path: Path, labels: tuple[str, ...], faces: dict[str, n
     of :func:`train.views.face_views` in its order: the face, its mirror and, with ``zoom``, the enlarged
     centre and its mirror."""
     from train.distillation import load_teachers
-    from train.views import face_views
 
     teacher = load_teachers([str(path)], labels)
     out = {}
@@ -79,8 +78,6 @@ def view_options(zoom: float | None) -> list[tuple[bool, float | None]]:
 def averaged_views(probs: np.ndarray, flip: bool, zoom: float | None) -> np.ndarray:
     """The mean of the first views of ``probs`` (as :func:`member_probabilities` orders them) that ``flip`` and
     ``zoom`` take."""
-    from train.views import view_count
-
     return np.mean(probs[:view_count(zoom) if flip else 1], 0)
 
 
