@@ -121,9 +121,11 @@ def read_members(paths: list[str]) -> list[ModelCard]:
 
 
 def split_of(card: ModelCard) -> dict[str, Any]:
-    """The settings that decide a model's validation faces (from its card's training config)."""
-    config = card.training_config
-    return {key: config.get(key) for key in SPLIT_KEYS}
+    """The settings that decide a model's validation faces, as training reads them from its card's config
+    (a split seed left unset is the run's seed)."""
+    from train.splits import split_settings
+
+    return split_settings(card.training_config)
 
 
 def member_probabilities(paths: list[str], faces: dict[str, Any],

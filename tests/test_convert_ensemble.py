@@ -116,6 +116,21 @@ def test_fused_graph_is_the_weighted_mean_of_every_view_in_int8(tmp_path, zoom):
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=0.03)
 
 
+def test_members_on_the_same_split_match_however_their_cards_record_its_seed():
+    """fer7 records the split seed it inherited (1); fer7_sep, trained from scratch with --seed 1, records none.
+    Both validate on the same faces; a member on another seed does not."""
+    from dataclasses import replace
+
+    from convert.ensemble import split_of
+    from edge_runtime.model.card import load_card
+
+    fer7, sep = load_card(MODELS / "fer7.json"), load_card(MODELS / "fer7_sep.json")
+    assert fer7.training_config["split_seed"] == 1 and "split_seed" not in sep.training_config
+    assert split_of(fer7) == split_of(sep)
+    other = replace(sep, training={**sep.training, "config": {**sep.training_config, "seed": 2}})
+    assert split_of(other) != split_of(fer7)
+
+
 def test_fer4_accurate_ships():
     """Scripts load it by this name (``--model fer4_accurate``)."""
     assert MODELS / "fer4_accurate_int8.tflite" in PRESETS
